@@ -1,0 +1,148 @@
+"""Acceptance check: the quantized Lucene run vs the same model scored exactly in float.
+
+    python bench/float_vs_lucene.py [--dataset scifact] [--model splade-tiny] [--run runs/scifact-splade-tiny.trec]
+
+Encodes the corpus and the topics with the model in float32 (no quantization; cached as CSR
+arrays in ``work/<dataset>-<model>/float/``), ranks every document for every query by the exact
+sparse dot product (scipy, brute force, ties by docid), and evaluates both runs with ir-measures.
+Passes (exit 0) when the Lucene run's nDCG@10 is within ``--tolerance`` (0.002) of the float run's.
+
+It also checks that every Lucene score equals the integer dot product of the quantized vectors
+in ``work/<dataset>-<model>/vectors`` (the index stores what it was given, nothing more).
+Run README command 1 (``python -m splade_anserini.pipeline``) first for the Lucene run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from splade_anserini.pipeline import DATASETS, slug  # noqa: E402
+
+
+def encode_float(encoder, texts, batch_size, cache: Path | None, kind: str, queries: bool = False):
+    """CSR (indptr, indices, data) of float SPLADE vectors, cached in ``cache``."""
+    import scipy.sparse as sp
+
+    if cache is not None and cache.is_file():
+        z = np.load(cache)
+        return sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+    t = time.perf_counter()
+    vecs = encoder.encode_queries(texts, batch_size=batch_size) if queries else \
+        encoder.encode_documents(texts, batch_size=batch_size)
+    indptr = np.zeros(len(vecs) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(v.ids) for v in vecs])
+    indices = np.concatenate([v.ids for v in vecs]).astype(np.int32)
+    data = np.concatenate([v.weights for v in vecs]).astype(np.float32)
+    shape = (len(vecs), encoder.vocab_size)
+    print(f"encoded {len(vecs)} {kind} in float in {time.perf_counter() - t:.1f} s", flush=True)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.tmp.npz")
+        np.savez(tmp, indptr=indptr, indices=indices, data=data, shape=np.array(shape))
+        tmp.replace(cache)
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
+
+
+def brute_force_run(docs, doc_ids, queries, qids, k: int):
+    """Exact top-k by float dot product; ties broken by docid ascending, as Anserini does."""
+    scores = (queries @ docs.T).toarray().astype(np.float64)  # [n_queries, n_docs]
+    order_ids = np.array(doc_ids)
+    run = {}
+    for i, qid in enumerate(qids):
+        row = scores[i]
+        nz = np.flatnonzero(row > 0)
+        ranked = sorted(zip(order_ids[nz].tolist(), row[nz].tolist()), key=lambda h: (-h[1], h[0]))[:k]
+        run[qid] = ranked
+    return run
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="scifact", choices=sorted(DATASETS))
+    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--run", help="Lucene run (default runs/<dataset>-<model>.trec)")
+    parser.add_argument("--work-dir", help="default work/<dataset>-<model>")
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--hits", type=int, default=1000)
+    parser.add_argument("--tolerance", type=float, default=0.002)
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args(argv)
+
+    import ir_measures
+
+    from conversion.trec import read_run, write_run
+    from splade_anserini.data import data_root, read_corpus, read_qrels, read_topics
+    from splade_anserini.evaluate import evaluate_run
+
+    name = f"{args.dataset}-{slug(args.model)}"
+    work = Path(args.work_dir) if args.work_dir else ROOT / "work" / name
+    lucene_run_path = Path(args.run) if args.run else ROOT / "runs" / f"{name}.trec"
+    if not lucene_run_path.is_file():
+        print(f"error: {lucene_run_path} not found: run `python -m splade_anserini.pipeline` first", file=sys.stderr)
+        return 2
+    corpus_name, topics_name, qrels_name = DATASETS[args.dataset]
+    folder = data_root() / args.dataset
+    docs = list(read_corpus(folder / corpus_name))
+    topics = read_topics(folder / topics_name)
+    qrels = read_qrels(folder / qrels_name)
+
+    from splade_anserini.splade import SpladeEncoder
+
+    encoder = SpladeEncoder(args.model, max_length=args.max_length, query_max_length=args.max_length)
+    tag = f"len{args.max_length}"
+    doc_m = encode_float(encoder, [d.text for d in docs], args.batch_size, work / "float" / f"docs-{tag}.npz",
+                         "documents")
+    q_m = encode_float(encoder, list(topics.values()), args.batch_size, work / "float" / f"queries-{tag}.npz",
+                       "queries", queries=True)
+    t = time.perf_counter()
+    float_run = brute_force_run(doc_m, [d.docid for d in docs], q_m, list(topics), args.hits)
+    print(f"brute-force float scoring of {len(topics)} x {len(docs)} in {time.perf_counter() - t:.1f} s")
+    float_path = ROOT / "runs" / f"{name}-float.trec"
+    write_run(float_path, float_run, tag=f"{name}-float", k=args.hits)
+
+    measures = [ir_measures.parse_measure(m) for m in ("nDCG@10", "RR@10", "R@1000")]
+    lucene_run = read_run(lucene_run_path)
+    lucene = evaluate_run(qrels, lucene_run, measures, str(lucene_run_path)).scores
+    exact = evaluate_run(qrels, read_run(float_path), measures, str(float_path)).scores
+
+    # Lucene scores are exactly the integer dot products of the quantized vectors it indexed.
+    checked = mismatches = 0
+    vectors_dir, tsvint = work / "vectors", work / "topics.tsvint"
+    if vectors_dir.is_dir() and tsvint.is_file():
+        from conversion.jsonvector import read_jsonvector
+        from conversion.topics import read_tsvint
+
+        dvec = {d.docid: d.vector for d in read_jsonvector(vectors_dir)}
+        qvec = read_tsvint(tsvint)
+        for qid, hits in lucene_run.items():
+            q = qvec[qid]
+            for docid, score in list(hits.items())[:100]:
+                checked += 1
+                mismatches += score != sum(w * dvec[docid].get(tok, 0) for tok, w in q.items())
+
+    diff = lucene["nDCG@10"] - exact["nDCG@10"]
+    ok = abs(diff) <= args.tolerance
+    print(f"{'run':<34}{'nDCG@10':>9}{'RR@10':>9}{'R@1000':>9}")
+    for label, sc in ((f"Lucene impact (x100 ints)", lucene), ("exact float dot product", exact)):
+        print(f"{label:<34}{sc['nDCG@10']:>9.4f}{sc['RR@10']:>9.4f}{sc['R@1000']:>9.4f}")
+    print(f"nDCG@10 difference {diff:+.4f} (tolerance {args.tolerance}): {'PASS' if ok else 'FAIL'}")
+    if checked:
+        print(f"integer dot products re-computed for {checked} Lucene hits: {mismatches} mismatches")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"lucene": lucene, "float": exact, "ndcg10_diff": diff, "pass": ok,
+                                               "score_checks": checked, "score_mismatches": mismatches},
+                                              indent=2) + "\n")
+    return 0 if ok and not mismatches else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,497 @@
+"""Encode a corpus with SPLADE into Anserini ``JsonVectorCollection`` files, resumably and atomically.
+
+    python -m splade_anserini.encode_corpus --corpus corpus.jsonl --output vectors/scifact \\
+        [--model splade-tiny] [--format auto|beir|msmarco] [--batch-size 32] [--max-length 256] \\
+        [--quantization-factor 100|naver|pyserini|NUMBER] [--shard-id 0 --shard-num 1] \\
+        [--num-files 1] [--gzip] [--device cpu] [--fp16|--bf16] [--threads N] [--pooling max|sum] \\
+        [--block-size 1000] [--no-contents] [--overwrite] [--no-progress]
+
+Input: a BEIR ``corpus.jsonl`` (``_id``, ``title``, ``text``; title and text joined with a space, as
+Pyserini does) or an MS MARCO ``collection.tsv`` (``pid<TAB>text``). The whole file is validated
+before anything is written: a malformed line stops the run with ``error: file:line: problem`` (exit 2)
+and no output. Empty text is a counted warning and gets the guard vector ``{"[unused993]": 1}``, as
+does a vector whose impacts all quantize to 0 (Anserini rejects empty documents).
+
+Output: ``--output`` holds only collection files, ``part-00000.jsonl`` ... (``--num-files`` of them,
+contiguous and nearly equal, so Anserini can index with that many threads; ``.jsonl.gz`` with
+``--gzip``). With ``--shard-num S`` the names are ``shard-0000I-of-0000S.part-0000K.jsonl`` so shards
+can share a directory; shards are Pyserini's (contiguous, ``floor(N / S)`` documents, the last one
+takes the rest). A summary (documents, empty documents, average non-zeros, FLOPS, wall time) is
+printed and written next to the directory as ``<output>.summary.json`` (``<output>.shard-...``).
+
+Resumable and atomic: the shard is encoded in blocks of ``--block-size`` documents, fixed by
+position in the corpus. Each block is committed to a hidden work folder beside the output
+(``.<output>.encode-work...``, with a manifest of the arguments) by atomic renames; the output
+directory and its part files are made from the blocks when all are done (each file written under a
+temporary name and renamed), then the work folder is removed. A run killed at any
+point and restarted with the same arguments continues and produces byte-identical files; restarting
+with other arguments is refused. A block is always encoded whole (also the documents of a block
+that straddles a shard boundary, whose other documents belong to the neighbour shard), so every
+document sees the same batches whatever the sharding: shards concatenated equal the unsharded
+output byte for byte.
+
+Python API: :func:`encode_corpus` (also accepts an already loaded :class:`SpladeEncoder`).
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from conversion.atomic import atomic_open
+from conversion.errors import InputError
+from conversion.jsonvector import dumps
+from conversion.quantize import GUARD_TOKEN, quantize_sparse, resolve_factor
+
+from .data import read_corpus
+
+MANIFEST_VERSION = 1
+DEFAULT_BLOCK = 1000
+MAX_WARNINGS = 10
+
+
+class EncodeError(ValueError):
+    """A usage problem (bad arguments, output in the way, resume with other arguments): one line."""
+
+
+# -- layout -------------------------------------------------------------------------------------------
+def shard_range(n_docs: int, shard_id: int, shard_num: int) -> tuple[int, int]:
+    """Pyserini's shard ``[start, end)``: ``floor(n / shard_num)`` documents each, the last takes the rest."""
+    size = n_docs // shard_num
+    start = shard_id * size
+    end = n_docs if shard_id == shard_num - 1 else min(start + size, n_docs)
+    return start, end
+
+
+def part_ranges(start: int, end: int, num_files: int) -> list[tuple[int, int]]:
+    """Split ``[start, end)`` into ``num_files`` contiguous ranges whose sizes differ by at most one."""
+    n = end - start
+    return [(start + k * n // num_files, start + (k + 1) * n // num_files) for k in range(num_files)]
+
+
+def _prefix(shard_id: int, shard_num: int) -> str:
+    return "" if shard_num == 1 else f"shard-{shard_id:05d}-of-{shard_num:05d}."
+
+
+def part_names(shard_id: int, shard_num: int, num_files: int, gzipped: bool) -> list[str]:
+    ext = ".jsonl.gz" if gzipped else ".jsonl"
+    return [f"{_prefix(shard_id, shard_num)}part-{k:05d}{ext}" for k in range(num_files)]
+
+
+def summary_path(output: Path, shard_id: int, shard_num: int) -> Path:
+    """``<output>.summary.json`` beside the output directory (inside it Anserini would read it as data)."""
+    out = output.resolve()
+    return out.parent / f"{out.name}.{_prefix(shard_id, shard_num)}summary.json"
+
+
+def work_dir(output: Path, shard_id: int, shard_num: int) -> Path:
+    """The hidden work folder beside the output directory: the output only ever holds finished files."""
+    out = output.resolve()
+    suffix = "" if shard_num == 1 else f"-shard-{shard_id:05d}-of-{shard_num:05d}"
+    return out.parent / f".{out.name}.encode-work{suffix}"
+
+
+# -- small helpers --------------------------------------------------------------------------------------
+def _write_json(path: Path, obj: dict) -> None:
+    with atomic_open(path) as fh:
+        fh.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def _warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Refuse a second process on the same work folder (the lock dies with the process)."""
+    with open(folder / "lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise EncodeError(f"{folder}: another encode_corpus process is running on this output") from None
+        yield
+
+
+def _check_mlm(encoder, model: str) -> None:
+    """A checkpoint saved from a non-MLM class (e.g. ``BertModel``) would load with a random head."""
+    config = encoder.model.config
+    archs = getattr(config, "architectures", None) or []
+    if archs and not any("MaskedLM" in a or "ForPreTraining" in a for a in archs):
+        where = Path(getattr(config, "_name_or_path", "") or model)
+        where = where / "config.json" if where.is_dir() else where
+        raise InputError(where, None, f"not a masked-LM checkpoint (architectures: {', '.join(archs)}); "
+                                      "SPLADE needs the MLM head")
+
+
+class _Progress:
+    """tqdm on stderr with docs/s (nothing when tqdm is missing or progress is off)."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, initial=initial, unit="doc", desc="encode", file=sys.stderr,
+                                dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0,
+                                smoothing=0.1)
+            except ImportError:  # pragma: no cover
+                pass
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- the encoder ----------------------------------------------------------------------------------------
+def _load_encoder(model: str, *, device: str, max_length: int, precision: str, pooling: str):
+    from .splade import SpladeEncoder
+
+    enc = SpladeEncoder(model, pooling=pooling, device=device, max_length=max_length,
+                        query_max_length=max_length, precision=precision)
+    _check_mlm(enc, model)
+    return enc
+
+
+def _encode_block(encoder, docs: list, lo: int, hi: int, *, factor: float, batch_size: int,
+                  contents: bool, progress: _Progress, workers: int) -> tuple[list[str], dict]:
+    """Encode a whole block (``docs`` = its documents, in corpus order); return the JSON lines and
+    the statistics of the documents with corpus index in ``[lo, hi)`` (this shard's part of it)."""
+    t0 = time.time()
+    texts = [(i, d) for i, d in enumerate(docs) if d.text]
+    token_ids = encoder._tokenize([d.text for _, d in texts], encoder.max_length) if texts else []
+    vectors = encoder.encode_token_ids(token_ids, batch_size, progress, workers=workers) if texts else []
+    progress.update(len(docs) - len(texts))
+    by_pos = {i: (tok, vec) for (i, _), tok, vec in zip(texts, token_ids, vectors)}
+    vocab = encoder.vocab
+    lines: list[str] = []
+    stats = {"docs": 0, "empty_text": 0, "guarded": 0, "nonzeros": 0, "expansion": 0, "df": {}}
+    df: dict[str, int] = stats["df"]
+    for pos, doc in enumerate(docs):
+        index = doc.index
+        if not lo <= index < hi:
+            continue
+        stats["docs"] += 1
+        vector: dict[str, int] = {}
+        if pos in by_pos:
+            tok, vec = by_pos[pos]
+            ids, impacts = quantize_sparse(vec.ids, vec.weights, factor)
+            vector = {vocab[i]: int(v) for i, v in zip(ids, impacts)}
+            stats["expansion"] += int(np.setdiff1d(ids, np.asarray(tok, dtype=np.int64)).size)
+        else:
+            stats["empty_text"] += 1
+        if not vector:
+            vector = {GUARD_TOKEN: 1}
+            stats["guarded"] += 1
+        stats["nonzeros"] += len(vector)
+        for token in vector:
+            df[token] = df.get(token, 0) + 1
+        lines.append(dumps(doc.docid, vector, doc.text if contents else "") + "\n")
+    stats["seconds"] = time.time() - t0
+    return lines, stats
+
+
+class _IndexedDoc:
+    __slots__ = ("index", "line", "docid", "text")
+
+    def __init__(self, index: int, doc):
+        self.index, self.line, self.docid, self.text = index, doc.line, doc.docid, doc.text
+
+
+# -- main entry -----------------------------------------------------------------------------------------
+def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model: str = "splade-tiny",
+                  encoder=None, fmt: str = "auto", batch_size: int = 32, max_length: int = 256,
+                  factor: str | float = 100, shard_id: int = 0, shard_num: int = 1, num_files: int = 1,
+                  gzipped: bool = False, device: str = "cpu", precision: str = "fp32",
+                  threads: int | None = None, pooling: str = "max", block_size: int = DEFAULT_BLOCK,
+                  contents: bool = True, overwrite: bool = False, progress: bool = True,
+                  log: Callable[[str], None] | None = None) -> dict:
+    """Encode ``corpus`` (or shard ``shard_id`` of ``shard_num``) into JsonVectorCollection files
+    under ``output``; returns the summary (also written to :func:`summary_path`).
+
+    ``encoder``: an already loaded :class:`~splade_anserini.splade.SpladeEncoder`; its model, max
+    length, pooling, device and precision are used instead of those arguments.
+    Raises :class:`InputError` (bad corpus or model) or :class:`EncodeError` (bad arguments).
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    session_start = time.time()
+    corpus = Path(corpus)
+    output = Path(output)
+    factor = resolve_factor(factor)
+    for name, value, least in (("batch size", batch_size, 1), ("max length", max_length, 2),
+                               ("shard count", shard_num, 1), ("number of files", num_files, 1),
+                               ("block size", block_size, 1)):
+        if value < least:
+            raise EncodeError(f"{name} must be >= {least}, got {value}")
+    if not 0 <= shard_id < shard_num:
+        raise EncodeError(f"shard id must be in [0, {shard_num}), got {shard_id}")
+    if threads is not None and threads < 1:
+        raise EncodeError(f"threads must be >= 1, got {threads}")
+    if fmt not in ("auto", "beir", "msmarco"):
+        raise EncodeError(f"format must be auto, beir or msmarco, got {fmt!r}")
+    if not corpus.is_file():
+        raise InputError(corpus, None, "no such file" if not corpus.exists() else "not a file")
+    if output.exists() and not output.is_dir():
+        raise EncodeError(f"{output}: exists and is not a directory")
+
+    # 1. the whole corpus validated and the model loaded before anything is written
+    if encoder is None:
+        from .models import resolve_model
+
+        resolve_model(model)  # a missing model directory fails now, not after reading a big corpus
+    else:
+        model = encoder.model_name
+    from .data import detect_format
+
+    fmt = detect_format(corpus) if fmt == "auto" else fmt
+    n_docs = 0
+    empties: list[tuple[int, int, str]] = []
+    for doc in read_corpus(corpus, fmt):
+        if not doc.text:
+            empties.append((n_docs, doc.line, doc.docid))
+        n_docs += 1
+    start, end = shard_range(n_docs, shard_id, shard_num)
+    shard_empties = [e for e in empties if start <= e[0] < end]
+    for _, line, docid in shard_empties[:MAX_WARNINGS]:
+        _warn(f"{corpus}:{line}: document {docid!r} has empty text; it gets the guard vector {{{GUARD_TOKEN!r}: 1}}")
+    if len(shard_empties) > MAX_WARNINGS:
+        _warn(f"{corpus}: {len(shard_empties) - MAX_WARNINGS} more documents with empty text (guard vectors)")
+
+    if encoder is None:
+        encoder = _load_encoder(model, device=device, max_length=max_length, precision=precision, pooling=pooling)
+    # CPU: `threads` batches at once, each with one torch thread, so the numbers do not depend on it.
+    import torch
+
+    cpu = encoder.device.type == "cpu"
+    workers = (threads or torch.get_num_threads()) if cpu else 1
+    torch_threads = torch.get_num_threads()
+    stat = corpus.stat()
+    config = {
+        "version": MANIFEST_VERSION, "corpus": str(corpus.resolve()), "corpus_bytes": stat.st_size,
+        "corpus_mtime_ns": stat.st_mtime_ns, "format": fmt, "documents_in_corpus": n_docs,
+        "model": str(model), "max_length": encoder.max_length, "pooling": encoder.pooling,
+        "device": str(encoder.device), "precision": encoder.precision, "batch_size": batch_size,
+        "quantization_factor": factor, "shard_id": shard_id, "shard_num": shard_num,
+        "num_files": num_files, "gzip": gzipped, "block_size": block_size,
+        "contents": contents,
+    }
+    names = part_names(shard_id, shard_num, num_files, gzipped)
+    summary_file = summary_path(output, shard_id, shard_num)
+    work = work_dir(output, shard_id, shard_num)
+    manifest_file = work / "manifest.json"
+
+    # 2. finished before? resuming? something else in the way?
+    if overwrite:
+        shutil.rmtree(work, ignore_errors=True)
+        summary_file.unlink(missing_ok=True)
+        if output.is_dir():
+            ours = re.compile(re.escape(_prefix(shard_id, shard_num)) + r"part-\d{5}\.jsonl(\.gz)?(\.tmp)?$")
+            for p in output.iterdir():
+                if p.is_file() and ours.match(p.name.lstrip(".")):
+                    p.unlink()
+    if summary_file.is_file():  # written last: the run with these arguments is finished
+        try:
+            previous = json.loads(summary_file.read_text())
+        except (OSError, ValueError):
+            previous = {}
+        if previous.get("arguments") == config and all((output / n).is_file() for n in names):
+            shutil.rmtree(work, ignore_errors=True)  # in case the final clean-up was interrupted
+            log(f"{output}: already encoded with these arguments (see {summary_file})")
+            return previous
+        raise EncodeError(f"{output}: holds a finished encoding with other arguments ({summary_file}); "
+                          "use --overwrite or another --output")
+    if manifest_file.is_file():
+        recorded = json.loads(manifest_file.read_text())
+        if recorded != config:
+            diff = sorted(k for k in set(recorded) | set(config) if recorded.get(k) != config.get(k))
+            details = "; ".join(f"{k}: {recorded.get(k)!r} -> {config.get(k)!r}" for k in diff)
+            raise EncodeError(f"{work}: an unfinished run with other arguments ({details}); rerun it with its "
+                              "arguments to resume, or pass --overwrite to start again")
+    else:
+        clash = [n for n in names if (output / n).exists()]
+        if clash:
+            raise EncodeError(f"{output / clash[0]}: exists (not from a run with these arguments); "
+                              "use --overwrite or another --output")
+        work.mkdir(parents=True, exist_ok=True)
+        _write_json(manifest_file, config)
+
+    with _locked(work):
+        first_block = start // block_size
+        last_block = (end - 1) // block_size if end > start else first_block - 1
+        blocks = list(range(first_block, last_block + 1))
+
+        def block_files(b: int) -> tuple[Path, Path]:
+            return work / f"block-{b:07d}.jsonl", work / f"block-{b:07d}.json"
+
+        done = {b for b in blocks if block_files(b)[1].is_file() and block_files(b)[0].is_file()}
+        if done:
+            log(f"resuming {output}: {len(done)} of {len(blocks)} blocks already encoded")
+        block_len = {b: min((b + 1) * block_size, n_docs) - b * block_size for b in blocks}
+        bar = _Progress(sum(block_len.values()), sum(block_len[b] for b in done), progress)
+        encoded_docs = 0
+        encode_seconds = 0.0
+        if cpu:
+            torch.set_num_threads(1)
+        try:
+            pending = [b for b in blocks if b not in done]
+            if pending:
+                lo_doc = pending[0] * block_size
+                hi_doc = min((pending[-1] + 1) * block_size, n_docs)
+                todo = set(pending)
+                current: list[_IndexedDoc] = []
+                current_block = None
+
+                def flush(b: int, docs: list[_IndexedDoc]) -> None:
+                    nonlocal encoded_docs, encode_seconds
+                    lines, stats = _encode_block(encoder, docs, start, end, factor=factor, batch_size=batch_size,
+                                                 contents=contents, progress=bar, workers=workers)
+                    lines_file, stats_file = block_files(b)
+                    with atomic_open(lines_file) as fh:
+                        fh.writelines(lines)
+                    stats["block"] = b
+                    _write_json(stats_file, stats)  # the commit point of the block
+                    encoded_docs += stats["docs"]
+                    encode_seconds += stats["seconds"]
+
+                for index, doc in enumerate(read_corpus(corpus, fmt, check_duplicates=False)):
+                    if index < lo_doc:
+                        continue
+                    if index >= hi_doc:
+                        break
+                    b = index // block_size
+                    if b not in todo:
+                        continue
+                    if current_block is not None and b != current_block:
+                        flush(current_block, current)
+                        current = []
+                    current_block = b
+                    current.append(_IndexedDoc(index, doc))
+                if current_block is not None:
+                    flush(current_block, current)
+        finally:
+            bar.close()
+            torch.set_num_threads(torch_threads)
+
+        # 3. all blocks committed: assemble the part files, then the summary, then drop the work folder
+        totals = {"docs": 0, "empty_text": 0, "guarded": 0, "nonzeros": 0, "expansion": 0, "seconds": 0.0}
+        df: dict[str, int] = {}
+        for b in blocks:
+            stats = json.loads(block_files(b)[1].read_text())
+            for key in totals:
+                totals[key] += stats[key]
+            for token, count in stats["df"].items():
+                df[token] = df.get(token, 0) + count
+
+        def shard_lines() -> Iterator[str]:
+            for b in blocks:
+                with open(block_files(b)[0], encoding="utf-8") as fh:
+                    yield from fh
+
+        lines = shard_lines()
+        output.mkdir(parents=True, exist_ok=True)
+        for name, (lo, hi) in zip(names, part_ranges(start, end, num_files)):
+            with atomic_open(output / name, gzipped=gzipped) as fh:
+                for _ in range(hi - lo):
+                    fh.write(next(lines))
+        if next(lines, None) is not None:  # pragma: no cover - a bug, never bad input
+            raise RuntimeError("block files hold more documents than the shard")
+
+        n = totals["docs"]
+        flops = float(sum((c / n) ** 2 for c in df.values())) if n else 0.0
+        summary = {
+            "output": str(output), "files": names, "summary_file": str(summary_file),
+            "documents": n, "empty_documents": totals["empty_text"], "guarded_documents": totals["guarded"],
+            "empty_guarded": totals["guarded"],
+            "avg_nonzeros": totals["nonzeros"] / n if n else 0.0,
+            "avg_expansion_terms": totals["expansion"] / n if n else 0.0,
+            "flops": flops, "distinct_terms": len(df),
+            "encode_seconds_this_run": encode_seconds,
+            "docs_per_second_this_run": encoded_docs / encode_seconds if encode_seconds else None,
+            "encode_seconds_all_runs": totals["seconds"],
+            "wall_seconds": time.time() - session_start,
+            "decoder": getattr(encoder, "head_path", "plain"), "workers": workers,
+            "arguments": config,
+        }
+        _write_json(summary_file, summary)
+    shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def format_summary(s: dict) -> str:
+    rate = s.get("docs_per_second_this_run")
+    return (f"encoded {s['documents']} documents into {len(s['files'])} file(s) under {s['output']}: "
+            f"{s['empty_documents']} empty, {s['guarded_documents']} guard vectors, "
+            f"{s['avg_nonzeros']:.1f} non-zeros/doc ({s['avg_expansion_terms']:.1f} expansion terms), "
+            f"FLOPS {s['flops']:.3f}, wall {s['wall_seconds']:.1f}s"
+            + (f", {rate:.1f} docs/s" if rate else "") + f"; summary: {s['summary_file']}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m splade_anserini.encode_corpus",
+                                description="Encode a corpus with SPLADE into Anserini JsonVectorCollection files.")
+    p.add_argument("--model", default="splade-tiny", help="checkpoint directory, hub id or splade-tiny")
+    p.add_argument("--corpus", required=True, help="BEIR corpus.jsonl or MS MARCO collection.tsv (optionally .gz)")
+    p.add_argument("--output", required=True, help="output directory (collection files only)")
+    p.add_argument("--format", default="auto", choices=("auto", "beir", "msmarco"))
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--quantization-factor", default="100",
+                   help="impact = rint(weight * factor): a number, naver (100) or pyserini (256/5)")
+    p.add_argument("--shard-id", type=int, default=0)
+    p.add_argument("--shard-num", type=int, default=1)
+    p.add_argument("--num-files", type=int, default=1, help="split the output into N files (Anserini indexing threads)")
+    p.add_argument("--gzip", action="store_true", help="write .jsonl.gz files")
+    p.add_argument("--device", default="cpu")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", action="store_true")
+    prec.add_argument("--bf16", action="store_true")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads: batches encoded at once, one torch thread each (default: torch's thread count); "
+                        "the output does not depend on it")
+    p.add_argument("--pooling", default="max", choices=("max", "sum"))
+    p.add_argument("--block-size", type=int, default=DEFAULT_BLOCK,
+                   help="documents per resumable block (fixed positions in the corpus)")
+    p.add_argument("--no-contents", action="store_true", help="write an empty 'contents' field")
+    p.add_argument("--overwrite", action="store_true", help="discard an earlier (finished or unfinished) run")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .models import ModelNotFoundError
+
+    try:
+        summary = encode_corpus(
+            args.corpus, args.output, model=args.model, fmt=args.format, batch_size=args.batch_size,
+            max_length=args.max_length, factor=args.quantization_factor, shard_id=args.shard_id,
+            shard_num=args.shard_num, num_files=args.num_files, gzipped=args.gzip, device=args.device,
+            precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", threads=args.threads,
+            pooling=args.pooling, block_size=args.block_size, contents=not args.no_contents,
+            overwrite=args.overwrite, progress=not args.no_progress)
+    except (InputError, EncodeError, ModelNotFoundError, ValueError) as exc:
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    print(format_summary(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

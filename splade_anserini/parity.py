@@ -1,0 +1,151 @@
+"""Check that the Numba index and the Lucene impact index return identical rankings.
+
+    python -m splade_anserini.parity --index LUCENE_INDEX --numba-index NUMBA_INDEX \\
+        --topics queries.test.tsv [--model splade-tiny] [--factor 100] [--hits 1000] [--threads 2]
+    python -m splade_anserini.parity --index LUCENE_INDEX --numba-index NUMBA_INDEX --encoded-topics T.tsv
+
+Both indexes must hold the same JsonVectorCollection. The queries are encoded once (our SPLADE
+encoder, or read pre-encoded from a TsvInt file) and the same ``{token: int weight}`` vectors go to
+Lucene (Pyserini ``LuceneImpactSearcher`` with ``min_idf=-inf``, so tokens present in every document
+are kept) and to ``NumbaIndex.batch_search``. Scores are integer dot products, so the comparison is
+exact: the same (docid, score) list for every query, in the same order (score desc, docid asc).
+Exit status 0 when every query matches, 1 otherwise (the first differences are printed).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+Hits = list[tuple[str, int]]
+
+
+@dataclass
+class ParityReport:
+    queries: int = 0
+    identical: int = 0
+    hits: int = 0
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.queries == self.identical
+
+    def summary(self) -> str:
+        return (f"{self.identical}/{self.queries} queries identical ({self.hits:,} hits compared)"
+                + ("" if self.ok else "; first differences:\n  " + "\n  ".join(self.differences[:10])))
+
+
+def describe_difference(qid: str, a: Hits, b: Hits) -> str:
+    """One line naming the first rank where two hit lists differ."""
+    for rank, (x, y) in enumerate(zip(a, b), 1):
+        if x != y:
+            return f"query {qid}: rank {rank}: lucene {x} vs numba {y}"
+    return f"query {qid}: lucene has {len(a)} hits, numba {len(b)}"
+
+
+def compare(lucene: Mapping[str, Hits], numba: Mapping[str, Hits]) -> ParityReport:
+    report = ParityReport()
+    for qid, expected in lucene.items():
+        got = numba.get(qid, [])
+        report.queries += 1
+        report.hits += len(expected)
+        if list(expected) == list(got):
+            report.identical += 1
+        else:
+            report.differences.append(describe_difference(qid, expected, got))
+    return report
+
+
+class _PreEncoded:
+    """A Pyserini query encoder handing back vectors that are already encoded, keyed by query id."""
+
+    def __init__(self, vectors: Mapping[str, dict[str, int]]):
+        self.vectors = vectors
+
+    def encode(self, qid: str, **kwargs) -> dict[str, int]:
+        return dict(self.vectors[qid])
+
+
+def lucene_hits(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]], k: int = 1000,
+                threads: int = 1) -> dict[str, Hits]:
+    """Pyserini ``LuceneImpactSearcher.batch_search`` on pre-encoded vectors; integer scores."""
+    from . import java
+
+    lucene = java.pyserini_lucene()
+    searcher = lucene.LuceneImpactSearcher(os.fspath(index), _PreEncoded(vectors), min_idf=float("-inf"))
+    try:
+        qids = list(vectors)
+        found = searcher.batch_search(qids, qids, k=k, threads=threads)
+        out = {}
+        for qid in qids:
+            hits = found.get(qid, [])
+            out[qid] = [(h.docid, int(round(h.score))) for h in hits]
+        return out
+    finally:
+        searcher.close()
+
+
+def numba_hits(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]], k: int = 1000,
+               threads: int = 1) -> dict[str, Hits]:
+    from .numba_index import NumbaIndex
+
+    return NumbaIndex.load(index).batch_search(dict(vectors), k, threads)
+
+
+def encode_topics(topics: Mapping[str, str], model: str, factor: float, batch_size: int = 32,
+                  max_length: int = 256) -> dict[str, dict[str, int]]:
+    from .query_encoder import QueryVectorizer
+
+    enc = QueryVectorizer(model, factor=factor, max_length=max_length, batch_size=batch_size)
+    return dict(zip(topics, enc.encode_batch(list(topics.values()))))
+
+
+def check(lucene_index, numba_index, vectors: Mapping[str, dict[str, int]], k: int = 1000,
+          threads: int = 1) -> ParityReport:
+    """Search both indexes with the same vectors and compare."""
+    return compare(lucene_hits(lucene_index, vectors, k, threads), numba_hits(numba_index, vectors, k, threads))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Compare Numba and Lucene rankings for the same query vectors.")
+    p.add_argument("--index", required=True, help="Lucene impact index")
+    p.add_argument("--numba-index", required=True, help="Numba index built from the same vectors")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--topics", help="qid<TAB>text topics, encoded with --model")
+    src.add_argument("--encoded-topics", help="TsvInt topics (tokens repeated by weight)")
+    p.add_argument("--model", default="splade-tiny")
+    p.add_argument("--factor", default="100", help="query quantization factor (a number, naver or pyserini)")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--hits", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+
+    from conversion.errors import InputError
+
+    try:
+        start = time.perf_counter()
+        if args.topics:
+            from conversion.quantize import resolve_factor
+
+            from .data import read_topics
+
+            vectors = encode_topics(read_topics(args.topics), args.model, resolve_factor(args.factor),
+                                    max_length=args.max_length)
+        else:
+            from conversion.topics import read_tsvint
+
+            vectors = read_tsvint(args.encoded_topics)
+        report = check(args.index, args.numba_index, vectors, args.hits, args.threads)
+    except (InputError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"parity at k={args.hits}: {report.summary()} [{time.perf_counter() - start:.1f} s]")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Search an index with SPLADE queries and write a TREC run.
+
+    python -m splade_anserini.search --index I --topics T --output runs/X.trec
+        [--hits 1000] [--threads N] [--batch-size B] [--model splade-tiny] [--factor 100]
+        [--max-length 256] [--splade-doc] [--backend lucene|numba] [--tag T]
+        [--pretokenized-topics OUT.tsv | --encoded-topics IN.tsv]
+
+Three ways to the same run on a Lucene impact index:
+
+* default: Pyserini ``LuceneImpactSearcher.batch_search`` with our ``SpladeQueryEncoder``; the
+  queries are encoded up front in batches by our encoder and fed to the Java searcher;
+* ``--pretokenized-topics OUT.tsv``: the queries are encoded the same way, written as TsvInt topics
+  (tokens repeated by weight) and searched with Anserini ``SearchCollection -impact -pretokenized``;
+* ``--encoded-topics IN.tsv``: an existing TsvInt (or TsvString) topics file is searched with
+  ``SearchCollection`` as is (no model needed).
+
+All paths rank by score descending, docid ascending (Anserini's tie-break) and produce identical
+runs. ``--backend numba`` searches a Numba reference index with the same query vectors.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from conversion.errors import InputError
+from conversion.trec import rank_hits, read_ranked, write_run
+
+Results = dict[str, list[tuple[str, float]]]
+BACKENDS = ("lucene", "numba")
+
+
+# -- Lucene through Pyserini ------------------------------------------------------------------------
+def pyserini_search(index: str | os.PathLike, topics: Mapping[str, str], encoder, *, k: int = 1000,
+                    threads: int = 1, batch_size: int = 32, min_idf: float = float("-inf"),
+                    vectors: Sequence[dict[str, int]] | None = None) -> Results:
+    """``LuceneImpactSearcher.batch_search`` with ``encoder`` (a ``SpladeQueryEncoder``).
+
+    ``min_idf=-inf`` keeps query tokens that occur in every document (Pyserini's default of 0
+    drops them, ``SearchCollection`` does not). Tokens absent from the index are dropped by
+    Pyserini; a query left with no token gets an empty result list. ``vectors``: the topics
+    already encoded by ``encoder`` (in topic order), to skip encoding them again.
+    """
+    from . import java
+
+    lucene = java.pyserini_lucene()
+    searcher = lucene.LuceneImpactSearcher(os.fspath(index), encoder, min_idf=min_idf)
+    try:
+        qids, texts = list(topics), list(topics.values())
+        with encoder.cached(texts, batch_size, vectors):
+            hits = searcher.batch_search(texts, qids, k=k, threads=threads)
+    finally:
+        searcher.close()
+    return {qid: rank_hits(((h.docid, float(h.score)) for h in hits.get(qid, [])), k) for qid in qids}
+
+
+# -- Lucene through Anserini SearchCollection -------------------------------------------------------
+def _topic_reader(tsv_path: str | os.PathLike) -> str:
+    """``TsvInt`` when every query id is a canonical integer (Anserini parses them: ``007`` would come
+    back as ``7``), else ``TsvString``."""
+    with open(tsv_path, encoding="utf-8") as fh:
+        for line in fh:
+            qid = line.partition("\t")[0].strip()
+            if qid and not (qid.isascii() and qid.isdigit() and str(int(qid)) == qid):
+                return "TsvString"
+    return "TsvInt"
+
+
+def anserini_search(index: str | os.PathLike, tsv_path: str | os.PathLike, *, k: int = 1000, threads: int = 1,
+                    topic_reader: str | None = None, quiet: bool = True) -> Results:
+    """Search pre-encoded topics with Anserini ``SearchCollection -impact -pretokenized``."""
+    from . import java
+
+    java.start_jvm()
+    SearchCollection = java.autoclass("io.anserini.search.SearchCollection")
+    Args = java.autoclass("io.anserini.search.SearchCollection$Args")
+    CmdLineParser = java.autoclass("org.kohsuke.args4j.CmdLineParser")
+    ArrayList = java.autoclass("java.util.ArrayList")
+    with tempfile.TemporaryDirectory(prefix="splade-anserini-run-") as tmp:
+        out = os.path.join(tmp, "run.trec")
+        argv = ["-index", os.fspath(index), "-topics", os.fspath(tsv_path),
+                "-topicReader", topic_reader or _topic_reader(tsv_path), "-output", out,
+                "-impact", "-pretokenized", "-hits", str(k), "-threads", str(max(1, threads)),
+                "-format", "trec", "-runtag", "anserini"]
+        jargv = ArrayList()
+        for item in argv:
+            jargv.add(item)
+        args = Args()
+        CmdLineParser(args).parseArgument(jargv)
+        if quiet:
+            java.autoclass("org.apache.logging.log4j.core.config.Configurator").setRootLevel(
+                java.autoclass("org.apache.logging.log4j.Level").WARN)
+        searcher = SearchCollection(args)
+        try:
+            searcher.run()
+        finally:
+            searcher.close()
+        if not os.path.exists(out):
+            raise RuntimeError(f"Anserini SearchCollection wrote no run for {tsv_path}")
+        return {qid: rank_hits(hits, k) for qid, hits in read_ranked(out).items()}
+
+
+def write_tsvint_topics(path: str | os.PathLike, vectors: Mapping[str, dict[str, int]]) -> int:
+    from conversion.topics import write_tsvint
+
+    parent = os.path.dirname(os.fspath(path))
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    return write_tsvint(path, vectors.items())
+
+
+# -- Numba reference index --------------------------------------------------------------------------
+def numba_search(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]], *, k: int = 1000,
+                 threads: int = 1) -> Results:
+    """``NumbaIndex.load(index).batch_search(query_vectors, k, threads)`` (issue 5's contract)."""
+    from .numba_index import NumbaIndex
+
+    qids = list(vectors)
+    found = NumbaIndex.load(os.fspath(index)).batch_search([vectors[q] for q in qids], k, threads)
+    if isinstance(found, Mapping):
+        found = [found.get(q, []) for q in qids]
+    out: Results = {}
+    for qid, hits in zip(qids, found):
+        pairs = [(str(d), float(s)) for d, s in hits]
+        out[qid] = rank_hits(pairs, k)
+    return out
+
+
+# -- shared -----------------------------------------------------------------------------------------
+def order_like(results: Mapping[str, list], qids: Sequence[str]) -> Results:
+    """Results in topic-file order, an empty list for a query with no hits."""
+    return {qid: list(results.get(qid, [])) for qid in qids}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Search SPLADE queries on a Lucene impact (or Numba) index.")
+    parser.add_argument("--index", required=True)
+    parser.add_argument("--topics", help="qid<TAB>query text")
+    parser.add_argument("--output", required=True, help="TREC run file to write (e.g. runs/scifact.trec)")
+    parser.add_argument("--hits", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--batch-size", type=int, default=32, help="query encoding batch size")
+    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--factor", default="100", help="the documents' quantization factor (number, naver, pyserini)")
+    parser.add_argument("--max-length", type=int, default=256, help="query max length in tokens")
+    parser.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", choices=BACKENDS, default="lucene")
+    parser.add_argument("--tag", default=None, help="run tag (default: the output file stem)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--pretokenized-topics", metavar="OUT.tsv",
+                       help="write the encoded topics as TsvInt here and search them with Anserini SearchCollection")
+    group.add_argument("--encoded-topics", metavar="IN.tsv",
+                       help="search an existing TsvInt topics file (no model) with SearchCollection")
+    args = parser.parse_args(argv)
+    if not args.topics and not args.encoded_topics:
+        parser.error("--topics is required unless --encoded-topics is given")
+    if args.encoded_topics and args.topics:
+        parser.error("--encoded-topics replaces --topics: give one of them")
+    if args.hits < 1:
+        parser.error("--hits must be positive")
+    tag = args.tag or Path(args.output).stem.replace(" ", "_") or "splade-anserini"
+    index = Path(args.index)
+    if args.backend == "lucene" and not any(index.glob("segments_*")):
+        print(f"error: {index}: not a Lucene index (no segments file); build it with "
+              "`python -m splade_anserini.index`", file=sys.stderr)
+        return 1
+    if args.backend == "numba" and not (index / "header.json").is_file():
+        print(f"error: {index}: not a Numba index (no header.json); build it with "
+              "`python -m splade_anserini.index --backend numba`", file=sys.stderr)
+        return 1
+
+    try:
+        start = time.perf_counter()
+        if args.encoded_topics:
+            from conversion.topics import read_tsvint
+
+            vectors = read_tsvint(args.encoded_topics)
+            qids = list(vectors)
+            encode_s = 0.0
+            if args.backend == "lucene":
+                results = anserini_search(args.index, args.encoded_topics, k=args.hits, threads=args.threads)
+                how = "Anserini SearchCollection (pre-encoded TsvInt topics)"
+        else:
+            from .data import read_topics
+            from .query_encoder import QueryVectorizer
+
+            topics = read_topics(args.topics)
+            qids = list(topics)
+            common = dict(model=args.model, factor=args.factor, splade_doc=args.splade_doc,
+                          max_length=args.max_length, device=args.device, batch_size=args.batch_size)
+            if args.backend == "lucene" and not args.pretokenized_topics:
+                from .query_encoder import SpladeQueryEncoder
+
+                encoder = SpladeQueryEncoder(**common)
+                results = pyserini_search(args.index, topics, encoder, k=args.hits, threads=args.threads,
+                                          batch_size=args.batch_size)
+                encode_s = None
+                how = "Pyserini LuceneImpactSearcher.batch_search + SpladeQueryEncoder"
+            else:
+                encoder = QueryVectorizer(**common)
+                t0 = time.perf_counter()
+                vectors = dict(zip(qids, encoder.encode_batch(list(topics.values()))))
+                encode_s = time.perf_counter() - t0
+                if args.backend == "lucene":
+                    write_tsvint_topics(args.pretokenized_topics, vectors)
+                    results = anserini_search(args.index, args.pretokenized_topics, k=args.hits,
+                                              threads=args.threads)
+                    how = f"Anserini SearchCollection (TsvInt topics written to {args.pretokenized_topics})"
+        if args.backend == "numba":
+            results = numba_search(args.index, vectors, k=args.hits, threads=args.threads)
+            how = "Numba reference index"
+        results = order_like(results, qids)
+        n = write_run(args.output, results, tag, k=args.hits)
+    except Exception as exc:  # one line for bad input and for Java-side failures (jnius.JavaException)
+        if not isinstance(exc, (InputError, ValueError, OSError, RuntimeError)) and \
+                type(exc).__name__ != "JavaException":
+            raise
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - start
+    empty = sum(1 for hits in results.values() if not hits)
+    print(f"{len(qids)} queries searched with {how}: {n:,} hits written to {args.output} in {elapsed:.1f} s"
+          + (f" (query encoding {encode_s:.1f} s)" if encode_s else "")
+          + (f"; {empty} queries had no hit" if empty else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

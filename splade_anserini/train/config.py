@@ -1,0 +1,265 @@
+"""Training configuration: one dataclass, filled from a YAML/JSON file and/or command-line flags.
+
+Every field is a flag (``lambda_d`` -> ``--lambda-d``); a ``--config`` file gives defaults that flags
+override. Unknown keys in a file, bad values or impossible combinations raise :class:`ConfigError`
+with a one-line message.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A bad training configuration; ``str(err)`` is one line."""
+
+
+@dataclass
+class TrainConfig:
+    # -- model ------------------------------------------------------------------------------------
+    model: str = field(default="splade-tiny", metadata={"help": "starting checkpoint: directory, hub id or splade-tiny"})
+    output_dir: str = field(default="", metadata={"help": "where checkpoint-last/, checkpoint-best/ and log.jsonl go"})
+    pooling: str = field(default="max", metadata={"help": "max (SPLADE-max) or sum (SPLADE-sum)"})
+    splade_doc: bool = field(default=False, metadata={"help": "SPLADE-doc: queries are bags of WordPiece tokens"})
+    max_length: int = field(default=256, metadata={"help": "document max tokens"})
+    query_max_length: int = field(default=256, metadata={"help": "query max tokens"})
+    fused_head: bool = field(default=True, metadata={
+        "help": "SPLADE-max through the memory-light fused MLM head (exact; ~3x faster on CPU)"})
+
+    # -- data ---------------------------------------------------------------------------------------
+    triples: str | None = field(default=None, metadata={"help": "MS MARCO text triples query<TAB>pos<TAB>neg"})
+    corpus: str | None = field(default=None, metadata={"help": "BEIR corpus.jsonl or collection.tsv"})
+    queries: str | None = field(default=None, metadata={"help": "training queries qid<TAB>text"})
+    qrels: str | None = field(default=None, metadata={"help": "training qrels (TREC)"})
+    negatives: str | None = field(default=None, metadata={"help": "TREC run to mine hard negatives from"})
+    negatives_depth: int = field(default=100, metadata={"help": "sample negatives from the run's top N"})
+    n_negatives: int = field(default=1, metadata={"help": "hard negatives per query"})
+    teacher: str | None = field(default=None, metadata={"help": "teacher scores: qid<TAB>docid<TAB>score or a TREC run"})
+
+    # -- losses -----------------------------------------------------------------------------------
+    in_batch_negatives: bool = field(default=True, metadata={"help": "other queries' documents as negatives"})
+    gather_across_devices: bool = field(default=False, metadata={
+        "help": "multi-GPU: all-gather document reps so in-batch negatives and FLOPS span the global batch"})
+    contrastive_weight: float = 1.0
+    distill: str = field(default="none", metadata={"help": "none, margin_mse or kl"})
+    distill_weight: float = 1.0
+    distill_temperature: float = field(default=1.0, metadata={"help": "KL temperature"})
+    self_distill: bool = field(default=False, metadata={
+        "help": "teacher = a frozen copy of the starting model (scores every pair of the batch)"})
+    regularizer: str = field(default="flops", metadata={"help": "flops or l1"})
+    lambda_q: float = 0.0
+    lambda_d: float = 0.0
+    lambda_warmup_steps: int = field(default=0, metadata={"help": "lambdas grow quadratically to this step"})
+
+    # -- optimisation -------------------------------------------------------------------------------
+    batch_size: int = field(default=16, metadata={"help": "queries per micro-batch per device"})
+    grad_accum: int = 1
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    max_steps: int = field(default=0, metadata={"help": "optimizer steps (0: from epochs)"})
+    epochs: float = 1.0
+    max_time_minutes: float = field(default=0.0, metadata={"help": "stop (and save) after this wall time; 0 = none"})
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    precision: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16 (autocast, GPU only)"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
+
+    wise_alpha: float = field(default=0.0, metadata={
+        "help": "after training, also write checkpoint-wise = (1-a)*start + a*last (WiSE-FT); 0 = off"})
+
+    # -- validation, checkpoints, logging ------------------------------------------------------------
+    valid_corpus: str | None = field(default=None, metadata={"help": "validation corpus (default: the training corpus)"})
+    valid_queries: str | None = None
+    valid_qrels: str | None = None
+    valid_holdout: int = field(default=0, metadata={
+        "help": "hold out N training queries (with their qrels) for validation instead of valid_queries"})
+    valid_negatives_per_query: int = field(default=0, metadata={
+        "help": "restrict the validation corpus to positives + top-N of the negatives run per query (0: whole corpus)"})
+    valid_max_docs: int = field(default=0, metadata={"help": "cap the validation corpus (random fill, seeded); 0 = none"})
+    valid_every: int = field(default=0, metadata={"help": "validate every N steps (0: at the end only)"})
+    valid_at_start: bool = field(default=False, metadata={"help": "validate the starting model first"})
+    valid_metric: str = field(default="nDCG@10", metadata={"help": "metric for the best checkpoint"})
+    valid_batch_size: int = 64
+    early_stopping_patience: int = field(default=0, metadata={"help": "stop after N validations without gain; 0 = off"})
+    save_every: int = field(default=0, metadata={"help": "save checkpoint-last every N steps (0: at validation/end)"})
+    snapshot_every: int = field(default=0, metadata={
+        "help": "also keep a model-only checkpoint-step-N every N steps (for studying a run); 0 = none"})
+    log_every: int = 10
+    resume: bool = field(default=False, metadata={"help": "continue from <output_dir>/checkpoint-last"})
+    overwrite: bool = field(default=False, metadata={"help": "start over even if output_dir holds a checkpoint"})
+    progress: bool = True
+
+    def validate(self) -> "TrainConfig":
+        """Check values and combinations; returns self."""
+        if not self.output_dir:
+            raise ConfigError("output_dir is required")
+        if self.pooling not in ("max", "sum"):
+            raise ConfigError(f"pooling must be max or sum, got {self.pooling!r}")
+        if self.distill not in ("none", "margin_mse", "kl"):
+            raise ConfigError(f"distill must be none, margin_mse or kl, got {self.distill!r}")
+        if self.regularizer not in ("flops", "l1"):
+            raise ConfigError(f"regularizer must be flops or l1, got {self.regularizer!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        beir = [self.corpus, self.queries, self.qrels]
+        if self.triples and any(beir):
+            raise ConfigError("give either triples or corpus/queries/qrels, not both")
+        if not self.triples and not all(beir):
+            raise ConfigError("training data: give triples, or corpus + queries + qrels (+ negatives)")
+        if self.teacher and self.triples:
+            raise ConfigError("teacher scores need ids: use corpus/queries/qrels data (or self_distill with triples)")
+        if self.distill != "none" and not (self.teacher or self.self_distill):
+            raise ConfigError(f"distill={self.distill} needs teacher scores or self_distill")
+        if (self.teacher or self.self_distill) and self.distill == "none":
+            raise ConfigError("a teacher is given but distill is none (choose margin_mse or kl)")
+        if self.distill == "margin_mse" and self.n_negatives < 1:
+            raise ConfigError("margin_mse needs n_negatives >= 1")
+        if self.triples and self.n_negatives != 1:
+            raise ConfigError("text triples carry exactly one negative: n_negatives must be 1")
+        for name in ("batch_size", "grad_accum", "max_length", "query_max_length", "log_every", "valid_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("n_negatives", "negatives_depth", "max_steps", "warmup_steps", "lambda_warmup_steps",
+                     "valid_every", "valid_holdout", "save_every", "snapshot_every", "early_stopping_patience", "threads",
+                     "valid_negatives_per_query", "valid_max_docs"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr", "epochs", "distill_temperature"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("lambda_q", "lambda_d", "weight_decay", "max_grad_norm", "max_time_minutes",
+                     "contrastive_weight", "distill_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.wise_alpha <= 1:
+            raise ConfigError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.valid_holdout and self.triples:
+            raise ConfigError("valid_holdout needs corpus/queries/qrels data")
+        if self.valid_holdout and (self.valid_queries or self.valid_qrels):
+            raise ConfigError("give valid_holdout or valid_queries/valid_qrels, not both")
+        if bool(self.valid_queries) != bool(self.valid_qrels):
+            raise ConfigError("valid_queries and valid_qrels go together")
+        if (self.valid_queries or self.valid_qrels) and not (self.valid_corpus or self.corpus):
+            raise ConfigError("validation queries need valid_corpus (or the training corpus)")
+        if self.valid_negatives_per_query and not self.negatives and self.valid_holdout:
+            raise ConfigError("valid_negatives_per_query needs a negatives run")
+        if self.resume and self.overwrite:
+            raise ConfigError("resume and overwrite exclude each other")
+        if self.splade_doc and self.lambda_q:
+            raise ConfigError("SPLADE-doc has no query encoder: lambda_q must be 0")
+        return self
+
+    @property
+    def has_validation(self) -> bool:
+        return bool(self.valid_holdout or self.valid_queries)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_FIELDS = {f.name: f for f in fields(TrainConfig)}
+_TYPES = get_type_hints(TrainConfig)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check a value read from a file against the field's type (ints accepted for floats)."""
+    kind = _TYPES[name]
+    optional = kind == (str | None)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"config key {name!r} must not be null")
+    base = str if optional else kind
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {name!r} must be true or false, got {value!r}")
+        return value
+    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if base is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if base is str and isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise ConfigError(f"config key {name!r} must be {base.__name__}, got {value!r}")
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or JSON config into a checked ``{key: value}`` dict."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError: one line either way
+        raise ConfigError(f"config {path}: cannot parse ({' '.join(str(exc).split())})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: expected a mapping of keys to values")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"config {path}: unknown key(s) {', '.join(repr(k) for k in unknown)}")
+    return {k: _coerce(k, v) for k, v in data.items()}
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """Build and validate a config from a dict (unknown keys rejected)."""
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(repr(k) for k in unknown)}")
+    return TrainConfig(**{k: _coerce(k, v) for k, v in values.items()}).validate()
+
+
+def _str2bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m splade_anserini.train",
+        description="Train a SPLADE model (contrastive + FLOPS/L1 regularization, optional distillation).")
+    parser.add_argument("--config", help="YAML or JSON file of options (flags override it)")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = _TYPES[f.name]
+        helptext = f.metadata.get("help", "")
+        default = f.default
+        helptext = f"{helptext} (default: {default})" if helptext else f"default: {default}"
+        if kind is bool:
+            parser.add_argument(flag, type=_str2bool, nargs="?", const=True, default=argparse.SUPPRESS,
+                                metavar="BOOL", help=helptext)
+        else:
+            base = str if kind == (str | None) else kind
+            parser.add_argument(flag, type=base, default=argparse.SUPPRESS, help=helptext)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """Config from ``--config FILE`` then flags; raises :class:`ConfigError`."""
+    args = vars(build_parser().parse_args(argv))
+    path = args.pop("config", None)
+    values = load_config_file(path) if path else {}
+    values.update(args)
+    return config_from_dict(values)

@@ -1,0 +1,566 @@
+"""The training loop: accelerate-ready, resumable, validated, logged.
+
+The same code runs on one CPU, one GPU or several processes under ``accelerate launch`` /
+``torchrun`` (without accelerate installed it runs as a single process). Per optimizer step, each of
+the ``W`` processes encodes ``batch_size`` queries with their positive and ``n_negatives`` hard
+negatives, ``grad_accum`` times; stream position ``p`` of the data goes to process
+``(p // batch_size) % W``, so a step consumes ``batch_size * grad_accum * W`` examples whatever ``W``.
+
+Determinism: data order and negatives depend on ``(seed, position)`` only; dropout draws from the
+torch RNG, whose state (per process) is saved in ``checkpoint-last`` with the optimizer, the
+scheduler and the step. Resuming from step ``k`` therefore reproduces the uninterrupted run.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import BEST, LAST, STATE_FILE, WISE, recover_checkpoints, write_checkpoint
+from .config import ConfigError, TrainConfig
+from .data import Stream, build_data, tokenize_batch
+from .losses import contrastive_loss, in_batch_scores, kl_loss, margin_mse_loss, own_scores
+from .model import SpladeTrainModel
+from .regularizers import REGULARIZERS, QuadraticWarmup, active_dims, batch_flops
+
+#: config keys that may change between a run and its resumption without a warning
+_RESUME_FREE = {"wise_alpha", "resume", "overwrite", "max_time_minutes", "progress", "max_steps", "epochs", "threads",
+                "valid_every", "save_every", "snapshot_every", "log_every", "early_stopping_patience", "valid_batch_size"}
+
+
+def info(msg: str) -> None:
+    print(f"[train] {msg}", file=sys.stderr, flush=True)
+
+
+class _SingleProcess:
+    """The subset of ``accelerate.Accelerator`` the loop uses, for one process without accelerate."""
+
+    num_processes, process_index, is_main_process = 1, 0, True
+
+    def __init__(self, precision: str):
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if precision == "fp16" and self.device.type == "cuda":
+            raise ConfigError("precision fp16 needs accelerate (pip install accelerate) for its gradient scaler")
+        self._dtype = torch.bfloat16 if (precision == "bf16" and self.device.type == "cuda") else None
+
+    def prepare(self, *objs):
+        return objs
+
+    def autocast(self):
+        if self._dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self._dtype)
+
+    def backward(self, loss):
+        loss.backward()
+
+    def clip_grad_norm_(self, params, max_norm):
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    def no_sync(self, model):
+        return contextlib.nullcontext()
+
+    def unwrap_model(self, model):
+        return model
+
+    def wait_for_everyone(self):
+        pass
+
+
+def make_accelerator(cfg: TrainConfig):
+    """An ``accelerate.Accelerator`` (mixed precision on GPU only), or the single-process stand-in."""
+    cuda = torch.cuda.is_available()
+    if cfg.precision != "fp32" and not cuda:
+        info(f"precision {cfg.precision} requested but no GPU: training in fp32 (autocast is GPU-only here)")
+    try:
+        from accelerate import Accelerator
+    except ImportError:
+        return _SingleProcess(cfg.precision)
+    # cpu=True on a machine without GPU lets accelerate/torchrun run several CPU processes (gloo)
+    return Accelerator(mixed_precision=cfg.precision.replace("fp32", "no") if cuda else "no", cpu=not cuda,
+                       step_scheduler_with_optimizer=False)
+
+
+def _distributed(acc) -> bool:
+    return acc.num_processes > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _broadcast(acc, obj):
+    """The main process's ``obj`` on every process."""
+    if not _distributed(acc):
+        return obj
+    holder = [obj]
+    torch.distributed.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def _gather_objects(acc, obj) -> list:
+    if not _distributed(acc):
+        return [obj]
+    out = [None] * acc.num_processes
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+class _AllGather(torch.autograd.Function):
+    """Differentiable all-gather along dim 0 (equal shapes): the backward sums every process's
+    gradient for the gathered tensor and hands each process its own slice."""
+
+    @staticmethod
+    def forward(ctx, x):
+        world = torch.distributed.get_world_size()
+        parts = [torch.empty_like(x) for _ in range(world)]
+        torch.distributed.all_gather(parts, x.contiguous())
+        ctx.rank, ctx.n = torch.distributed.get_rank(), x.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        torch.distributed.all_reduce(grad)
+        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+class JsonlLog:
+    """Append-only JSONL log (main process only); on resume, entries after the resumed step are dropped."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def truncate_after(self, step: int) -> None:
+        if not self.enabled or not self.path.is_file():
+            return
+        keep = [line for line in self.path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        self.path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+class TeacherCache:
+    """Frozen teacher representations, cached per text (sparse, on CPU): a text seen again costs nothing."""
+
+    def __init__(self, teacher: SpladeTrainModel, tokenizer, max_entries: int = 200_000):
+        self.teacher, self.tokenizer, self.max_entries = teacher, tokenizer, max_entries
+        self.cache: dict[tuple[bool, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @torch.no_grad()
+    def reps(self, texts: list[str], is_query: bool, max_length: int, device) -> torch.Tensor:
+        missing = list(dict.fromkeys(t for t in texts if (is_query, t) not in self.cache))
+        if missing:
+            tok = self.tokenizer(missing, max_length=max_length, truncation=True, padding=True, return_tensors="pt",
+                                 return_token_type_ids=False)
+            ids, mask = tok["input_ids"].to(device), tok["attention_mask"].to(device)
+            if is_query and self.teacher.splade_doc:
+                reps = self.teacher.bag_of_tokens(ids, mask)
+            else:
+                reps = self.teacher.encode(ids, mask)
+            for text, rep in zip(missing, reps.float().cpu()):
+                nz = rep.nonzero(as_tuple=True)[0]
+                if len(self.cache) < self.max_entries:
+                    self.cache[(is_query, text)] = (nz, rep[nz])
+                else:  # full: keep the dense row for this call only
+                    self.cache.setdefault(("tmp", text), (nz, rep[nz]))  # type: ignore[index]
+        out = torch.zeros(len(texts), self.teacher.vocab_size)
+        for i, t in enumerate(texts):
+            idx, val = self.cache.get((is_query, t)) or self.cache[("tmp", t)]  # type: ignore[index]
+            out[i, idx] = val
+        for key in [k for k in self.cache if k[0] == "tmp"]:
+            del self.cache[key]
+        return out.to(device)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _prepare_output(cfg: TrainConfig, acc) -> tuple[Path, bool]:
+    """Recover interrupted checkpoint swaps; decide between resume, overwrite and refusal."""
+    out = Path(cfg.output_dir)
+    if acc.is_main_process:
+        recover_checkpoints(out)
+    acc.wait_for_everyone()
+    has_last = (out / LAST / STATE_FILE).is_file()
+    if has_last and not cfg.resume:
+        if not cfg.overwrite:
+            raise ConfigError(f"output_dir {out} already holds {LAST}: pass --resume to continue it "
+                              "or --overwrite to start over")
+        if acc.is_main_process:
+            for name in (LAST, BEST, WISE):
+                shutil.rmtree(out / name, ignore_errors=True)
+            (out / "log.jsonl").unlink(missing_ok=True)
+        acc.wait_for_everyone()
+    if cfg.resume and not has_last:
+        info(f"--resume: no {LAST} in {out}, starting from {cfg.model}")
+    return out, bool(has_last and cfg.resume)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        cfg.validate()
+        self.cfg = cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.acc = make_accelerator(cfg)
+        self.world, self.rank = self.acc.num_processes, self.acc.process_index
+        self.out, self.resuming = _prepare_output(cfg, self.acc)
+        self.log = JsonlLog(self.out / "log.jsonl", self.acc.is_main_process)
+        seed_everything(cfg.seed)
+
+        from ..models import load_model
+
+        self.data, self.valid = build_data(cfg)
+        self.stream = Stream(self.data, cfg.seed)
+        tokenizer, hf = load_model(self.out / LAST if self.resuming else cfg.model)
+        self.tokenizer = tokenizer
+        hf.train()
+        self.device = self.acc.device
+        self.model = SpladeTrainModel(hf, tokenizer, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
+                                      fused=cfg.fused_head).to(self.device)
+        self.teacher = None
+        if cfg.self_distill:
+            _, base = load_model(cfg.model)
+            base.eval().requires_grad_(False)
+            tmodel = SpladeTrainModel(base, tokenizer, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
+                                      fused=cfg.fused_head).to(self.device)
+            self.teacher = TeacherCache(tmodel, tokenizer)
+
+        per_step = cfg.batch_size * cfg.grad_accum * self.world
+        self.per_step = per_step
+        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(self.data) / per_step))
+        warmup = cfg.warmup_steps or round(cfg.warmup_ratio * self.total_steps)
+        from transformers import get_linear_schedule_with_warmup
+
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, warmup, self.total_steps)
+        self.lambda_q = QuadraticWarmup(cfg.lambda_q, cfg.lambda_warmup_steps)
+        self.lambda_d = QuadraticWarmup(cfg.lambda_d, cfg.lambda_warmup_steps)
+        self.regularizer = REGULARIZERS[cfg.regularizer]
+
+        self.step = 0
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.bad_validations = 0
+        self.elapsed_before = 0.0
+        self.last_valid: dict[str, float] | None = None
+        self.last_valid_step = -1
+        self.valid_seconds = 0.0
+        rng_states = None
+        if self.resuming:
+            state = torch.load(self.out / LAST / STATE_FILE, map_location="cpu", weights_only=False)
+            self._check_resume_config(state.get("config", {}))
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.step = state["step"]
+            self.best, self.best_step = state.get("best"), state.get("best_step")
+            self.bad_validations = state.get("bad_validations", 0)
+            self.elapsed_before = state.get("elapsed", 0.0)
+            self.last_valid = state.get("last_valid")
+            self.last_valid_step = state.get("last_valid_step", -1)
+            self.valid_seconds = state.get("valid_seconds", 0.0)
+            rng_states = state.get("rng")
+            if state.get("world_size", 1) != self.world:
+                info(f"resuming a {state.get('world_size')}-process run on {self.world} processes: "
+                     "the data position is kept, dropout RNG streams are re-seeded")
+                rng_states = None
+            self.log.truncate_after(self.step)
+            info(f"resumed from {self.out / LAST} at step {self.step}")
+        self.model, self.optimizer = self.acc.prepare(self.model, self.optimizer)
+        if rng_states is not None:
+            _set_rng_state(rng_states[self.rank])
+        elif self.resuming:
+            seed_everything(cfg.seed + 1000003 * self.step + self.rank)
+
+        self.validator = None
+        if self.valid is not None:
+            from .validate import Validator
+
+            self.validator = Validator(self.valid, metric=cfg.valid_metric, pooling=cfg.pooling,
+                                       splade_doc=cfg.splade_doc, max_length=cfg.max_length,
+                                       query_max_length=cfg.query_max_length, batch_size=cfg.valid_batch_size,
+                                       device=str(self.device),
+                                       precision=cfg.precision if self.device.type == "cuda" else "fp32")
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def _check_resume_config(self, saved: dict[str, Any]) -> None:
+        current = self.cfg.to_dict()
+        changed = sorted(k for k in current if k not in _RESUME_FREE and k in saved and saved[k] != current[k])
+        if changed:
+            info("warning: resuming with changed settings: " +
+                 ", ".join(f"{k}={saved[k]!r}->{current[k]!r}" for k in changed))
+
+    def _info(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {"base_model": cfg.model, "pooling": cfg.pooling, "splade_doc": cfg.splade_doc,
+                "max_length": cfg.max_length, "query_max_length": cfg.query_max_length, "step": self.step,
+                "epoch": self.step * self.per_step / len(self.data), "validation": self.last_valid}
+
+    def save_last(self, elapsed: float) -> None:
+        rng = _gather_objects(self.acc, _rng_state())
+        if self.acc.is_main_process:
+            state = {"step": self.step, "position": self.step * self.per_step, "world_size": self.world,
+                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "rng": rng, "best": self.best, "best_step": self.best_step,
+                     "bad_validations": self.bad_validations, "elapsed": elapsed, "last_valid": self.last_valid,
+                     "last_valid_step": self.last_valid_step, "valid_seconds": self.valid_seconds,
+                     "config": self.cfg.to_dict()}
+
+            def extra(tmp: Path) -> None:
+                torch.save(state, tmp / STATE_FILE)
+                with open(tmp / "training_config.json", "w", encoding="utf-8") as fh:
+                    json.dump(self.cfg.to_dict(), fh, indent=2)
+
+            write_checkpoint(self.out, LAST, self.acc.unwrap_model(self.model).hf_model, self.tokenizer,
+                             self._info(), extra)
+        self.acc.wait_for_everyone()
+
+    def validate(self, elapsed: float) -> bool:
+        """Validate (main process), keep the best checkpoint; returns whether to stop early."""
+        stop = False
+        if self.acc.is_main_process:
+            hf = self.acc.unwrap_model(self.model).hf_model
+            metrics = self.validator(hf, self.tokenizer)
+            self.valid_seconds = metrics["valid_seconds"]
+            value = metrics[self.cfg.valid_metric]
+            improved = self.best is None or value > self.best
+            if improved:
+                self.best, self.best_step, self.bad_validations = value, self.step, 0
+            else:
+                self.bad_validations += 1
+            self.last_valid, self.last_valid_step = metrics, self.step
+            record = {"type": "valid", "step": self.step, **{k: round(v, 6) for k, v in metrics.items()},
+                      "best": improved, "elapsed": round(elapsed, 1)}
+            self.log.write(record)
+            info(f"step {self.step}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+                                                  if k != "valid_seconds") + (" (best)" if improved else ""))
+            if improved:
+                write_checkpoint(self.out, BEST, hf, self.tokenizer, self._info())
+            patience = self.cfg.early_stopping_patience
+            stop = bool(patience and self.bad_validations >= patience)
+        state = _broadcast(self.acc, (stop, self.best, self.best_step, self.bad_validations, self.last_valid,
+                                      self.last_valid_step, self.valid_seconds))
+        stop, self.best, self.best_step, self.bad_validations, self.last_valid, self.last_valid_step, \
+            self.valid_seconds = state
+        self.acc.wait_for_everyone()
+        return stop
+
+    # -- one step ---------------------------------------------------------------------------------
+    def _loss(self, batch: dict, q: torch.Tensor, d: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg, B, k = self.cfg, q.shape[0], batch["k"]
+        q, d = q.float(), d.float()
+        d_all, q_all, offset = d, q, 0
+        if cfg.gather_across_devices and _distributed(self.acc):
+            d_all, q_all = _AllGather.apply(d), _AllGather.apply(q)
+            offset = self.rank * d.shape[0]
+        parts: dict[str, float] = {}
+        loss = torch.zeros((), device=q.device)
+        if cfg.contrastive_weight:
+            if cfg.in_batch_negatives:
+                scores = in_batch_scores(q, d_all)
+                targets = offset + torch.arange(B, device=q.device)
+            else:
+                scores = own_scores(q, d, k)
+                targets = torch.zeros(B, dtype=torch.long, device=q.device)
+            c = contrastive_loss(scores, targets)
+            loss = loss + cfg.contrastive_weight * c
+            parts["contrastive"] = c.item()
+        if cfg.distill != "none":
+            if self.teacher is not None:
+                tq = self.teacher.reps(batch["q_texts"], True, cfg.query_max_length, q.device)
+                td = self.teacher.reps(batch["d_texts"], False, cfg.max_length, q.device)
+                if cfg.distill == "kl" and cfg.in_batch_negatives:
+                    student, teacher = in_batch_scores(q, d), in_batch_scores(tq, td)
+                else:
+                    student, teacher = own_scores(q, d, k), own_scores(tq, td, k)
+            else:
+                student, teacher = own_scores(q, d, k), batch["teacher"]
+            dl = margin_mse_loss(student, teacher) if cfg.distill == "margin_mse" else \
+                kl_loss(student, teacher, cfg.distill_temperature)
+            loss = loss + cfg.distill_weight * dl
+            parts["distill"] = dl.item()
+        lam_q, lam_d = self.lambda_q(step), self.lambda_d(step)
+        reg_d = self.regularizer(d_all)
+        parts["reg_d"] = reg_d.item()
+        if lam_d:
+            loss = loss + lam_d * reg_d
+        if not cfg.splade_doc:
+            reg_q = self.regularizer(q_all)
+            parts["reg_q"] = reg_q.item()
+            if lam_q:
+                loss = loss + lam_q * reg_q
+        parts.update(loss=loss.item(), q_active=active_dims(q), d_active=active_dims(d), flops=batch_flops(q, d))
+        return loss, parts
+
+    def _micro_batch(self, step: int, micro: int) -> dict:
+        cfg = self.cfg
+        start = ((step * cfg.grad_accum + micro) * self.world + self.rank) * cfg.batch_size
+        examples = self.stream.batch(start, cfg.batch_size)
+        batch = tokenize_batch(self.tokenizer, examples, cfg.max_length, cfg.query_max_length)
+        for key in ("q_ids", "q_mask", "d_ids", "d_mask", "teacher"):
+            if key in batch:
+                batch[key] = batch[key].to(self.device)
+        if self.teacher is not None:
+            batch["q_texts"] = [e.query for e in examples]
+            batch["d_texts"] = [e.positive for e in examples] + [n for e in examples for n in e.negatives]
+        return batch
+
+    def train_step(self) -> dict[str, float]:
+        cfg, step = self.cfg, self.step
+        sums: dict[str, float] = defaultdict(float)
+        for micro in range(cfg.grad_accum):
+            batch = self._micro_batch(step, micro)
+            sync = micro == cfg.grad_accum - 1 or not _distributed(self.acc)
+            with (contextlib.nullcontext() if sync else self.acc.no_sync(self.model)):
+                with self.acc.autocast():
+                    q, d = self.model(batch["q_ids"], batch["q_mask"], batch["d_ids"], batch["d_mask"])
+                loss, parts = self._loss(batch, q, d, step)
+                self.acc.backward(loss / cfg.grad_accum)
+            for key, value in parts.items():
+                sums[key] += value / cfg.grad_accum
+        if cfg.max_grad_norm > 0:
+            sums["grad_norm"] = float(self.acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm))
+        sums["lr"] = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums["lambda_q"], sums["lambda_d"] = self.lambda_q(step), self.lambda_d(step)
+        self.step += 1
+        return dict(sums)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def train(self, stop_after_steps: int | None = None) -> dict[str, Any]:
+        """Train to ``total_steps`` (or an earlier stop); returns a summary. ``stop_after_steps``
+        interrupts at that absolute step (saving ``checkpoint-last``) as a crash would, so that a
+        later ``--resume`` continues the same run."""
+        from tqdm.auto import tqdm
+
+        cfg, acc = self.cfg, self.acc
+        t0 = time.time()
+        elapsed = lambda: self.elapsed_before + time.time() - t0  # noqa: E731
+        if acc.is_main_process and self.step == 0:
+            info(f"data: {self.data.describe()}" + (f"; validation: {self.valid.describe()}" if self.valid else ""))
+            info(f"{self.total_steps} steps of {self.per_step} examples ({self.world} process(es) x "
+                 f"{cfg.batch_size} x {cfg.grad_accum} accumulation), "
+                 f"{self.total_steps * self.per_step / len(self.data):.2f} epochs; "
+                 f"{'fused' if acc.unwrap_model(self.model).fused else 'autograd'} SPLADE-{cfg.pooling} head"
+                 + (", SPLADE-doc" if cfg.splade_doc else "") + f", device {self.device}")
+            self.log.write({"type": "start", "step": 0, "total_steps": self.total_steps, "examples": len(self.data),
+                            "world_size": self.world, "config": cfg.to_dict()})
+        stop_reason = "completed"
+        if self.validator is not None and cfg.valid_at_start and self.step == 0 and self.last_valid_step < 0:
+            self.validate(elapsed())
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (acc.is_main_process and cfg.progress),
+                   desc="train", unit="step", dynamic_ncols=True)
+        window: dict[str, float] = defaultdict(float)
+        n_window = 0
+        interrupted = False
+        while self.step < self.total_steps:
+            parts = self.train_step()
+            for key, value in parts.items():
+                window[key] += value
+            n_window += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{parts['loss']:.3f}", d=f"{parts['d_active']:.0f}", q=f"{parts['q_active']:.0f}")
+            if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                record = {"type": "train", "step": self.step,
+                          "epoch": round(self.step * self.per_step / len(self.data), 4),
+                          **{k: round(v / n_window, 6) for k, v in window.items()}, "elapsed": round(elapsed(), 1)}
+                self.log.write(record)
+                window, n_window = defaultdict(float), 0
+            stop = False
+            validated = False
+            if self.validator is not None and cfg.valid_every and self.step % cfg.valid_every == 0 \
+                    and self.step < self.total_steps:
+                stop = self.validate(elapsed())
+                validated = True
+                if stop:
+                    stop_reason = f"early stopping (no gain in {cfg.early_stopping_patience} validations)"
+            if stop_after_steps is not None and self.step >= stop_after_steps:
+                stop, interrupted, stop_reason = True, True, f"stopped at step {self.step} (stop_after_steps)"
+            if not stop and cfg.max_time_minutes:
+                reserve = self.valid_seconds if self.validator is not None else 0.0
+                if elapsed() + reserve >= cfg.max_time_minutes * 60:
+                    stop, stop_reason = True, f"time limit ({cfg.max_time_minutes:g} min)"
+                stop = bool(_broadcast(acc, stop))
+            if cfg.snapshot_every and self.step % cfg.snapshot_every == 0 and acc.is_main_process:
+                write_checkpoint(self.out, f"checkpoint-step-{self.step}", acc.unwrap_model(self.model).hf_model,
+                                 self.tokenizer, self._info())
+            if stop:
+                break
+            if validated or (cfg.save_every and self.step % cfg.save_every == 0):
+                self.save_last(elapsed())
+        bar.close()
+        if self.validator is not None and not interrupted and self.last_valid_step != self.step:
+            self.validate(elapsed())
+        total_time = elapsed()
+        self.save_last(total_time)
+        wise = None
+        if cfg.wise_alpha and not interrupted:
+            if acc.is_main_process:
+                from .interpolate import interpolate
+
+                wise = interpolate(cfg.model, str(self.out / LAST), cfg.wise_alpha, str(self.out / WISE))
+                info(f"wrote {wise}: (1 - {cfg.wise_alpha:g}) * {cfg.model} + {cfg.wise_alpha:g} * {LAST}")
+            acc.wait_for_everyone()
+            wise = str(self.out / WISE)
+            total_time = elapsed()
+        summary = {"stop_reason": stop_reason, "steps": self.step, "total_steps": self.total_steps,
+                   "epochs": self.step * self.per_step / len(self.data), "elapsed_seconds": round(total_time, 1),
+                   "best": self.best, "best_step": self.best_step, "last_validation": self.last_valid,
+                   "checkpoint_last": str(self.out / LAST),
+                   "checkpoint_best": str(self.out / BEST) if self.best is not None else None,
+                   "checkpoint_wise": wise}
+        if acc.is_main_process:
+            self.log.write({"type": "end", "step": self.step, **{k: v for k, v in summary.items()
+                                                                if k != "last_validation"}})
+            info(f"{stop_reason}: {self.step} steps in {total_time / 60:.1f} min"
+                 + (f"; best {cfg.valid_metric} {self.best:.4f} at step {self.best_step}" if self.best is not None else ""))
+        return summary
+
+
+def train(cfg: TrainConfig, *, stop_after_steps: int | None = None) -> dict[str, Any]:
+    """Build a :class:`Trainer` for ``cfg`` and run it."""
+    return Trainer(cfg).train(stop_after_steps=stop_after_steps)

@@ -1,0 +1,63 @@
+"""The trainable SPLADE model: an HF masked-LM plus pooling, with SPLADE-doc's bag-of-token queries.
+
+One ``forward(q_ids, q_mask, d_ids, d_mask) -> (q_reps, d_reps)`` call per step, so DDP (through
+accelerate) sees a single forward per backward. Representations are fp32 ``[B, V]``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..splade import splade_activation
+from .fused import fused_max_splade
+
+
+def _fused_parts(hf_model):
+    """``(encoder, transform, decoder)`` of a BERT- or DistilBERT-style MLM, or None."""
+    cls = getattr(hf_model, "cls", None)
+    preds = getattr(cls, "predictions", None)
+    if preds is not None and hasattr(preds, "transform") and isinstance(getattr(preds, "decoder", None), nn.Linear):
+        return hf_model.base_model, preds.transform, preds.decoder
+    if all(hasattr(hf_model, n) for n in ("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector")):
+        def transform(h, m=hf_model):
+            return m.vocab_layer_norm(m.activation(m.vocab_transform(h)))
+        return hf_model.base_model, transform, hf_model.vocab_projector
+    return None
+
+
+class SpladeTrainModel(nn.Module):
+    def __init__(self, hf_model, tokenizer, *, pooling: str = "max", splade_doc: bool = False, fused: bool = True):
+        super().__init__()
+        self.hf_model = hf_model
+        self.pooling = pooling
+        self.splade_doc = splade_doc
+        self.vocab_size = hf_model.get_output_embeddings().weight.shape[0]
+        self._parts = _fused_parts(hf_model) if (fused and pooling == "max") else None
+        special = sorted(set(tokenizer.all_special_ids))
+        self.register_buffer("special_ids", torch.tensor(special, dtype=torch.long), persistent=False)
+
+    @property
+    def fused(self) -> bool:
+        return self._parts is not None
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """SPLADE representations ``[B, V]`` (fp32) of tokenized texts."""
+        if self._parts is not None:
+            encoder, transform, decoder = self._parts
+            hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return fused_max_splade(transform(hidden), decoder.weight, decoder.bias, attention_mask)
+        logits = self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return splade_activation(logits.float(), attention_mask, self.pooling)
+
+    def bag_of_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """SPLADE-doc queries: 1 for every WordPiece of the text, special tokens excluded
+        (the same vectors as ``SpladeEncoder(splade_doc=True).encode_queries``)."""
+        keep = (attention_mask > 0) & ~torch.isin(input_ids, self.special_ids)
+        reps = torch.zeros(input_ids.shape[0], self.vocab_size, device=input_ids.device)
+        rows = torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(input_ids)
+        reps[rows[keep], input_ids[keep]] = 1.0
+        return reps
+
+    def forward(self, q_ids, q_mask, d_ids, d_mask):
+        q = self.bag_of_tokens(q_ids, q_mask) if self.splade_doc else self.encode(q_ids, q_mask)
+        return q, self.encode(d_ids, d_mask)
