@@ -27,8 +27,11 @@ def interpolate(base: str, model: str, alpha: float, output: str) -> str:
     state = tuned.state_dict()
     if set(start_state) != set(state):
         raise ValueError(f"{base} and {model} have different parameters: not the same architecture")
+    done: set[int] = set()
     for name, value in state.items():
-        if value.is_floating_point():
+        # Tied weights (MLM decoder = word embeddings) share storage: interpolate each tensor once.
+        if value.is_floating_point() and value.data_ptr() not in done:
+            done.add(value.data_ptr())
             if value.shape != start_state[name].shape:
                 raise ValueError(f"{name}: shape {tuple(value.shape)} in {model}, {tuple(start_state[name].shape)} in {base}")
             value.copy_(start_state[name].lerp(value, alpha))
