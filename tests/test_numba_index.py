@@ -70,6 +70,9 @@ def test_empty_and_absent_queries():
     assert idx.batch_search([{}, {"nowhere": 1}], k=5) == [[], []]
     with pytest.raises(ValueError, match="quantize"):
         idx.search({"a": 0.5}, k=3)
+    with pytest.raises(ValueError, match="'b' is 'x'"):
+        idx.search({"a": 1, "b": "x"}, k=3)
+    assert idx.search({"a": 1.0, "c": 1.0}, k=2) == idx.search({"a": 1, "c": 1}, k=2)  # integral floats are fine
 
 
 @pytest.mark.parametrize("dense_min_df", [0.2, 0.0, 1.1])  # default, everything dense, nothing dense

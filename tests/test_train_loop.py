@@ -137,7 +137,8 @@ def test_validation_best_checkpoint_loads_in_the_encoder(data_dir, tmp_path):
     cfg = config_from_dict(dict(
         corpus=str(sci / "corpus.jsonl"), queries=str(sci / "queries.train.tsv"), qrels=str(sci / "qrels.train.txt"),
         output_dir=str(tmp_path), valid_holdout=4, valid_max_docs=40, valid_every=1, valid_at_start=True,
-        batch_size=2, max_length=32, query_max_length=16, max_steps=2, lr=1e-5, progress=False, threads=1))
+        batch_size=2, max_length=32, query_max_length=16, max_steps=2, lr=1e-5, progress=False, threads=1,
+        wise_alpha=0.5))
     out = train(cfg)
     records = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
     valid = [r for r in records if r["type"] == "valid"]
@@ -149,6 +150,10 @@ def test_validation_best_checkpoint_loads_in_the_encoder(data_dir, tmp_path):
     assert len(enc.encode_queries(["a claim about proteins"])[0]) > 0
     info = json.loads((tmp_path / BEST / "splade_training.json").read_text())
     assert info["pooling"] == "max" and info["step"] == out["best_step"]
+    # WiSE-FT from the validated best checkpoint
+    wise = json.loads((tmp_path / "checkpoint-wise" / "splade_training.json").read_text())
+    assert out["checkpoint_wise"] == str(tmp_path / "checkpoint-wise")
+    assert wise["interpolated"] == {"base": "splade-tiny", "model": str(tmp_path / BEST), "alpha": 0.5}
 
 
 def test_crash_while_writing_keeps_the_previous_checkpoint(encoder, tmp_path, monkeypatch):

@@ -72,7 +72,8 @@ class TrainConfig:
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
 
     wise_alpha: float = field(default=0.0, metadata={
-        "help": "after training, also write checkpoint-wise = (1-a)*start + a*last (WiSE-FT); 0 = off"})
+        "help": "after training, also write checkpoint-wise = (1-a)*start + a*best (last without validation): "
+                "WiSE-FT; 0 = off"})
 
     # -- validation, checkpoints, logging ------------------------------------------------------------
     valid_corpus: str | None = field(default=None, metadata={"help": "validation corpus (default: the training corpus)"})

@@ -542,8 +542,9 @@ class Trainer:
             if acc.is_main_process:
                 from .interpolate import interpolate
 
-                wise = interpolate(cfg.model, str(self.out / LAST), cfg.wise_alpha, str(self.out / WISE))
-                info(f"wrote {wise}: (1 - {cfg.wise_alpha:g}) * {cfg.model} + {cfg.wise_alpha:g} * {LAST}")
+                source = BEST if (self.out / BEST).is_dir() else LAST  # the validated best when there is one
+                wise = interpolate(cfg.model, str(self.out / source), cfg.wise_alpha, str(self.out / WISE))
+                info(f"wrote {wise}: (1 - {cfg.wise_alpha:g}) * {cfg.model} + {cfg.wise_alpha:g} * {source}")
             acc.wait_for_everyone()
             wise = str(self.out / WISE)
             total_time = elapsed()
