@@ -199,3 +199,15 @@ def test_two_processes_under_torchrun(triples, tmp_path):
     assert (tmp_path / LAST / STATE_FILE).is_file()
     state = torch.load(tmp_path / LAST / STATE_FILE, weights_only=False)
     assert state["world_size"] == 2 and len(state["rng"]) == 2 and state["position"] == 2 * 2 * 2
+
+
+def test_self_distillation_starts_from_agreement_and_is_logged(triples, tmp_path):
+    # the teacher is a frozen copy of the starting model: at step 1 the student agrees with it (up to
+    # dropout), so the KL term starts near 0
+    out = train(small(triples, tmp_path, batch_size=4, max_steps=6, lr=2e-4, self_distill=True, distill="kl",
+                      distill_weight=0.5))
+    assert out["steps"] == 6
+    steps = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
+    distill = [r["distill"] for r in steps if r["type"] == "train"]
+    assert len(distill) == 6 and all(np.isfinite(distill))
+    assert all(d >= 0 for d in distill) and distill[0] < 0.05, distill  # observed 0.006
