@@ -19,7 +19,7 @@ Layout (numpy arrays, memory-mapped when loaded):
   byte a document instead of a scattered update per posting.
 
 Search is term-at-a-time, block by block, into an ``int32`` accumulator of one block (256 KiB, it
-stays in the L2 cache while postings stream from memory): the dense rows first (in L1-sized chunks),
+stays in the L2 cache while postings stream from memory): the dense rows first (in chunks of 32K documents),
 then the sparse posting lists, then one scan of the block collects the documents above the current
 k-th score into a buffer (a vectorized compare skips each 64 documents with nothing above it; the
 first block starts from a threshold sampled from itself, and is scanned again from zero in the rare
@@ -50,10 +50,10 @@ from numba import njit, prange
 FORMAT = "splade-anserini-numba-index"
 FORMAT_VERSION = 1
 BLOCK_BITS = 16
-DENSE_MIN_DF = 0.2
+DENSE_MIN_DF = 0.1
 _ARRAYS = ("offsets", "docs", "impacts", "max_impact", "dense_row", "dense")
 _INT32_MAX = np.iinfo(np.int32).max
-_CHUNK = 4096  # documents per L1-sized chunk (16 KiB of accumulator) when summing dense rows
+_CHUNK = 32768  # documents per chunk (128 KiB of accumulator) when summing dense rows
 
 
 class IndexFormatError(ValueError):
@@ -237,32 +237,41 @@ def _collect(acc, width, base, thr, bs, bd, n, k, tmp, hist):
 
 @njit(cache=True, nogil=True)
 def _add_dense(a, dense, rows, row_w, start):
-    """``a[:] = sum_r row_w[r] * dense[rows[r], start:start + len(a)]``, summing up to four rows in one
-    pass over ``a`` (fewer accumulator loads and stores than a pass per row)."""
+    """``a[:] = sum_r row_w[r] * dense[rows[r], start:start + len(a)]``, summing up to eight rows in one
+    pass over ``a``: fewer accumulator loads and stores than a pass per row (measured on the 1M synthetic
+    collection: 8 rows a pass over 32K-document chunks sums dense rows about twice as fast as 4 over 4K)."""
     m = len(a)
     a[:] = 0
     i = 0
-    while i < len(rows):
-        left = len(rows) - i
-        if left >= 4:
-            r0, r1 = dense[rows[i], start:start + m], dense[rows[i + 1], start:start + m]
-            r2, r3 = dense[rows[i + 2], start:start + m], dense[rows[i + 3], start:start + m]
-            w0, w1, w2, w3 = row_w[i], row_w[i + 1], row_w[i + 2], row_w[i + 3]
-            for d in range(m):
-                a[d] += w0 * r0[d] + w1 * r1[d] + w2 * r2[d] + w3 * r3[d]
-            i += 4
-        elif left >= 2:
-            r0, r1 = dense[rows[i], start:start + m], dense[rows[i + 1], start:start + m]
-            w0, w1 = row_w[i], row_w[i + 1]
-            for d in range(m):
-                a[d] += w0 * r0[d] + w1 * r1[d]
-            i += 2
-        else:
-            r0 = dense[rows[i], start:start + m]
-            w0 = row_w[i]
-            for d in range(m):
-                a[d] += w0 * r0[d]
-            i += 1
+    while len(rows) - i >= 8:
+        r0, r1 = dense[rows[i], start:start + m], dense[rows[i + 1], start:start + m]
+        r2, r3 = dense[rows[i + 2], start:start + m], dense[rows[i + 3], start:start + m]
+        r4, r5 = dense[rows[i + 4], start:start + m], dense[rows[i + 5], start:start + m]
+        r6, r7 = dense[rows[i + 6], start:start + m], dense[rows[i + 7], start:start + m]
+        w0, w1, w2, w3 = row_w[i], row_w[i + 1], row_w[i + 2], row_w[i + 3]
+        w4, w5, w6, w7 = row_w[i + 4], row_w[i + 5], row_w[i + 6], row_w[i + 7]
+        for d in range(m):
+            a[d] += (w0 * r0[d] + w1 * r1[d] + w2 * r2[d] + w3 * r3[d]) + \
+                    (w4 * r4[d] + w5 * r5[d] + w6 * r6[d] + w7 * r7[d])
+        i += 8
+    if len(rows) - i >= 4:
+        r0, r1 = dense[rows[i], start:start + m], dense[rows[i + 1], start:start + m]
+        r2, r3 = dense[rows[i + 2], start:start + m], dense[rows[i + 3], start:start + m]
+        w0, w1, w2, w3 = row_w[i], row_w[i + 1], row_w[i + 2], row_w[i + 3]
+        for d in range(m):
+            a[d] += w0 * r0[d] + w1 * r1[d] + w2 * r2[d] + w3 * r3[d]
+        i += 4
+    if len(rows) - i >= 2:
+        r0, r1 = dense[rows[i], start:start + m], dense[rows[i + 1], start:start + m]
+        w0, w1 = row_w[i], row_w[i + 1]
+        for d in range(m):
+            a[d] += w0 * r0[d] + w1 * r1[d]
+        i += 2
+    if i < len(rows):
+        r0 = dense[rows[i], start:start + m]
+        w0 = row_w[i]
+        for d in range(m):
+            a[d] += w0 * r0[d]
 
 
 @njit(cache=True, nogil=True)
@@ -297,7 +306,7 @@ def _search_one(q_terms, q_weights, offsets, docs, impacts, dense_row, dense, n_
         width = min(block, n_docs - base)
         if n_dense == 0:
             acc[:width] = 0
-        else:  # dense rows first, in L1-sized chunks, four rows to a pass over the chunk
+        else:  # dense rows first, in chunks, eight rows to a pass over the chunk
             for c in range(0, width, _CHUNK):
                 _add_dense(acc[c:min(c + _CHUNK, width)], dense, rows, row_w, base + c)
         for i in range(nq):

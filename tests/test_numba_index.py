@@ -75,7 +75,7 @@ def test_empty_and_absent_queries():
     assert idx.search({"a": 1.0, "c": 1.0}, k=2) == idx.search({"a": 1, "c": 1}, k=2)  # integral floats are fine
 
 
-@pytest.mark.parametrize("dense_min_df", [0.2, 0.0, 1.1])  # default, everything dense, nothing dense
+@pytest.mark.parametrize("dense_min_df", [0.1, 0.0, 1.1])  # default, everything dense, nothing dense
 def test_exact_against_brute_force(dense_min_df):
     rng = np.random.default_rng(7)
     docs = random_collection(rng, 3000, 60, 25, 40)
