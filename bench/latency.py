@@ -254,8 +254,13 @@ class Backend:
     build_info: dict = {}
 
     def search(self, i: int, k: int):
-        """Top-k of query ``i``: (docids, scores) in rank order."""
+        """Top-k of query ``i`` as the backend's API returns it (timed); :meth:`unpack` turns it into
+        (docids, scores) in rank order outside the timing."""
         raise NotImplementedError
+
+    @staticmethod
+    def unpack(result):
+        return result
 
     def batch(self, k: int, threads: int) -> None:
         raise NotImplementedError
@@ -281,13 +286,15 @@ class NumbaBackend(Backend):
                            "note": f"from {w.numba_build.get('source', '?')}"}
 
     def search(self, i, k):
-        hits = self.index.search(self.queries[i], k)
+        return self.index.search(self.queries[i], k)  # the public API: [(docid, score), ...]
+
+    @staticmethod
+    def unpack(hits):
         return [d for d, _ in hits], [s for _, s in hits]
 
     def search_text(self, i, k):
         vec = self.encoder.to_impacts(self.encoder.encode_queries([self.texts[i]])[0])
-        hits = self.index.search(vec, k)
-        return [d for d, _ in hits], [s for _, s in hits]
+        return self.index.search(vec, k)
 
     def batch(self, k, threads):
         self.index.batch_search(self.queries, k, threads)
@@ -307,6 +314,10 @@ class NumbaIdsBackend(NumbaBackend):
     def search(self, i, k):
         ids, scores = self.index.search_ids(*self.encoded[i], k=k)
         return self.index._docid_array[ids].tolist(), scores.tolist()
+
+    @staticmethod
+    def unpack(result):
+        return result
 
     def batch(self, k, threads):
         self.index.batch_search_ids(self.encoded, k, threads)
@@ -735,8 +746,7 @@ def run_workload(w: Workload, backends: list[str], k: int, bandwidth: float, enc
         try:
             if name != "numba-batch":
                 times, results = time_single(lambda i: b.search(i, k), n, warmup, passes)
-                if name == "lucene":
-                    results = [LuceneBackend.unpack(h) for h, _ in results]
+                results = [b.unpack(h) for h, _ in results] if name == "lucene" else [b.unpack(r) for r in results]
                 row.update({f"single_{key}": v for key, v in percentiles(times).items()})
                 if name == "numba":
                     exact_results = results
