@@ -121,6 +121,8 @@ def start_jvm(max_heap: str | None = None) -> None:
     options = [f"-Xmx{max_heap or os.environ.get('SPLADE_ANSERINI_JVM_HEAP', '8g')}"]
     if _has_module(home, "jdk.incubator.vector"):
         options.append("--add-modules=jdk.incubator.vector")
+    if (_java_version(home) or 0) >= 24:  # Lucene 9's MMapDirectory uses sun.misc.Unsafe: 4 warning lines a run
+        options.append("--sun-misc-unsafe-memory-access=allow")
     jnius_config.set_options(*options)
     try:
         import jnius  # noqa: F401  (importing jnius starts the JVM)

@@ -117,7 +117,12 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
     resolved = resolve_model(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)
-        model = AutoModelForMaskedLM.from_pretrained(resolved)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # missing weights become our one-line error, not a load report
+        try:
+            model, info = AutoModelForMaskedLM.from_pretrained(resolved, output_loading_info=True)
+        finally:
+            hf_logging.set_verbosity(verbosity)
     except OSError as exc:
         if Path(resolved).is_dir():
             raise ModelNotFoundError(f"model {name_or_path}: cannot load checkpoint from {resolved}: "
@@ -128,6 +133,11 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
     except ValueError as exc:
         raise ModelNotFoundError(f"model {name_or_path}: not a masked-LM checkpoint "
                                  f"({str(exc).splitlines()[0]})") from None
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:  # e.g. a base encoder saved without its MLM head: SPLADE would project with random weights
+        raise ModelNotFoundError(f"model {name_or_path}: checkpoint {resolved} lacks {len(missing)} masked-LM "
+                                 f"weights ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+                                 "SPLADE needs the trained MLM head")
     model.to(device).eval()
     return tokenizer, model
 

@@ -253,10 +253,18 @@ def _checkpoint_copy(tmp_path: Path, name: str, **config) -> Path:
     return target
 
 
-@pytest.mark.parametrize("case", ["base model", "not MLM type", "no config", "missing dir"])
+@pytest.mark.parametrize("case", ["base model", "no head weights", "not MLM type", "no config", "missing dir"])
 def test_model_that_is_not_an_mlm_checkpoint(case, corpus, tmp_path, capsys):
     if case == "base model":
         model, expected = _checkpoint_copy(tmp_path, "m", architectures=["BertModel"]), "not a masked-LM checkpoint"
+    elif case == "no head weights":  # config says MLM, but the head was never saved: no silent random head
+        from safetensors.torch import load_file, save_file
+
+        model = _checkpoint_copy(tmp_path, "m")
+        weights = load_file(model / "model.safetensors")
+        save_file({k: v for k, v in weights.items() if not k.startswith("cls.")}, model / "model.safetensors",
+                  metadata={"format": "pt"})
+        expected = "lacks 6 masked-LM weights (cls.predictions.bias"
     elif case == "not MLM type":
         model = tmp_path / "gpt"
         model.mkdir()
