@@ -123,7 +123,11 @@ def encode_corpus_stage(corpus, out_dir, encoder, *, factor: float, batch_size: 
 
 # -- the pipeline -------------------------------------------------------------------------------------
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(text).rstrip("/")).name).strip("-") or "model"
+    """File-name-safe model name: the path's last part, with its parent for a trainer's ``checkpoint-*``
+    folder (``runs/train/a/checkpoint-best`` -> ``a-checkpoint-best``), so two runs' checkpoints differ."""
+    path = Path(str(text).rstrip("/"))
+    name = f"{path.parent.name}-{path.name}" if path.name.startswith("checkpoint") and path.parent.name else path.name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
 
 
 @dataclass

@@ -266,3 +266,12 @@ def test_numba_backend_gives_the_lucene_run(sl, pyserini_encoder, tmp_path):
     write_run(tmp_path / "l.trec", lucene, tag="t")
     write_run(tmp_path / "n.trec", {q: numba[q] for q in sl.topics}, tag="t")
     assert (tmp_path / "l.trec").read_bytes() == (tmp_path / "n.trec").read_bytes()
+
+
+def test_pipeline_names_trainer_checkpoints_by_their_run():
+    from splade_anserini.pipeline import slug
+
+    assert slug("splade-tiny") == "splade-tiny"
+    assert slug("naver/splade-cocondenser-ensembledistil") == "splade-cocondenser-ensembledistil"
+    assert slug("runs/train/accept/checkpoint-best/") == "accept-checkpoint-best"
+    assert slug("runs/train/other/checkpoint-best") != slug("runs/train/accept/checkpoint-best")
