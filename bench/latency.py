@@ -376,14 +376,14 @@ class LuceneBackend(Backend):
         self.build_info = {"seconds": meta["seconds"], "bytes": _dir_size(index_dir), "note": "Anserini, 2 threads"}
 
     def search(self, i, k):
-        return self.searcher.search(self.keys[i], k), None
+        return self.searcher.search(self.keys[i], k)
 
     @staticmethod
     def unpack(hits):
         return [h.docid for h in hits], [int(round(h.score)) for h in hits]
 
     def search_text(self, i, k):
-        return self.text_searcher.search(self.texts[i], k), None
+        return self.text_searcher.search(self.texts[i], k)
 
     def batch(self, k, threads):
         self.searcher.batch_search(self.keys, self.keys, k=k, threads=threads)
@@ -746,7 +746,7 @@ def run_workload(w: Workload, backends: list[str], k: int, bandwidth: float, enc
         try:
             if name != "numba-batch":
                 times, results = time_single(lambda i: b.search(i, k), n, warmup, passes)
-                results = [b.unpack(h) for h, _ in results] if name == "lucene" else [b.unpack(r) for r in results]
+                results = [b.unpack(r) for r in results]
                 row.update({f"single_{key}": v for key, v in percentiles(times).items()})
                 if name == "numba":
                     exact_results = results

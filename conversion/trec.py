@@ -65,12 +65,12 @@ def write_run(path: str | os.PathLike, results: Mapping[str, Hits], tag: str = "
     return n
 
 
-def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+def read_run(path: str | os.PathLike, *, scored_pairs: bool = False) -> dict[str, dict[str, float]]:
     """Read a TREC run into ``{qid: {docid: score}}``, validating every line.
 
     Raises :class:`~conversion.errors.InputError` (``file:line: problem``) on a line without 6
     columns, a non-numeric (or non-finite) score, a non-integer rank, or a docid that appears twice
-    for the same query.
+    for the same query. ``scored_pairs`` also accepts ``qid docid score`` lines (teacher scores).
     """
     run: dict[str, dict[str, float]] = {}
     with open(path, "rb") as fh:
@@ -82,13 +82,19 @@ def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
             if not line.strip():
                 continue
             parts = line.split()
-            if len(parts) != 6:
+            if scored_pairs and len(parts) == 3:
+                qid, docid, score_text = parts
+            elif len(parts) == 6:
+                qid, _, docid, rank, score_text, _ = parts
+                try:
+                    int(rank)
+                except ValueError:
+                    raise InputError(path, lineno, f"rank {rank!r} is not an integer") from None
+            elif scored_pairs:
+                raise InputError(path, lineno, f"expected 'qid docid score' or a 6-column TREC run line, "
+                                               f"got {len(parts)} columns")
+            else:
                 raise InputError(path, lineno, f"expected 6 columns 'qid Q0 docid rank score tag', got {len(parts)}")
-            qid, _, docid, rank, score_text, _ = parts
-            try:
-                int(rank)
-            except ValueError:
-                raise InputError(path, lineno, f"rank {rank!r} is not an integer") from None
             try:
                 score = float(score_text)
             except ValueError:

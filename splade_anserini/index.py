@@ -124,10 +124,9 @@ def _stage_input(input_path: Path, staging: Path) -> list[Path]:
     return files
 
 
-def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, threads: int = 1,
-                       overwrite: bool = False, memory_buffer_mb: int | None = None,
-                       quiet: bool = True, optimize: bool = False) -> IndexReport:
-    """Index a JsonVectorCollection with Anserini ``IndexCollection -impact -pretokenized``."""
+def _prepare_build(input_path, index_path, overwrite: bool) -> tuple[Path, Path, int, Path, Path]:
+    """Check the target, count the input documents and name the build and staging folders beside the
+    index (removing leftovers of a killed run): ``(input, index, documents, build dir, staging dir)``."""
     input_path, index = Path(input_path), Path(index_path)
     _check_target(index, overwrite)
     expected = count_documents(input_path)
@@ -136,7 +135,15 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
     staging = index.with_name(f".{index.name}.input-{os.getpid()}")
     for leftover in (tmp, staging):
         if leftover.exists():
-            shutil.rmtree(leftover)
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    return input_path, index, expected, tmp, staging
+
+
+def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, threads: int = 1,
+                       overwrite: bool = False, memory_buffer_mb: int | None = None,
+                       quiet: bool = True, optimize: bool = False) -> IndexReport:
+    """Index a JsonVectorCollection with Anserini ``IndexCollection -impact -pretokenized``."""
+    input_path, index, expected, tmp, staging = _prepare_build(input_path, index_path, overwrite)
     start = time.perf_counter()
     try:
         _stage_input(input_path, staging)
@@ -200,37 +207,22 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
     """Build the Numba reference index (issue 5's ``NumbaIndex``) in a temporary place, then rename."""
     from .numba_index import NumbaIndex  # lazy: numba is slow to import
 
-    input_path, index = Path(input_path), Path(index_path)
-    _check_target(index, overwrite)
-    expected = count_documents(input_path)
-    index.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index.with_name(f".{index.name}.building-{os.getpid()}")
-    staging = index.with_name(f".{index.name}.input-{os.getpid()}")
-    for leftover in (tmp, staging):
-        if leftover.exists():
-            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    input_path, index, expected, tmp, staging = _prepare_build(input_path, index_path, overwrite)
     start = time.perf_counter()
     try:
         _stage_input(input_path, staging)
         built = NumbaIndex.from_jsonvector(staging, factor)
         built.save(tmp)
-        n_docs = getattr(built, "n_docs", None)
-        if n_docs is None:
-            ids = getattr(built, "ids", None) or getattr(built, "docids", None)
-            n_docs = len(ids) if ids is not None else expected
         report = IndexReport(backend="numba", index=str(index), input=str(input_path), input_documents=expected,
-                             indexed=int(n_docs), seconds=time.perf_counter() - start,
-                             size_bytes=directory_size(tmp) if tmp.is_dir() else tmp.stat().st_size)
+                             indexed=built.n_docs, seconds=time.perf_counter() - start,
+                             size_bytes=directory_size(tmp))
         if report.indexed != expected:
             raise IndexBuildError(f"the input holds {expected} documents but the numba index has {report.indexed}")
         _check_target(index, overwrite)
         _install(tmp, index)
         return report
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

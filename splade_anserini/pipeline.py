@@ -107,6 +107,16 @@ class Stamps:
     def load(self, name: str) -> dict:
         return json.loads((self.folder / f"{name}.json").read_text())
 
+    def reused(self, name: str) -> Stage:
+        """The stage as its stamp recorded it, for a stage skipped because it is up to date."""
+        prev = self.load(name)
+        return Stage(name, prev.get("seconds", 0.0), reused=True, note=prev.get("note", ""))
+
+    def done(self, name: str, key: str, params: dict, seconds: float, note: str, **extra) -> Stage:
+        """Stamp a stage that just ran and return it."""
+        self.record(name, key, params, seconds=seconds, note=note, **extra)
+        return Stage(name, seconds, note=note)
+
 
 # -- encoding -----------------------------------------------------------------------------------------
 def encode_corpus_stage(corpus, out_dir, encoder, *, factor: float, batch_size: int, threads: int,
@@ -186,30 +196,26 @@ def run_pipeline(dataset: str = "scifact", *, model: str = "splade-tiny", data_d
     enc_key = stamps.key(enc_params)
     t = time.perf_counter()
     if stamps.fresh("encode", enc_key, vectors_dir):
-        prev = stamps.load("encode")
-        stages.append(Stage("encode", prev.get("seconds", 0.0), reused=True, note=f"{prev.get('documents', '?')} docs"))
+        stages.append(stamps.reused("encode"))
     else:
         log(f"[encode] {corpus} with {model} (max length {max_length}, x{factor:g}) -> {vectors_dir}")
         counts = encode_corpus_stage(corpus, vectors_dir, get_encoder(), factor=factor, batch_size=batch_size,
                                      threads=threads, log=log)
-        seconds = time.perf_counter() - t
-        stamps.record("encode", enc_key, enc_params, seconds=seconds, **counts)
-        stages.append(Stage("encode", seconds, note=f"{counts['documents']} docs"))
+        stages.append(stamps.done("encode", enc_key, enc_params, time.perf_counter() - t,
+                                  f"{counts['documents']} docs", **counts))
 
     # 2. index
     idx_key = stamps.key({"encode": enc_key, "backend": "lucene"})
     t = time.perf_counter()
     if stamps.fresh("index", idx_key, index_dir) and any(index_dir.glob("segments_*")):
-        prev = stamps.load("index")
-        stages.append(Stage("index", prev.get("seconds", 0.0), reused=True, note=prev.get("note", "")))
+        stages.append(stamps.reused("index"))
     else:
         from .index import build_lucene_index
 
         log(f"[index] {vectors_dir} -> {index_dir} (Anserini IndexCollection -impact -pretokenized)")
         report = build_lucene_index(vectors_dir, index_dir, threads=threads, overwrite=True)
-        seconds, note = time.perf_counter() - t, f"{report.indexed} docs, {report.size_bytes / 2**20:.1f} MiB"
-        stamps.record("index", idx_key, {"encode": enc_key}, report=report.__dict__, seconds=seconds, note=note)
-        stages.append(Stage("index", seconds, note=note))
+        stages.append(stamps.done("index", idx_key, {"encode": enc_key}, time.perf_counter() - t,
+                                  f"{report.indexed} docs, {report.size_bytes / 2**20:.1f} MiB", report=report.__dict__))
 
     # 3. search
     topics = read_topics(topics_file)
@@ -218,8 +224,7 @@ def run_pipeline(dataset: str = "scifact", *, model: str = "splade-tiny", data_d
     srch_key = stamps.key(srch_params)
     t = time.perf_counter()
     if stamps.fresh("search", srch_key, run_file, tsvint):
-        prev = stamps.load("search")
-        stages.append(Stage("search", prev.get("seconds", 0.0), reused=True, note=prev.get("note", "")))
+        stages.append(stamps.reused("search"))
     else:
         from .query_encoder import SpladeQueryEncoder
         from .search import pyserini_search, write_tsvint_topics
@@ -235,9 +240,8 @@ def run_pipeline(dataset: str = "scifact", *, model: str = "splade-tiny", data_d
         results = pyserini_search(index_dir, topics, qenc, k=hits, threads=threads, batch_size=batch_size,
                                   vectors=vectors)
         write_run(run_file, results, tag=name, k=hits)
-        seconds, note = time.perf_counter() - t, f"{len(topics)} queries, encoding {enc_s:.1f} s"
-        stamps.record("search", srch_key, srch_params, seconds=seconds, note=note)
-        stages.append(Stage("search", seconds, note=note))
+        stages.append(stamps.done("search", srch_key, srch_params, time.perf_counter() - t,
+                                  f"{len(topics)} queries, encoding {enc_s:.1f} s"))
 
     # 4. evaluate (+ sparsity / FLOPS)
     from .evaluate import evaluate_files
@@ -267,17 +271,14 @@ def run_pipeline(dataset: str = "scifact", *, model: str = "splade-tiny", data_d
         bm_key = bm_stamps.key(bm_params)
         t = time.perf_counter()
         if bm_stamps.fresh("bm25", bm_key, bm25_run, bm25_index):
-            prev = bm_stamps.load("bm25")
-            stages.append(Stage("bm25", prev.get("seconds", 0.0), reused=True, note=prev.get("note", "")))
+            stages.append(bm_stamps.reused("bm25"))
         else:
             from .bm25 import bm25_search, build_bm25_index
 
             log(f"[bm25] {corpus} -> {bm25_index}; {len(topics)} topics -> {bm25_run}")
             build_bm25_index(corpus, bm25_index, threads=threads, overwrite=True)
             write_run(bm25_run, bm25_search(bm25_index, topics, k=hits, threads=threads), tag=f"{dataset}-bm25", k=hits)
-            seconds, note = time.perf_counter() - t, "Lucene BM25 index + search"
-            bm_stamps.record("bm25", bm_key, bm_params, seconds=seconds, note=note)
-            stages.append(Stage("bm25", seconds, note=note))
+            stages.append(bm_stamps.done("bm25", bm_key, bm_params, time.perf_counter() - t, "Lucene BM25 index + search"))
         bm25_scores = evaluate_files(qrels_file, [bm25_run], MEASURES)[0].scores
         payload["bm25"] = {"run": str(bm25_run), "scores": bm25_scores}
     payload["stages"] = [s.__dict__ for s in stages]

@@ -9,7 +9,6 @@ Bad input gives :class:`conversion.errors.InputError`, one line naming the file,
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -17,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from conversion.errors import InputError
+from conversion.trec import read_ranked, read_run
 
 from ..data import read_corpus, read_qrels, read_topics, read_triples
 
@@ -46,40 +46,11 @@ def _first_line(path: str | os.PathLike, predicate) -> int | None:
 
 def read_scored_pairs(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     """Scores per ``(qid, docid)`` from ``qid<TAB>docid<TAB>score`` lines or a 6-column TREC run."""
-    scores: dict[str, dict[str, float]] = {}
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(path, lineno, f"invalid UTF-8 at byte {exc.start}") from None
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) == 3:
-                qid, docid, score_text = parts
-            elif len(parts) == 6:
-                qid, _, docid, _, score_text, _ = parts
-            else:
-                raise InputError(path, lineno, f"expected 'qid docid score' or a 6-column TREC run line, "
-                                               f"got {len(parts)} columns")
-            try:
-                score = float(score_text)
-            except ValueError:
-                raise InputError(path, lineno, f"score {score_text!r} is not a number") from None
-            if not math.isfinite(score):
-                raise InputError(path, lineno, f"score {score_text!r} is not finite")
-            hits = scores.setdefault(qid, {})
-            if docid in hits:
-                raise InputError(path, lineno, f"duplicate document {docid!r} for query {qid!r}")
-            hits[docid] = score
-    return scores
+    return read_run(path, scored_pairs=True)
 
 
 def read_ranked_run(path: str | os.PathLike) -> dict[str, list[str]]:
     """Docids per topic, best first, from a TREC run (validated by :mod:`conversion.trec`)."""
-    from conversion.trec import read_ranked
-
     return {qid: [d for d, _ in hits] for qid, hits in read_ranked(path).items()}
 
 
@@ -196,25 +167,18 @@ class QrelsData(TrainingData):
 def check_references(corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, dict[str, int]],
                      run: dict[str, list[str]] | None, paths: dict[str, str]) -> None:
     """Qrels and run must name known queries and documents: one-line errors otherwise."""
-    qrels_path = paths["qrels"]
-    for q, docs in qrels.items():
-        if q not in queries:
-            line = _first_line(qrels_path, lambda p, q=q: p[0] == q)
-            raise InputError(qrels_path, line, f"query {q!r} is not in the queries file {paths['queries']}")
-        for d in docs:
-            if d not in corpus:
-                line = _first_line(qrels_path, lambda p, q=q, d=d: len(p) >= 3 and p[0] == q and p[2] == d)
-                raise InputError(qrels_path, line, f"document {d!r} (query {q!r}) is not in the corpus {paths['corpus']}")
+    checks = [(paths["qrels"], qrels, "query {q!r} is not in", "query")]
     if run is not None:
-        run_path = paths["negatives"]
-        for q, docs in run.items():
+        checks.append((paths["negatives"], run, "unknown topic {q!r}: not in", "topic"))
+    for path, mapping, unknown_query, word in checks:
+        for q, docs in mapping.items():
             if q not in queries:
-                line = _first_line(run_path, lambda p, q=q: p[0] == q)
-                raise InputError(run_path, line, f"unknown topic {q!r}: not in the queries file {paths['queries']}")
+                line = _first_line(path, lambda p, q=q: p[0] == q)
+                raise InputError(path, line, unknown_query.format(q=q) + f" the queries file {paths['queries']}")
             for d in docs:
                 if d not in corpus:
-                    line = _first_line(run_path, lambda p, q=q, d=d: len(p) >= 3 and p[0] == q and p[2] == d)
-                    raise InputError(run_path, line, f"document {d!r} (topic {q!r}) is not in the corpus {paths['corpus']}")
+                    line = _first_line(path, lambda p, q=q, d=d: len(p) >= 3 and p[0] == q and p[2] == d)
+                    raise InputError(path, line, f"document {d!r} ({word} {q!r}) is not in the corpus {paths['corpus']}")
 
 
 def load_corpus_texts(path: str | os.PathLike) -> dict[str, str]:
