@@ -4,7 +4,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -18,12 +18,14 @@ def tmp_name(path: str | os.PathLike) -> Path:
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", *, gzipped: bool | None = None) -> Iterator[IO]:
     """Open ``path`` for writing (text ``"w"`` or binary ``"wb"``) through a temporary file that is
-    renamed into place on success and removed on error. ``gzipped`` defaults to a ``.gz`` suffix."""
+    renamed into place on success and removed on error (also when the disk is full: an error while
+    writing names ``path``)."""
     path = Path(path)
     tmp = tmp_name(path)
     if gzipped is None:
         gzipped = path.suffix == ".gz"
     raw = open(tmp, "wb")
+    fh = stream = raw
     try:
         # mtime=0 keeps gzip output byte-identical across runs (a resumed run must reproduce files exactly).
         stream = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if gzipped else raw
@@ -38,7 +40,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", *, gzipped: bool | Non
         os.fsync(raw.fileno())
         raw.close()
         os.replace(tmp, path)
-    except BaseException:
-        raw.close()
+    except BaseException as exc:
+        # Closing flushes buffered data, which fails again on a full disk: the clean-up must not stop there.
+        for layer in (fh, stream, raw):
+            with suppress(Exception):
+                layer.close()
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
         raise

@@ -1,4 +1,4 @@
-"""One error type for bad input files: always names the file, the line and the problem."""
+"""The project's errors for bad input files and bad arguments: one line each."""
 from __future__ import annotations
 
 import os
@@ -15,3 +15,7 @@ class InputError(ValueError):
         if line is not None:
             where = f"{where}:{line}"
         super().__init__(f"{where}: {problem}")
+
+
+class UsageError(ValueError):
+    """Bad arguments or an output in the way (not a problem inside an input file); one line."""

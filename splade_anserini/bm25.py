@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
+from conversion.errors import InputError
+
 from .data import read_corpus, read_topics
 
 Run = dict[str, list[tuple[str, float]]]
@@ -35,14 +37,20 @@ def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, *,
     with tempfile.TemporaryDirectory(dir=index_dir.parent, prefix=f".{index_dir.name}.") as tmp:
         docs_dir, staging = Path(tmp) / "docs", Path(tmp) / "index"
         docs_dir.mkdir()
+        n = empty = 0
         with open(docs_dir / "docs.jsonl", "w", encoding="utf-8") as fh:
             for doc in read_corpus(corpus, fmt):
                 fh.write(json.dumps({"id": doc.docid, "contents": doc.text}) + "\n")
-        args = ["-collection", "JsonCollection", "-input", str(docs_dir), "-index", str(staging),
-                "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(max(1, threads)), "-quiet"]
-        java.autoclass("io.anserini.index.IndexCollection").main(args)
-        if not any(staging.glob("segments_*")):
-            raise RuntimeError(f"Anserini IndexCollection produced no index for {corpus}")
+                n += 1
+                empty += not doc.text  # Anserini counts these as empty and leaves them out
+        if not n:
+            raise InputError(corpus, None, "no documents")
+        try:
+            java.index_collection({"collection": "JsonCollection", "input": docs_dir, "index": staging,
+                                   "generator": "DefaultLuceneDocumentGenerator", "threads": threads},
+                                  expected=n - empty, expected_empty=empty)
+        except java.AnseriniError as exc:
+            raise RuntimeError(str(exc)) from None
         if index_dir.exists():
             shutil.rmtree(index_dir)
         os.replace(staging, index_dir)

@@ -5,13 +5,13 @@ file, the line and the problem.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from pathlib import Path
-from typing import IO, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 from conversion.errors import InputError
+from conversion.jsonvector import docid_problem, read_lines
 
 DATA_ENV = "SPLADE_ANSERINI_DATA"
 
@@ -32,10 +32,6 @@ class Doc(NamedTuple):
     text: str
 
 
-def _open_binary(path: str | os.PathLike) -> IO[bytes]:
-    return gzip.open(path, "rb") if os.fspath(path).endswith(".gz") else open(path, "rb")
-
-
 def detect_format(path: str | os.PathLike) -> str:
     """``"beir"`` for JSON lines (``corpus.jsonl``), ``"msmarco"`` for ``pid<TAB>text`` files."""
     name = os.fspath(path).removesuffix(".gz")
@@ -43,21 +39,19 @@ def detect_format(path: str | os.PathLike) -> str:
         return "beir"
     if name.endswith((".tsv", ".txt")):
         return "msmarco"
-    with _open_binary(path) as fh:
-        first = fh.readline().lstrip()
+    first = next((raw for _, raw in read_lines(path) if raw.strip()), b"").lstrip()
     return "beir" if first.startswith(b"{") else "msmarco"
 
 
 def _decoded_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    with _open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(path, lineno, f"invalid UTF-8 at byte {exc.start}") from None
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield lineno, line
+    for lineno, raw in read_lines(path):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(path, lineno, f"invalid UTF-8 at byte {exc.start}") from None
+        line = line.rstrip("\r\n")
+        if line.strip():
+            yield lineno, line
 
 
 def read_corpus(path: str | os.PathLike, fmt: str | None = None, *, check_duplicates: bool = True) -> Iterator[Doc]:
@@ -88,6 +82,8 @@ def read_corpus(path: str | os.PathLike, fmt: str | None = None, *, check_duplic
             if not isinstance(body, str) or not isinstance(title, str):
                 raise InputError(path, lineno, f"document {docid}: 'title' and 'text' must be strings")
             text = f"{title} {body}".strip() if title else body.strip()
+            if not isinstance(docid, (str, int)) or isinstance(docid, bool):
+                raise InputError(path, lineno, f"document id must be a string, got {docid!r}")
             docid = str(docid)
         else:
             docid, sep, text = line.partition("\t")
@@ -96,6 +92,8 @@ def read_corpus(path: str | os.PathLike, fmt: str | None = None, *, check_duplic
             docid, text = docid.strip(), text.strip()
             if not docid:
                 raise InputError(path, lineno, "missing document id")
+        if (problem := docid_problem(docid)):  # refused here, not at the end of a search
+            raise InputError(path, lineno, problem)
         if check_duplicates:
             if docid in seen:
                 raise InputError(path, lineno, f"duplicate document id {docid!r}")
@@ -111,6 +109,8 @@ def read_topics(path: str | os.PathLike) -> dict[str, str]:
         if not sep or not qid.strip():
             raise InputError(path, lineno, "expected 'qid<TAB>query text'")
         qid = qid.strip()
+        if (problem := docid_problem(qid, "query id")):
+            raise InputError(path, lineno, problem)
         if qid in topics:
             raise InputError(path, lineno, f"duplicate query id {qid!r}")
         topics[qid] = text.strip()

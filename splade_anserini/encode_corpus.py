@@ -43,16 +43,18 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
 from conversion.atomic import atomic_open
-from conversion.errors import InputError
+from conversion.errors import InputError, UsageError
 from conversion.jsonvector import dumps
 from conversion.quantize import GUARD_TOKEN, quantize_sparse, resolve_factor
 
+from .cli import command
 from .data import read_corpus
 
 MANIFEST_VERSION = 1
@@ -60,7 +62,7 @@ DEFAULT_BLOCK = 1000
 MAX_WARNINGS = 10
 
 
-class EncodeError(ValueError):
+class EncodeError(UsageError):
     """A usage problem (bad arguments, output in the way, resume with other arguments): one line."""
 
 
@@ -111,17 +113,6 @@ def _warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr, flush=True)
 
 
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """Refuse a second process on the same work folder (the lock dies with the process)."""
-    with open(folder / "lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise EncodeError(f"{folder}: another encode_corpus process is running on this output") from None
-        yield
-
-
 def _check_mlm(encoder, model: str) -> None:
     """A checkpoint saved from a non-MLM class (e.g. ``BertModel``) would load with a random head."""
     config = encoder.model.config
@@ -165,6 +156,14 @@ def _load_encoder(model: str, *, device: str, max_length: int, precision: str, p
                         query_max_length=max_length, precision=precision)
     _check_mlm(enc, model)
     return enc
+
+
+def _check_max_length(encoder, max_length: int) -> None:
+    """A max length beyond the model's position embeddings fails inside the model, late: refuse it now."""
+    limit = getattr(encoder.model.config, "max_position_embeddings", None)
+    if isinstance(limit, int) and max_length > limit:
+        raise EncodeError(f"--max-length {max_length}: model {encoder.model_name} has {limit} positions "
+                          f"(use --max-length {limit} or less)")
 
 
 def _encode_block(encoder, docs: list, lo: int, hi: int, *, factor: float, batch_size: int,
@@ -212,26 +211,215 @@ class _IndexedDoc:
         self.index, self.line, self.docid, self.text = index, doc.line, doc.docid, doc.text
 
 
-# -- main entry -----------------------------------------------------------------------------------------
-def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model: str = "splade-tiny",
-                  encoder=None, fmt: str = "auto", batch_size: int = 32, max_length: int = 256,
-                  factor: str | float = 100, shard_id: int = 0, shard_num: int = 1, num_files: int = 1,
-                  gzipped: bool = False, device: str = "cpu", precision: str = "fp32",
-                  threads: int | None = None, pooling: str = "max", block_size: int = DEFAULT_BLOCK,
-                  contents: bool = True, overwrite: bool = False, progress: bool = True,
-                  log: Callable[[str], None] | None = None) -> dict:
-    """Encode ``corpus`` (or shard ``shard_id`` of ``shard_num``) into JsonVectorCollection files
-    under ``output``; returns the summary (also written to :func:`summary_path`).
+# -- the encode job -------------------------------------------------------------------------------------
+@dataclass
+class EncodeJob:
+    """One encoding of a corpus shard: where it reads and writes, its manifest, its lock and its
+    blocks. Its steps run in order: :meth:`scan`, then under :meth:`lock`: :meth:`finished` or
+    :meth:`prepare`, :meth:`encode`, :meth:`assemble`."""
 
-    ``encoder``: an already loaded :class:`~splade_anserini.splade.SpladeEncoder`; its model, max
-    length, pooling, device and precision are used instead of those arguments.
-    Raises :class:`InputError` (bad corpus or model) or :class:`EncodeError` (bad arguments).
-    """
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    session_start = time.time()
-    corpus = Path(corpus)
-    output = Path(output)
-    factor = resolve_factor(factor)
+    corpus: Path
+    output: Path
+    fmt: str
+    shard_id: int = 0
+    shard_num: int = 1
+    num_files: int = 1
+    gzipped: bool = False
+    block_size: int = DEFAULT_BLOCK
+    config: dict = field(default_factory=dict)
+    n_docs: int = 0
+
+    # layout
+    @property
+    def work(self) -> Path:
+        return work_dir(self.output, self.shard_id, self.shard_num)
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.work / "manifest.json"
+
+    @property
+    def summary_file(self) -> Path:
+        return summary_path(self.output, self.shard_id, self.shard_num)
+
+    @property
+    def names(self) -> list[str]:
+        return part_names(self.shard_id, self.shard_num, self.num_files, self.gzipped)
+
+    @property
+    def range(self) -> tuple[int, int]:
+        return shard_range(self.n_docs, self.shard_id, self.shard_num)
+
+    @property
+    def blocks(self) -> list[int]:
+        start, end = self.range
+        last = (end - 1) // self.block_size if end > start else start // self.block_size - 1
+        return list(range(start // self.block_size, last + 1))
+
+    def block_files(self, b: int) -> tuple[Path, Path]:
+        """The block's JSON lines and its statistics (written last: the commit point)."""
+        return self.work / f"block-{b:07d}.jsonl", self.work / f"block-{b:07d}.json"
+
+    def block_len(self, b: int) -> int:
+        return min((b + 1) * self.block_size, self.n_docs) - b * self.block_size
+
+    # reading
+    def scan(self) -> list[tuple[int, int, str]]:
+        """Validate the whole corpus and count it; returns the empty-text documents of the shard as
+        ``(index, line, docid)``."""
+        empties: list[tuple[int, int, str]] = []
+        n = 0
+        for doc in read_corpus(self.corpus, self.fmt):
+            if not doc.text:
+                empties.append((n, doc.line, doc.docid))
+            n += 1
+        if n == 0:
+            raise InputError(self.corpus, None, "no documents")
+        self.n_docs = n
+        start, end = self.range
+        return [e for e in empties if start <= e[0] < end]
+
+    def documents(self, blocks: set[int]) -> Iterator[tuple[int, list[_IndexedDoc]]]:
+        """The documents to encode: ``(block, its documents in corpus order)`` for each of ``blocks``."""
+        if not blocks:
+            return
+        lo, hi = min(blocks) * self.block_size, min((max(blocks) + 1) * self.block_size, self.n_docs)
+        current: list[_IndexedDoc] = []
+        current_block = None
+        for index, doc in enumerate(read_corpus(self.corpus, self.fmt, check_duplicates=False)):
+            if index < lo:
+                continue
+            if index >= hi:
+                break
+            b = index // self.block_size
+            if b not in blocks:
+                continue
+            if current_block is not None and b != current_block:
+                yield current_block, current
+                current = []
+            current_block = b
+            current.append(_IndexedDoc(index, doc))
+        if current_block is not None:
+            yield current_block, current
+
+    # the lock: held from before anything is deleted or written until the work folder is gone
+    @contextmanager
+    def lock(self) -> Iterator["EncodeJob"]:
+        """Hold the work folder's lock (created with the folder); a second process is refused."""
+        while True:
+            self.work.mkdir(parents=True, exist_ok=True)
+            fh = open(self.work / "lock", "a")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.close()
+                raise EncodeError(f"{self.work}: another encode_corpus process is running on this output") from None
+            try:
+                same = os.stat(self.work / "lock").st_ino == os.fstat(fh.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            fh.close()  # the holder removed the folder meanwhile: lock the new one
+        try:
+            yield self
+        finally:
+            if self.work.is_dir() and not self.manifest_file.is_file():
+                shutil.rmtree(self.work, ignore_errors=True)  # nothing started: leave nothing behind
+            fh.close()
+
+    # state
+    def discard(self) -> None:
+        """Remove an earlier run (finished or not) of this shard; the lock is held."""
+        for p in self.work.iterdir():
+            if p.name != "lock":
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        self.summary_file.unlink(missing_ok=True)
+        if self.output.is_dir():
+            ours = re.compile(re.escape(_prefix(self.shard_id, self.shard_num)) + r"part-\d{5}\.jsonl(\.gz)?(\.tmp)?$")
+            for p in self.output.iterdir():
+                if p.is_file() and ours.match(p.name.lstrip(".")):
+                    p.unlink()
+
+    def finished(self, discard_other: bool = False) -> dict | None:
+        """The summary of a finished run with these arguments, or ``None`` (after discarding one with
+        other arguments when ``discard_other``)."""
+        if not self.summary_file.is_file():  # written last: the run is finished
+            return None
+        try:
+            previous = json.loads(self.summary_file.read_text())
+        except (OSError, ValueError):
+            previous = {}
+        if previous.get("arguments") == self.config and all((self.output / n).is_file() for n in self.names):
+            shutil.rmtree(self.work, ignore_errors=True)  # in case the final clean-up was interrupted
+            return previous
+        if discard_other:
+            self.discard()
+            return None
+        raise EncodeError(f"{self.output}: holds a finished encoding with other arguments ({self.summary_file}); "
+                          "use --overwrite or another --output")
+
+    def prepare(self, discard_other: bool = False) -> set[int]:
+        """Start, or resume an unfinished run with the same arguments; returns the blocks done."""
+        if self.manifest_file.is_file():
+            recorded = json.loads(self.manifest_file.read_text())
+            if recorded != self.config:
+                if not discard_other:
+                    diff = sorted(k for k in set(recorded) | set(self.config) if recorded.get(k) != self.config.get(k))
+                    details = "; ".join(f"{k}: {recorded.get(k)!r} -> {self.config.get(k)!r}" for k in diff)
+                    raise EncodeError(f"{self.work}: an unfinished run with other arguments ({details}); rerun it "
+                                      "with its arguments to resume, or pass --overwrite to start again")
+                self.discard()
+        if not self.manifest_file.is_file():
+            clash = [n for n in self.names if (self.output / n).exists()]
+            if clash:
+                raise EncodeError(f"{self.output / clash[0]}: exists (not from a run with these arguments); "
+                                  "use --overwrite or another --output")
+            _write_json(self.manifest_file, self.config)
+        return {b for b in self.blocks if all(f.is_file() for f in self.block_files(b))}
+
+    # writing
+    def commit_block(self, b: int, lines: list[str], stats: dict) -> None:
+        lines_file, stats_file = self.block_files(b)
+        with atomic_open(lines_file) as fh:
+            fh.writelines(lines)
+        _write_json(stats_file, dict(stats, block=b))  # the commit point of the block
+
+    def assemble(self) -> tuple[dict, dict[str, int]]:
+        """All blocks committed: write the part files; returns the totals and document frequencies."""
+        totals = {"docs": 0, "empty_text": 0, "guarded": 0, "nonzeros": 0, "expansion": 0, "seconds": 0.0}
+        df: dict[str, int] = {}
+        for b in self.blocks:
+            stats = json.loads(self.block_files(b)[1].read_text())
+            for key in totals:
+                totals[key] += stats[key]
+            for token, count in stats["df"].items():
+                df[token] = df.get(token, 0) + count
+
+        def shard_lines() -> Iterator[str]:
+            for b in self.blocks:
+                with open(self.block_files(b)[0], encoding="utf-8") as fh:
+                    yield from fh
+
+        lines = shard_lines()
+        self.output.mkdir(parents=True, exist_ok=True)
+        for name, (lo, hi) in zip(self.names, part_ranges(*self.range, self.num_files)):
+            with atomic_open(self.output / name, gzipped=self.gzipped) as fh:
+                for _ in range(hi - lo):
+                    fh.write(next(lines))
+        if next(lines, None) is not None:  # pragma: no cover - a bug, never bad input
+            raise RuntimeError("block files hold more documents than the shard")
+        return totals, df
+
+    def finish(self, summary: dict) -> None:
+        """Write the summary (the run is finished), then remove the work folder."""
+        _write_json(self.summary_file, summary)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+# -- main entry -----------------------------------------------------------------------------------------
+def _check_arguments(*, batch_size: int, max_length: int, shard_id: int, shard_num: int, num_files: int,
+                     block_size: int, threads: int | None, fmt: str, corpus: Path, output: Path) -> None:
     for name, value, least in (("batch size", batch_size, 1), ("max length", max_length, 2),
                                ("shard count", shard_num, 1), ("number of files", num_files, 1),
                                ("block size", block_size, 1)):
@@ -242,30 +430,52 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
     if threads is not None and threads < 1:
         raise EncodeError(f"threads must be >= 1, got {threads}")
     if fmt not in ("auto", "beir", "msmarco"):
-        raise EncodeError(f"format must be auto, beir or msmarco, got {fmt!r}")
+        raise EncodeError(f"format must be auto, beir or msmarco, got {fmt}")
     if not corpus.is_file():
         raise InputError(corpus, None, "no such file" if not corpus.exists() else "not a file")
     if output.exists() and not output.is_dir():
         raise EncodeError(f"{output}: exists and is not a directory")
 
+
+def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model: str = "splade-tiny",
+                  encoder=None, fmt: str = "auto", batch_size: int = 32, max_length: int = 256,
+                  factor: str | float = 100, shard_id: int = 0, shard_num: int = 1, num_files: int = 1,
+                  gzipped: bool = False, device: str = "cpu", precision: str = "fp32",
+                  threads: int | None = None, pooling: str = "max", block_size: int = DEFAULT_BLOCK,
+                  contents: bool = True, overwrite: bool = False, discard_other: bool = False,
+                  fingerprint: str | None = None, progress: bool = True,
+                  log: Callable[[str], None] | None = None) -> dict:
+    """Encode ``corpus`` (or shard ``shard_id`` of ``shard_num``) into JsonVectorCollection files
+    under ``output``; returns the summary (also written to :func:`summary_path`).
+
+    ``encoder``: an already loaded :class:`~splade_anserini.splade.SpladeEncoder`; its model, max
+    length, pooling, device and precision are used instead of those arguments. ``overwrite``
+    discards any earlier run; ``discard_other`` only one with other arguments (a run with the same
+    arguments is resumed). ``fingerprint``: recorded with the arguments (e.g. the model weights'
+    stamp), so a run is resumed only with the same one.
+    Raises :class:`InputError` (bad corpus or model) or :class:`EncodeError` (bad arguments).
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    session_start = time.time()
+    corpus, output = Path(corpus), Path(output)
+    factor = resolve_factor(factor)
+    _check_arguments(batch_size=batch_size, max_length=max_length, shard_id=shard_id, shard_num=shard_num,
+                     num_files=num_files, block_size=block_size, threads=threads, fmt=fmt, corpus=corpus,
+                     output=output)
+
     # 1. the whole corpus validated and the model loaded before anything is written
     if encoder is None:
-        from .models import resolve_model
+        from .models import check_device, resolve_model
 
+        check_device(device)
         resolve_model(model)  # a missing model directory fails now, not after reading a big corpus
     else:
         model = encoder.model_name
     from .data import detect_format
 
-    fmt = detect_format(corpus) if fmt == "auto" else fmt
-    n_docs = 0
-    empties: list[tuple[int, int, str]] = []
-    for doc in read_corpus(corpus, fmt):
-        if not doc.text:
-            empties.append((n_docs, doc.line, doc.docid))
-        n_docs += 1
-    start, end = shard_range(n_docs, shard_id, shard_num)
-    shard_empties = [e for e in empties if start <= e[0] < end]
+    job = EncodeJob(corpus, output, detect_format(corpus) if fmt == "auto" else fmt, shard_id=shard_id,
+                    shard_num=shard_num, num_files=num_files, gzipped=gzipped, block_size=block_size)
+    shard_empties = job.scan()
     for _, line, docid in shard_empties[:MAX_WARNINGS]:
         _warn(f"{corpus}:{line}: document {docid!r} has empty text; it gets the guard vector {{{GUARD_TOKEN!r}: 1}}")
     if len(shard_empties) > MAX_WARNINGS:
@@ -273,161 +483,75 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
 
     if encoder is None:
         encoder = _load_encoder(model, device=device, max_length=max_length, precision=precision, pooling=pooling)
+    _check_max_length(encoder, encoder.max_length)
     # CPU: `threads` batches at once, each with one torch thread, so the numbers do not depend on it.
     import torch
 
     cpu = encoder.device.type == "cpu"
     workers = (threads or torch.get_num_threads()) if cpu else 1
-    torch_threads = torch.get_num_threads()
     stat = corpus.stat()
-    config = {
+    job.config = {
         "version": MANIFEST_VERSION, "corpus": str(corpus.resolve()), "corpus_bytes": stat.st_size,
-        "corpus_mtime_ns": stat.st_mtime_ns, "format": fmt, "documents_in_corpus": n_docs,
+        "corpus_mtime_ns": stat.st_mtime_ns, "format": job.fmt, "documents_in_corpus": job.n_docs,
         "model": str(model), "max_length": encoder.max_length, "pooling": encoder.pooling,
         "device": str(encoder.device), "precision": encoder.precision, "batch_size": batch_size,
         "quantization_factor": factor, "shard_id": shard_id, "shard_num": shard_num,
         "num_files": num_files, "gzip": gzipped, "block_size": block_size,
         "contents": contents,
     }
-    names = part_names(shard_id, shard_num, num_files, gzipped)
-    summary_file = summary_path(output, shard_id, shard_num)
-    work = work_dir(output, shard_id, shard_num)
-    manifest_file = work / "manifest.json"
+    if fingerprint is not None:
+        job.config["fingerprint"] = fingerprint
 
-    # 2. finished before? resuming? something else in the way?
-    if overwrite:
-        shutil.rmtree(work, ignore_errors=True)
-        summary_file.unlink(missing_ok=True)
-        if output.is_dir():
-            ours = re.compile(re.escape(_prefix(shard_id, shard_num)) + r"part-\d{5}\.jsonl(\.gz)?(\.tmp)?$")
-            for p in output.iterdir():
-                if p.is_file() and ours.match(p.name.lstrip(".")):
-                    p.unlink()
-    if summary_file.is_file():  # written last: the run with these arguments is finished
-        try:
-            previous = json.loads(summary_file.read_text())
-        except (OSError, ValueError):
-            previous = {}
-        if previous.get("arguments") == config and all((output / n).is_file() for n in names):
-            shutil.rmtree(work, ignore_errors=True)  # in case the final clean-up was interrupted
-            log(f"{output}: already encoded with these arguments (see {summary_file})")
+    # 2. under the lock: finished before? resuming? something else in the way?
+    with job.lock():
+        if overwrite:
+            job.discard()
+        previous = job.finished(discard_other)
+        if previous is not None:
+            log(f"{output}: already encoded with these arguments (see {job.summary_file})")
             return previous
-        raise EncodeError(f"{output}: holds a finished encoding with other arguments ({summary_file}); "
-                          "use --overwrite or another --output")
-    if manifest_file.is_file():
-        recorded = json.loads(manifest_file.read_text())
-        if recorded != config:
-            diff = sorted(k for k in set(recorded) | set(config) if recorded.get(k) != config.get(k))
-            details = "; ".join(f"{k}: {recorded.get(k)!r} -> {config.get(k)!r}" for k in diff)
-            raise EncodeError(f"{work}: an unfinished run with other arguments ({details}); rerun it with its "
-                              "arguments to resume, or pass --overwrite to start again")
-    else:
-        clash = [n for n in names if (output / n).exists()]
-        if clash:
-            raise EncodeError(f"{output / clash[0]}: exists (not from a run with these arguments); "
-                              "use --overwrite or another --output")
-        work.mkdir(parents=True, exist_ok=True)
-        _write_json(manifest_file, config)
-
-    with _locked(work):
-        first_block = start // block_size
-        last_block = (end - 1) // block_size if end > start else first_block - 1
-        blocks = list(range(first_block, last_block + 1))
-
-        def block_files(b: int) -> tuple[Path, Path]:
-            return work / f"block-{b:07d}.jsonl", work / f"block-{b:07d}.json"
-
-        done = {b for b in blocks if block_files(b)[1].is_file() and block_files(b)[0].is_file()}
+        done = job.prepare(discard_other)
+        blocks = job.blocks
         if done:
             log(f"resuming {output}: {len(done)} of {len(blocks)} blocks already encoded")
-        block_len = {b: min((b + 1) * block_size, n_docs) - b * block_size for b in blocks}
-        bar = _Progress(sum(block_len.values()), sum(block_len[b] for b in done), progress)
+
+        # 3. encode the missing blocks, each committed on its own
+        start, end = job.range
+        bar = _Progress(sum(job.block_len(b) for b in blocks), sum(job.block_len(b) for b in done), progress)
         encoded_docs = 0
         encode_seconds = 0.0
+        torch_threads = torch.get_num_threads()
         if cpu:
             torch.set_num_threads(1)
         try:
-            pending = [b for b in blocks if b not in done]
-            if pending:
-                lo_doc = pending[0] * block_size
-                hi_doc = min((pending[-1] + 1) * block_size, n_docs)
-                todo = set(pending)
-                current: list[_IndexedDoc] = []
-                current_block = None
-
-                def flush(b: int, docs: list[_IndexedDoc]) -> None:
-                    nonlocal encoded_docs, encode_seconds
-                    lines, stats = _encode_block(encoder, docs, start, end, factor=factor, batch_size=batch_size,
-                                                 contents=contents, progress=bar, workers=workers)
-                    lines_file, stats_file = block_files(b)
-                    with atomic_open(lines_file) as fh:
-                        fh.writelines(lines)
-                    stats["block"] = b
-                    _write_json(stats_file, stats)  # the commit point of the block
-                    encoded_docs += stats["docs"]
-                    encode_seconds += stats["seconds"]
-
-                for index, doc in enumerate(read_corpus(corpus, fmt, check_duplicates=False)):
-                    if index < lo_doc:
-                        continue
-                    if index >= hi_doc:
-                        break
-                    b = index // block_size
-                    if b not in todo:
-                        continue
-                    if current_block is not None and b != current_block:
-                        flush(current_block, current)
-                        current = []
-                    current_block = b
-                    current.append(_IndexedDoc(index, doc))
-                if current_block is not None:
-                    flush(current_block, current)
+            for b, docs in job.documents({b for b in blocks if b not in done}):
+                lines, stats = _encode_block(encoder, docs, start, end, factor=factor, batch_size=batch_size,
+                                             contents=contents, progress=bar, workers=workers)
+                job.commit_block(b, lines, stats)
+                encoded_docs += stats["docs"]
+                encode_seconds += stats["seconds"]
         finally:
             bar.close()
             torch.set_num_threads(torch_threads)
 
-        # 3. all blocks committed: assemble the part files, then the summary, then drop the work folder
-        totals = {"docs": 0, "empty_text": 0, "guarded": 0, "nonzeros": 0, "expansion": 0, "seconds": 0.0}
-        df: dict[str, int] = {}
-        for b in blocks:
-            stats = json.loads(block_files(b)[1].read_text())
-            for key in totals:
-                totals[key] += stats[key]
-            for token, count in stats["df"].items():
-                df[token] = df.get(token, 0) + count
-
-        def shard_lines() -> Iterator[str]:
-            for b in blocks:
-                with open(block_files(b)[0], encoding="utf-8") as fh:
-                    yield from fh
-
-        lines = shard_lines()
-        output.mkdir(parents=True, exist_ok=True)
-        for name, (lo, hi) in zip(names, part_ranges(start, end, num_files)):
-            with atomic_open(output / name, gzipped=gzipped) as fh:
-                for _ in range(hi - lo):
-                    fh.write(next(lines))
-        if next(lines, None) is not None:  # pragma: no cover - a bug, never bad input
-            raise RuntimeError("block files hold more documents than the shard")
-
+        # 4. all blocks committed: the part files, then the summary, then the work folder goes
+        totals, df = job.assemble()
         n = totals["docs"]
-        flops = float(sum((c / n) ** 2 for c in df.values())) if n else 0.0
         summary = {
-            "output": str(output), "files": names, "summary_file": str(summary_file),
+            "output": str(output), "files": job.names, "summary_file": str(job.summary_file),
             "documents": n, "empty_documents": totals["empty_text"], "guarded_documents": totals["guarded"],
             "empty_guarded": totals["guarded"],
             "avg_nonzeros": totals["nonzeros"] / n if n else 0.0,
             "avg_expansion_terms": totals["expansion"] / n if n else 0.0,
-            "flops": flops, "distinct_terms": len(df),
+            "flops": float(sum((c / n) ** 2 for c in df.values())) if n else 0.0, "distinct_terms": len(df),
             "encode_seconds_this_run": encode_seconds,
             "docs_per_second_this_run": encoded_docs / encode_seconds if encode_seconds else None,
             "encode_seconds_all_runs": totals["seconds"],
             "wall_seconds": time.time() - session_start,
             "decoder": getattr(encoder, "head_path", "plain"), "workers": workers,
-            "arguments": config,
+            "arguments": job.config,
         }
-        _write_json(summary_file, summary)
-    shutil.rmtree(work, ignore_errors=True)
+        job.finish(summary)
     return summary
 
 
@@ -471,24 +595,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .models import ModelNotFoundError
-
-    try:
-        summary = encode_corpus(
-            args.corpus, args.output, model=args.model, fmt=args.format, batch_size=args.batch_size,
-            max_length=args.max_length, factor=args.quantization_factor, shard_id=args.shard_id,
-            shard_num=args.shard_num, num_files=args.num_files, gzipped=args.gzip, device=args.device,
-            precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", threads=args.threads,
-            pooling=args.pooling, block_size=args.block_size, contents=not args.no_contents,
-            overwrite=args.overwrite, progress=not args.no_progress)
-    except (InputError, EncodeError, ModelNotFoundError, ValueError) as exc:
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume", file=sys.stderr)
-        return 130
+    summary = encode_corpus(
+        args.corpus, args.output, model=args.model, fmt=args.format, batch_size=args.batch_size,
+        max_length=args.max_length, factor=args.quantization_factor, shard_id=args.shard_id,
+        shard_num=args.shard_num, num_files=args.num_files, gzipped=args.gzip, device=args.device,
+        precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", threads=args.threads,
+        pooling=args.pooling, block_size=args.block_size, contents=not args.no_contents,
+        overwrite=args.overwrite, progress=not args.no_progress)
     print(format_summary(summary))
     return 0
 

@@ -1,37 +1,52 @@
 """Build a Lucene impact index (or the Numba reference index) from a JsonVectorCollection.
 
     python -m splade_anserini.index --input VECTORS_DIR --index INDEX_DIR --threads 4 [--overwrite]
-                                    [--backend lucene|numba] [--factor 100]
+                                    [--backend lucene|numba] [--factor 100] [--quantize FACTOR]
+
+Every input line is first read through the one validator of :mod:`conversion.jsonvector` (the same
+for both backends): positive integer weights up to ``MAX_IMPACT``, tokens without whitespace,
+unique ids across all the files, non-empty vectors. A refusal names the file and the line, and no
+index is left behind. ``--quantize FACTOR`` takes float vectors (from another tool) and quantizes
+them as ``encode_corpus`` does.
 
 The Lucene path runs Anserini's ``IndexCollection`` in this process, through the JVM bootstrap
 (no ``java`` subprocess), with ``-collection JsonVectorCollection -generator
 DefaultLuceneDocumentGenerator -impact -pretokenized``. The index is built in a temporary sibling
 directory and renamed into place only when complete; an existing index is never replaced unless
-``overwrite`` is given. Anserini's counters are checked after the run: skipped, unindexable or
-errored documents, or fewer indexed documents than the input holds, fail the build
-(:class:`IndexBuildError`, exit status 1) instead of ending as a log line.
+``overwrite`` is given. Anserini's counters are checked after the run: skipped, unindexable, empty
+or errored documents, or fewer indexed documents than the input holds, fail the build
+(:class:`IndexBuildError`, exit status 1) instead of ending as a log line. Folders left by a
+killed build are removed by the next build of the same index.
 """
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
+import re
 import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from conversion.errors import InputError
-from conversion.jsonvector import collection_files
+from conversion.errors import InputError, UsageError
+from conversion.jsonvector import collection_files, read_jsonvector, write_jsonvector
+
+from .cli import command, positive_int
 
 BACKENDS = ("lucene", "numba")
 REPORT_NAME = "splade-anserini-index.json"
+#: Hidden folders beside an index while it is built, named after the building process.
+_WORK_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?:building|input|old)-(?P<pid>\d+)$")
 
 
 class IndexBuildError(RuntimeError):
     """The index could not be built, or Anserini lost documents on the way."""
+
+
+class IndexExistsError(IndexBuildError, UsageError):
+    """The target index exists and ``overwrite`` was not given (a usage error)."""
 
 
 @dataclass
@@ -47,45 +62,17 @@ class IndexReport:
     errors: int = 0
     size_bytes: int = 0
     seconds: float = 0.0
+    quantized: float | None = None
+    guarded: int = 0
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         counters = (f" (Anserini counters: empty {self.empty}, unindexable {self.unindexable}, "
                     f"skipped {self.skipped}, errors {self.errors})" if self.backend == "lucene" else "")
+        quantized = (f"; float weights quantized as rint(w * {self.quantized:g}), {self.guarded} emptied vectors "
+                     "got the guard" if self.quantized else "")
         return (f"{self.backend} index {self.index}: {self.indexed:,} of {self.input_documents:,} documents indexed"
-                f"{counters}; {self.size_bytes / 2**20:.1f} MiB in {self.seconds:.1f} s")
-
-
-def _is_metadata(file: Path) -> bool:
-    """A ``.json`` file beside the shards that is not a document (a manifest): its first line is a
-    JSON object without a ``vector``."""
-    if not file.name.endswith(".json"):
-        return False
-    try:
-        with open(file, "rb") as fh:
-            first = next((line for line in fh if line.strip()), b"")
-        obj = json.loads(first)
-    except (OSError, ValueError):
-        return False
-    return isinstance(obj, dict) and "vector" not in obj
-
-
-def vector_files(path: str | os.PathLike) -> list[Path]:
-    """The JsonVectorCollection files at ``path``, without manifest-like ``.json`` files."""
-    files = [f for f in collection_files(path) if not _is_metadata(f)]
-    if not files:
-        raise InputError(path, None, "no JsonVectorCollection files (.jsonl, .jsonl.gz, .json, .json.gz)")
-    return files
-
-
-def count_documents(path: str | os.PathLike) -> int:
-    """Non-blank lines of the JsonVectorCollection file(s) at ``path`` (one document each)."""
-    n = 0
-    for file in vector_files(path):
-        opener = gzip.open if file.name.endswith(".gz") else open
-        with opener(file, "rb") as fh:
-            n += sum(1 for line in fh if line.strip())
-    return n
+                f"{counters}{quantized}; {self.size_bytes / 2**20:.1f} MiB in {self.seconds:.1f} s")
 
 
 def directory_size(path: str | os.PathLike) -> int:
@@ -98,7 +85,7 @@ def _index_exists(path: Path) -> bool:
 
 def _check_target(index: Path, overwrite: bool) -> None:
     if _index_exists(index) and not overwrite:
-        raise IndexBuildError(f"index {index} already exists; pass --overwrite (overwrite=True) to replace it")
+        raise IndexExistsError(f"index {index} already exists; pass --overwrite (overwrite=True) to replace it")
 
 
 def _install(tmp: Path, index: Path) -> None:
@@ -114,111 +101,89 @@ def _install(tmp: Path, index: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _stage_input(input_path: Path, staging: Path) -> list[Path]:
-    """Give Anserini a directory holding only the collection files (symlinks): a manifest or a
-    temporary file beside the shards would otherwise be parsed as documents."""
-    files = vector_files(input_path)
-    staging.mkdir(parents=True)
-    for i, file in enumerate(files):
-        (staging / f"{i:05d}-{file.name}").symlink_to(file.resolve())
-    return files
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # an earlier build of this process that failed: nothing runs it any more
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
-def _prepare_build(input_path, index_path, overwrite: bool) -> tuple[Path, Path, int, Path, Path]:
-    """Check the target, count the input documents and name the build and staging folders beside the
-    index (removing leftovers of a killed run): ``(input, index, documents, build dir, staging dir)``."""
+def remove_leftovers(index: Path) -> list[Path]:
+    """Remove the build folders that killed builds of ``index`` left beside it (only those of
+    processes that no longer run); returns what was removed."""
+    removed = []
+    if not index.parent.is_dir():
+        return removed
+    for path in index.parent.iterdir():
+        m = _WORK_FOLDER.match(path.name)
+        if m and m["name"] == index.name and not _alive(int(m["pid"])):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _prepare_build(input_path, index_path, overwrite: bool) -> tuple[Path, Path, Path, Path]:
+    """Check the target, remove what killed builds left and name this build's folders beside the
+    index: ``(input, index, build dir, staging dir)``."""
     input_path, index = Path(input_path), Path(index_path)
     _check_target(index, overwrite)
-    expected = count_documents(input_path)
+    collection_files(input_path)  # a missing input fails before anything is created
     index.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(index)
     tmp = index.with_name(f".{index.name}.building-{os.getpid()}")
     staging = index.with_name(f".{index.name}.input-{os.getpid()}")
-    for leftover in (tmp, staging):
-        if leftover.exists():
-            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    return input_path, index, expected, tmp, staging
+    return input_path, index, tmp, staging
+
+
+def _stage_input(input_path: Path, staging: Path, quantize: float | None) -> tuple[int, int]:
+    """Validate every input document and give Anserini a directory holding only the collection
+    files: links to them, or their quantized copies with ``quantize``. ``(documents, guarded)``."""
+    staging.mkdir(parents=True)
+    seen: dict = {}
+    guarded: list[str] = []
+    for i, file in enumerate(collection_files(input_path)):
+        docs = read_jsonvector(file, factor=quantize, guarded=guarded, seen=seen)
+        target = staging / f"{i:05d}-{file.name.removesuffix('.gz')}"
+        if quantize:
+            write_jsonvector(target, docs)
+        else:
+            for _ in docs:
+                pass
+            (staging / f"{i:05d}-{file.name}").symlink_to(file.resolve())
+    if not seen:
+        raise InputError(input_path, None, "no documents")
+    return len(seen), len(guarded)
 
 
 def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, threads: int = 1,
                        overwrite: bool = False, memory_buffer_mb: int | None = None,
-                       quiet: bool = True, optimize: bool = False) -> IndexReport:
+                       quiet: bool = True, optimize: bool = False, quantize: float | None = None) -> IndexReport:
     """Index a JsonVectorCollection with Anserini ``IndexCollection -impact -pretokenized``."""
-    input_path, index, expected, tmp, staging = _prepare_build(input_path, index_path, overwrite)
+    from . import java
+
+    input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite)
     start = time.perf_counter()
     try:
-        _stage_input(input_path, staging)
-        from . import java
-
-        java.start_jvm()
-        IndexCollection = java.autoclass("io.anserini.index.IndexCollection")
-        Args = java.autoclass("io.anserini.index.IndexCollection$Args")
-        CmdLineParser = java.autoclass("org.kohsuke.args4j.CmdLineParser")
-        argv = ["-collection", "JsonVectorCollection", "-generator", "DefaultLuceneDocumentGenerator",
-                "-input", str(staging), "-index", str(tmp), "-threads", str(max(1, threads)),
-                "-impact", "-pretokenized"]
-        if memory_buffer_mb:
-            argv += ["-memoryBuffer", str(memory_buffer_mb)]
-        if optimize:
-            argv.append("-optimize")
-        if quiet:
-            argv.append("-quiet")
-        args = Args()
-        jargv = java.autoclass("java.util.ArrayList")()
-        for item in argv:
-            jargv.add(item)
-        CmdLineParser(args).parseArgument(jargv)
-        indexer = IndexCollection(args)
-        indexer.run()
-        counters = indexer.getCounters()
-        report = IndexReport(
-            backend="lucene", index=str(index), input=str(input_path), input_documents=expected,
-            indexed=int(counters.indexed.get()), empty=int(counters.empty.get()),
-            unindexable=int(counters.unindexable.get()), skipped=int(counters.skipped.get()),
-            errors=int(counters.errors.get()))
-        if report.skipped:
-            report.problems.append(f"{report.skipped} documents skipped by Anserini")
-        if report.unindexable:
-            report.problems.append(f"{report.unindexable} documents unindexable")
-        if report.errors:
-            report.problems.append(f"{report.errors} errors (malformed JSON or unreadable file segments)")
-        if report.indexed + report.empty != expected:
-            report.problems.append(f"the input holds {expected} documents but Anserini indexed {report.indexed} "
-                                   f"(and counted {report.empty} empty)")
-        if report.problems:
-            raise IndexBuildError(f"Anserini lost documents while indexing {input_path}: "
-                                  + "; ".join(report.problems) + f" ({report.summary()})")
+        expected, guarded = _stage_input(input_path, staging, quantize)
+        try:
+            c = java.index_collection(
+                {"collection": "JsonVectorCollection", "generator": "DefaultLuceneDocumentGenerator",
+                 "input": staging, "index": tmp, "threads": threads, "impact": True, "pretokenized": True,
+                 "memoryBuffer": memory_buffer_mb, "optimize": optimize}, expected=expected, quiet=quiet)
+        except java.AnseriniError as exc:
+            raise IndexBuildError(str(exc)) from None
+        report = IndexReport(backend="lucene", index=str(index), input=str(input_path), input_documents=expected,
+                             indexed=c.indexed, empty=c.empty, unindexable=c.unindexable, skipped=c.skipped,
+                             errors=c.errors, quantized=quantize, guarded=guarded)
         report.seconds = time.perf_counter() - start
         report.size_bytes = directory_size(tmp)
         (tmp / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2) + "\n")
         _check_target(index, overwrite)  # someone may have created it meanwhile
-        _install(tmp, index)
-        return report
-    except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, (IndexBuildError, InputError)):
-            raise
-        raise IndexBuildError(f"indexing {input_path} failed: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, factor: float = 100.0,
-                      overwrite: bool = False) -> IndexReport:
-    """Build the Numba reference index (issue 5's ``NumbaIndex``) in a temporary place, then rename."""
-    from .numba_index import NumbaIndex  # lazy: numba is slow to import
-
-    input_path, index, expected, tmp, staging = _prepare_build(input_path, index_path, overwrite)
-    start = time.perf_counter()
-    try:
-        _stage_input(input_path, staging)
-        built = NumbaIndex.from_jsonvector(staging, factor)
-        built.save(tmp)
-        report = IndexReport(backend="numba", index=str(index), input=str(input_path), input_documents=expected,
-                             indexed=built.n_docs, seconds=time.perf_counter() - start,
-                             size_bytes=directory_size(tmp))
-        if report.indexed != expected:
-            raise IndexBuildError(f"the input holds {expected} documents but the numba index has {report.indexed}")
-        _check_target(index, overwrite)
         _install(tmp, index)
         return report
     except BaseException:
@@ -228,39 +193,67 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, factor: float = 100.0,
+                      overwrite: bool = False, quantize: float | None = None) -> IndexReport:
+    """Build the Numba reference index in a temporary place, then rename. With ``quantize`` the
+    input holds float weights and ``factor`` is ``quantize``."""
+    from .numba_index import NumbaIndex  # lazy: numba is slow to import
+
+    input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite)
+    factor = quantize or factor
+    start = time.perf_counter()
+    try:
+        guarded: list[str] = []
+        built = NumbaIndex.from_vectors(read_jsonvector(input_path, factor=quantize, guarded=guarded), factor=factor)
+        if not built.n_docs:
+            raise InputError(input_path, None, "no documents")
+        built.save(tmp)
+        report = IndexReport(backend="numba", index=str(index), input=str(input_path), input_documents=built.n_docs,
+                             indexed=built.n_docs, seconds=time.perf_counter() - start,
+                             size_bytes=directory_size(tmp), quantized=quantize, guarded=len(guarded))
+        _check_target(index, overwrite)
+        _install(tmp, index)
+        return report
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def build_index(input_path, index_path, *, backend: str = "lucene", threads: int = 1, overwrite: bool = False,
-                factor: float = 100.0, **kwargs) -> IndexReport:
+                factor: float = 100.0, quantize: float | None = None, **kwargs) -> IndexReport:
     if backend == "lucene":
-        return build_lucene_index(input_path, index_path, threads=threads, overwrite=overwrite, **kwargs)
+        return build_lucene_index(input_path, index_path, threads=threads, overwrite=overwrite, quantize=quantize,
+                                  **kwargs)
     if backend == "numba":
-        return build_numba_index(input_path, index_path, factor=factor, overwrite=overwrite)
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        return build_numba_index(input_path, index_path, factor=factor, overwrite=overwrite, quantize=quantize)
+    raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {backend}")
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Index a JsonVectorCollection (Lucene impact index or Numba index).")
     parser.add_argument("--input", required=True, help="JsonVectorCollection directory (or file)")
     parser.add_argument("--index", required=True, help="index directory to create")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index")
     parser.add_argument("--backend", choices=BACKENDS, default="lucene")
     parser.add_argument("--factor", default="100",
                         help="quantization factor of the vectors (numba backend; a number, naver or pyserini)")
-    parser.add_argument("--memory-buffer", type=int, default=None, help="Lucene RAM buffer in MB")
+    parser.add_argument("--quantize", metavar="FACTOR", default=None,
+                        help="the input holds float weights: quantize them as encode_corpus does, rint(w * FACTOR) "
+                             "(a number, naver or pyserini)")
+    parser.add_argument("--memory-buffer", type=positive_int, default=None, help="Lucene RAM buffer in MB")
     parser.add_argument("--optimize", action="store_true", help="merge the Lucene index into one segment")
     parser.add_argument("--verbose", action="store_true", help="show Anserini's log")
     args = parser.parse_args(argv)
     from conversion.quantize import resolve_factor
 
-    try:
-        kwargs = {}
-        if args.backend == "lucene":
-            kwargs = dict(memory_buffer_mb=args.memory_buffer, quiet=not args.verbose, optimize=args.optimize)
-        report = build_index(args.input, args.index, backend=args.backend, threads=args.threads,
-                             overwrite=args.overwrite, factor=resolve_factor(args.factor), **kwargs)
-    except (IndexBuildError, InputError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    kwargs = {}
+    if args.backend == "lucene":
+        kwargs = dict(memory_buffer_mb=args.memory_buffer, quiet=not args.verbose, optimize=args.optimize)
+    quantize = resolve_factor(args.quantize) if args.quantize is not None else None
+    report = build_index(args.input, args.index, backend=args.backend, threads=args.threads,
+                         overwrite=args.overwrite, factor=resolve_factor(args.factor), quantize=quantize, **kwargs)
     print(report.summary())
     return 0
 

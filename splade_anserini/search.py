@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from conversion.errors import InputError
-from conversion.trec import rank_hits, read_ranked, write_run
+from conversion.errors import UsageError
+from conversion.trec import rank_hits, write_run
+
+from .cli import command, positive_int
 
 Results = dict[str, list[tuple[str, float]]]
 BACKENDS = ("lucene", "numba")
@@ -75,33 +76,11 @@ def anserini_search(index: str | os.PathLike, tsv_path: str | os.PathLike, *, k:
     """Search pre-encoded topics with Anserini ``SearchCollection -impact -pretokenized``."""
     from . import java
 
-    java.start_jvm()
-    SearchCollection = java.autoclass("io.anserini.search.SearchCollection")
-    Args = java.autoclass("io.anserini.search.SearchCollection$Args")
-    CmdLineParser = java.autoclass("org.kohsuke.args4j.CmdLineParser")
-    ArrayList = java.autoclass("java.util.ArrayList")
-    with tempfile.TemporaryDirectory(prefix="splade-anserini-run-") as tmp:
-        out = os.path.join(tmp, "run.trec")
-        argv = ["-index", os.fspath(index), "-topics", os.fspath(tsv_path),
-                "-topicReader", topic_reader or _topic_reader(tsv_path), "-output", out,
-                "-impact", "-pretokenized", "-hits", str(k), "-threads", str(max(1, threads)),
-                "-format", "trec", "-runtag", "anserini"]
-        jargv = ArrayList()
-        for item in argv:
-            jargv.add(item)
-        args = Args()
-        CmdLineParser(args).parseArgument(jargv)
-        if quiet:
-            java.autoclass("org.apache.logging.log4j.core.config.Configurator").setRootLevel(
-                java.autoclass("org.apache.logging.log4j.Level").WARN)
-        searcher = SearchCollection(args)
-        try:
-            searcher.run()
-        finally:
-            searcher.close()
-        if not os.path.exists(out):
-            raise RuntimeError(f"Anserini SearchCollection wrote no run for {tsv_path}")
-        return {qid: rank_hits(hits, k) for qid, hits in read_ranked(out).items()}
+    found = java.search_collection(
+        {"index": os.fspath(index), "topics": os.fspath(tsv_path),
+         "topicReader": topic_reader or _topic_reader(tsv_path), "impact": True, "pretokenized": True,
+         "hits": k, "threads": threads, "format": "trec", "runtag": "anserini"}, quiet=quiet)
+    return {qid: rank_hits(hits, k) for qid, hits in found.items()}
 
 
 def write_tsvint_topics(path: str | os.PathLike, vectors: Mapping[str, dict[str, int]]) -> int:
@@ -136,17 +115,18 @@ def order_like(results: Mapping[str, list], qids: Sequence[str]) -> Results:
     return {qid: list(results.get(qid, [])) for qid in qids}
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Search SPLADE queries on a Lucene impact (or Numba) index.")
     parser.add_argument("--index", required=True)
     parser.add_argument("--topics", help="qid<TAB>query text")
     parser.add_argument("--output", required=True, help="TREC run file to write (e.g. runs/scifact.trec)")
-    parser.add_argument("--hits", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--batch-size", type=int, default=32, help="query encoding batch size")
+    parser.add_argument("--hits", type=positive_int, default=1000)
+    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="query encoding batch size")
     parser.add_argument("--model", default="splade-tiny")
     parser.add_argument("--factor", default="100", help="the documents' quantization factor (number, naver, pyserini)")
-    parser.add_argument("--max-length", type=int, default=256, help="query max length in tokens")
+    parser.add_argument("--max-length", type=positive_int, default=256, help="query max length in tokens")
     parser.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", choices=BACKENDS, default="lucene")
@@ -161,67 +141,55 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--topics is required unless --encoded-topics is given")
     if args.encoded_topics and args.topics:
         parser.error("--encoded-topics replaces --topics: give one of them")
-    if args.hits < 1:
-        parser.error("--hits must be positive")
     tag = args.tag or Path(args.output).stem.replace(" ", "_") or "splade-anserini"
     index = Path(args.index)
     if args.backend == "lucene" and not any(index.glob("segments_*")):
-        print(f"error: {index}: not a Lucene index (no segments file); build it with "
-              "`python -m splade_anserini.index`", file=sys.stderr)
-        return 1
+        raise UsageError(f"{index}: not a Lucene index (no segments file); build it with "
+                         "`python -m splade_anserini.index`")
     if args.backend == "numba" and not (index / "header.json").is_file():
-        print(f"error: {index}: not a Numba index (no header.json); build it with "
-              "`python -m splade_anserini.index --backend numba`", file=sys.stderr)
-        return 1
+        raise UsageError(f"{index}: not a Numba index (no header.json); build it with "
+                         "`python -m splade_anserini.index --backend numba`")
+    start = time.perf_counter()
+    if args.encoded_topics:
+        from conversion.topics import read_tsvint
 
-    try:
-        start = time.perf_counter()
-        if args.encoded_topics:
-            from conversion.topics import read_tsvint
+        vectors = read_tsvint(args.encoded_topics)
+        qids = list(vectors)
+        encode_s = 0.0
+        if args.backend == "lucene":
+            results = anserini_search(args.index, args.encoded_topics, k=args.hits, threads=args.threads)
+            how = "Anserini SearchCollection (pre-encoded TsvInt topics)"
+    else:
+        from .data import read_topics
+        from .query_encoder import QueryVectorizer
 
-            vectors = read_tsvint(args.encoded_topics)
-            qids = list(vectors)
-            encode_s = 0.0
-            if args.backend == "lucene":
-                results = anserini_search(args.index, args.encoded_topics, k=args.hits, threads=args.threads)
-                how = "Anserini SearchCollection (pre-encoded TsvInt topics)"
+        topics = read_topics(args.topics)
+        qids = list(topics)
+        common = dict(model=args.model, factor=args.factor, splade_doc=args.splade_doc,
+                      max_length=args.max_length, device=args.device, batch_size=args.batch_size)
+        if args.backend == "lucene" and not args.pretokenized_topics:
+            from .query_encoder import SpladeQueryEncoder
+
+            encoder = SpladeQueryEncoder(**common)
+            results = pyserini_search(args.index, topics, encoder, k=args.hits, threads=args.threads,
+                                      batch_size=args.batch_size)
+            encode_s = None
+            how = "Pyserini LuceneImpactSearcher.batch_search + SpladeQueryEncoder"
         else:
-            from .data import read_topics
-            from .query_encoder import QueryVectorizer
-
-            topics = read_topics(args.topics)
-            qids = list(topics)
-            common = dict(model=args.model, factor=args.factor, splade_doc=args.splade_doc,
-                          max_length=args.max_length, device=args.device, batch_size=args.batch_size)
-            if args.backend == "lucene" and not args.pretokenized_topics:
-                from .query_encoder import SpladeQueryEncoder
-
-                encoder = SpladeQueryEncoder(**common)
-                results = pyserini_search(args.index, topics, encoder, k=args.hits, threads=args.threads,
-                                          batch_size=args.batch_size)
-                encode_s = None
-                how = "Pyserini LuceneImpactSearcher.batch_search + SpladeQueryEncoder"
-            else:
-                encoder = QueryVectorizer(**common)
-                t0 = time.perf_counter()
-                vectors = dict(zip(qids, encoder.encode_batch(list(topics.values()))))
-                encode_s = time.perf_counter() - t0
-                if args.backend == "lucene":
-                    write_tsvint_topics(args.pretokenized_topics, vectors)
-                    results = anserini_search(args.index, args.pretokenized_topics, k=args.hits,
-                                              threads=args.threads)
-                    how = f"Anserini SearchCollection (TsvInt topics written to {args.pretokenized_topics})"
-        if args.backend == "numba":
-            results = numba_search(args.index, vectors, k=args.hits, threads=args.threads)
-            how = "Numba reference index"
-        results = order_like(results, qids)
-        n = write_run(args.output, results, tag, k=args.hits)
-    except Exception as exc:  # one line for bad input and for Java-side failures (jnius.JavaException)
-        if not isinstance(exc, (InputError, ValueError, OSError, RuntimeError)) and \
-                type(exc).__name__ != "JavaException":
-            raise
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc!r}", file=sys.stderr)
-        return 1
+            encoder = QueryVectorizer(**common)
+            t0 = time.perf_counter()
+            vectors = dict(zip(qids, encoder.encode_batch(list(topics.values()))))
+            encode_s = time.perf_counter() - t0
+            if args.backend == "lucene":
+                write_tsvint_topics(args.pretokenized_topics, vectors)
+                results = anserini_search(args.index, args.pretokenized_topics, k=args.hits,
+                                          threads=args.threads)
+                how = f"Anserini SearchCollection (TsvInt topics written to {args.pretokenized_topics})"
+    if args.backend == "numba":
+        results = numba_search(args.index, vectors, k=args.hits, threads=args.threads)
+        how = "Numba reference index"
+    results = order_like(results, qids)
+    n = write_run(args.output, results, tag, k=args.hits)
     elapsed = time.perf_counter() - start
     empty = sum(1 for hits in results.values() if not hits)
     print(f"{len(qids)} queries searched with {how}: {n:,} hits written to {args.output} in {elapsed:.1f} s"

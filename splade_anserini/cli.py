@@ -1,0 +1,85 @@
+"""One error path for every ``python -m splade_anserini.*`` command.
+
+Every ``main()`` is wrapped by :func:`command`: a refusal or a failure ends as exactly one line
+``error: ...`` on stderr and an exit status that says whose fault it was:
+
+* 2: bad input or arguments (:class:`~conversion.errors.InputError` naming file and line,
+  :class:`~conversion.errors.UsageError`, any other ``ValueError``, a model that cannot be found,
+  a missing input file); argparse's own errors also exit 2;
+* 1: a failure while running (disk full, a Java exception, lost documents, any other error);
+* 130: interrupted (Ctrl-C); long jobs resume when the same command is run again.
+
+``SPLADE_ANSERINI_TRACEBACK=1`` shows the traceback of an unexpected error instead.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from typing import Callable
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+TRACEBACK_ENV = "SPLADE_ANSERINI_TRACEBACK"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def describe(exc: BaseException) -> tuple[int, str]:
+    """``(exit status, one-line message)`` for an exception that ended a command."""
+    from conversion.errors import InputError, UsageError
+
+    from .models import ModelNotFoundError
+
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return EXIT_FAILURE, f"{where}{exc.strerror}"
+    if isinstance(exc, FileNotFoundError):
+        where = exc.filename or ""
+        return EXIT_USAGE, f"{where}: no such file or directory" if where else (_first_line(str(exc)) or "no such file")
+    usage = isinstance(exc, (InputError, UsageError, ValueError, ModelNotFoundError))
+    message = _first_line(str(exc))
+    if type(exc).__name__ == "JavaException":  # pyjnius: name the Java exception, not the wrapper
+        java_class = getattr(exc, "classname", None) or "Java exception"
+        inner = _first_line(getattr(exc, "innermessage", None) or "")
+        message = f"{java_class}: {inner}" if inner else java_class
+    elif not usage and not isinstance(exc, RuntimeError):
+        message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return (EXIT_USAGE if usage else EXIT_FAILURE), message or type(exc).__name__
+
+
+def command(main: Callable[..., int]) -> Callable[..., int]:
+    """Wrap a CLI ``main(argv) -> int`` so that every error ends as one line and the right status."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except SystemExit:
+            raise
+        except KeyboardInterrupt:
+            print("interrupted: rerun the same command to resume", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
+        except Exception as exc:  # noqa: BLE001 - the one place where errors become exit statuses
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            status, message = describe(exc)
+            print(f"error: {message}", file=sys.stderr, flush=True)
+            return status
+
+    return wrapper
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
