@@ -74,6 +74,20 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
     return wrapper
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the one-line refusal of every other error (usage on ``--help`` only)."""
+
+    def __init__(self, *args, **kwargs):
+        if "prog" not in kwargs:
+            spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+            if spec is not None and spec.name.startswith("splade_anserini"):
+                kwargs["prog"] = f"python -m {spec.name.removesuffix('.__main__')}"
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:

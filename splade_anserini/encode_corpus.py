@@ -54,7 +54,7 @@ from conversion.errors import InputError, UsageError
 from conversion.jsonvector import dumps
 from conversion.quantize import GUARD_TOKEN, quantize_sparse, resolve_factor
 
-from .cli import command
+from .cli import ArgumentParser, command
 from .data import read_corpus
 
 MANIFEST_VERSION = 1
@@ -565,7 +565,7 @@ def format_summary(s: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m splade_anserini.encode_corpus",
+    p = ArgumentParser(prog="python -m splade_anserini.encode_corpus",
                                 description="Encode a corpus with SPLADE into Anserini JsonVectorCollection files.")
     p.add_argument("--model", default="splade-tiny", help="checkpoint directory, hub id or splade-tiny")
     p.add_argument("--corpus", required=True, help="BEIR corpus.jsonl or MS MARCO collection.tsv (optionally .gz)")

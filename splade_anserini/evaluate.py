@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from conversion.atomic import atomic_open
-from conversion.errors import InputError
 from conversion.trec import read_run
+
+from .cli import ArgumentParser, command
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
 
@@ -102,8 +103,9 @@ def format_table(results: Sequence[RunEvaluation]) -> str:
     return "\n".join(lines)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Evaluate TREC runs with ir-measures.")
+    parser = ArgumentParser(description="Evaluate TREC runs with ir-measures.")
     parser.add_argument("--qrels", required=True)
     parser.add_argument("runs", nargs="+", metavar="RUN")
     parser.add_argument("--measures", nargs="+", default=list(DEFAULT_MEASURES),
@@ -112,11 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vectors", help="JsonVectorCollection of the index: print sparsity and FLOPS")
     parser.add_argument("--query-vectors", help="TsvInt topics (encoded queries) for the FLOPS figure")
     args = parser.parse_args(argv)
-    try:
-        results = evaluate_files(args.qrels, args.runs, args.measures)
-    except (InputError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if bool(args.vectors) != bool(args.query_vectors):
+        parser.error("--vectors and --query-vectors go together")
+    results = evaluate_files(args.qrels, args.runs, args.measures)
     for r in results:
         if (w := r.warning()):
             print(w, file=sys.stderr)
@@ -125,17 +125,10 @@ def main(argv: list[str] | None = None) -> int:
                "runs": {r.run: {"scores": r.scores, "run_topics": r.run_topics, "qrels_topics": r.qrels_topics,
                                 "missing_topics": r.missing_topics, "extra_topics": r.extra_topics}
                         for r in results}}
-    if args.vectors or args.query_vectors:
-        if not (args.vectors and args.query_vectors):
-            print("error: --vectors and --query-vectors go together", file=sys.stderr)
-            return 2
+    if args.vectors:
         from .stats import collection_stats
 
-        try:
-            stats = collection_stats(args.vectors, args.query_vectors)
-        except (InputError, ValueError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        stats = collection_stats(args.vectors, args.query_vectors)
         print(stats.summary())
         payload["stats"] = stats.as_dict()
     if args.json:

@@ -33,7 +33,7 @@ from pathlib import Path
 from conversion.errors import InputError, UsageError
 from conversion.jsonvector import collection_files, read_jsonvector, write_jsonvector
 
-from .cli import command, positive_int
+from .cli import ArgumentParser, command, positive_int
 
 BACKENDS = ("lucene", "numba")
 REPORT_NAME = "splade-anserini-index.json"
@@ -231,7 +231,7 @@ def build_index(input_path, index_path, *, backend: str = "lucene", threads: int
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Index a JsonVectorCollection (Lucene impact index or Numba index).")
+    parser = ArgumentParser(description="Index a JsonVectorCollection (Lucene impact index or Numba index).")
     parser.add_argument("--input", required=True, help="JsonVectorCollection directory (or file)")
     parser.add_argument("--index", required=True, help="index directory to create")
     parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)

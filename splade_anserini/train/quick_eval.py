@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli import ArgumentParser, command
+
 
 def dataset_files(root: Path) -> tuple[Path, Path, Path]:
     queries = root / "queries.test.tsv" if (root / "queries.test.tsv").is_file() else root / "queries.tsv"
@@ -50,8 +52,9 @@ def evaluate_checkpoint(model: str, datasets: list[str], *, splade_doc: bool = F
     return out
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Exact (Numba) nDCG@10 of a checkpoint on BEIR-style test sets.")
+    parser = ArgumentParser(description="Exact (Numba) nDCG@10 of a checkpoint on BEIR-style test sets.")
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", action="append", required=True,
                         help="a shared-data folder name (scifact, cacm) or a directory; repeatable")
