@@ -123,6 +123,19 @@ def start_jvm(max_heap: str | None = None) -> None:
         import jnius  # noqa: F401  (importing jnius starts the JVM)
     except Exception as exc:  # pragma: no cover - depends on the local Java
         raise JavaNotFoundError(f"the JVM at {home} failed to start: {exc}") from None
+    _quiet_lucene_warnings()
+
+
+_LOGGERS: list = []  # java.util.logging keeps loggers weakly: hold the ones we configured
+
+
+def _quiet_lucene_warnings() -> None:
+    """Lucene 9 warns on stderr (two lines a command) that it wants a newer Lucene on Java 22+."""
+    from jnius import autoclass as _autoclass
+
+    logger = _autoclass("java.util.logging.Logger").getLogger("org.apache.lucene.store.MMapDirectory")
+    logger.setLevel(_autoclass("java.util.logging.Level").SEVERE)
+    _LOGGERS.append(logger)
 
 
 @contextmanager
