@@ -59,8 +59,8 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
     def wrapper(*args, **kwargs) -> int:
         try:
             return main(*args, **kwargs)
-        except SystemExit:
-            raise
+        except SystemExit as exc:  # argparse: --help, or its one-line refusal already printed
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILURE)
         except KeyboardInterrupt:
             print("interrupted: rerun the same command to resume", file=sys.stderr, flush=True)
             return EXIT_INTERRUPTED

@@ -101,6 +101,12 @@ def _install(tmp: Path, index: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _name_the_index(exc: BaseException, index: Path) -> None:
+    """A write error without a file name (numpy, a full disk) names the index being built."""
+    if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+        raise OSError(exc.errno, exc.strerror, str(index)) from None
+
+
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return False  # an earlier build of this process that failed: nothing runs it any more
@@ -186,8 +192,9 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
         _check_target(index, overwrite)  # someone may have created it meanwhile
         _install(tmp, index)
         return report
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _name_the_index(exc, index)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -214,8 +221,9 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
         _check_target(index, overwrite)
         _install(tmp, index)
         return report
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _name_the_index(exc, index)
         raise
 
 
