@@ -17,7 +17,7 @@ from conversion.topics import read_tsvint, tsvint_line, write_tsvint
 DOCS = [
     VectorDoc("d1", {"the": 12, "##ing": 3, "café": 250, "[unused993]": 1}, "first document"),
     VectorDoc("d2", {"aspirin": 187}, ""),
-    VectorDoc("d3 with space", {"x": 1, "y": 2, "z": 3}, "naïve “quotes” \\ and\nnewline"),
+    VectorDoc("d3-ünïcode", {"x": 1, "y": 2, "z": 3}, "naïve “quotes” \\ and\nnewline"),
 ]
 
 
@@ -61,9 +61,9 @@ def test_jsonvector_round_trip(tmp_path, name):
     first = json.loads(raw.splitlines()[0])
     assert set(first) == {"id", "contents", "vector"} and first["vector"]["##ing"] == 3
     # a directory is read file by file in name order, hidden files ignored
-    write_jsonvector(tmp_path / "a.jsonl", DOCS[:1])
+    write_jsonvector(tmp_path / "a.jsonl", [DOCS[0]._replace(docid="d0")])
     (tmp_path / ".hidden.jsonl").write_text("not json\n")
-    assert [d.docid for d in read_jsonvector(tmp_path)] == ["d1"] + [d.docid for d in DOCS]
+    assert [d.docid for d in read_jsonvector(tmp_path)] == ["d0"] + [d.docid for d in DOCS]
 
 
 def test_jsonvector_refuses_empty_vectors_and_leaves_nothing(tmp_path):

@@ -7,6 +7,7 @@ encoded once with splade-tiny.
 from __future__ import annotations
 
 import itertools
+import shutil
 import json
 import subprocess
 import sys
@@ -195,25 +196,65 @@ def test_existing_index_is_not_overwritten(sl, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "splade_anserini.index", "--input", str(sl.vectors),
                            "--index", str(target), "--threads", "1"], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)
-    assert proc.returncode == 1 and "already exists" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.returncode == 2 and "already exists" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     report = build_lucene_index(sl.vectors, target, overwrite=True)
     assert report.indexed == N_DOCS and not (target / "precious").exists()
     assert any(target.glob("segments_*"))
 
 
-def test_documents_lost_by_anserini_fail_the_build(sl, tmp_path):
-    from splade_anserini.index import IndexBuildError, build_lucene_index
+def test_malformed_input_is_refused_before_anserini_sees_it(sl, tmp_path):
+    from conversion.errors import InputError
+    from splade_anserini.index import build_lucene_index
 
     bad = tmp_path / "bad"
     bad.mkdir()
     lines = (sl.vectors / "part-00000.jsonl").read_text().splitlines()
     lines.insert(3, '{"id": "broken", "contents": "", "vector": {"a": 1')  # truncated JSON
     (bad / "part-00000.jsonl").write_text("\n".join(lines) + "\n")
-    with pytest.raises(IndexBuildError) as err:
+    with pytest.raises(InputError, match=r"part-00000.jsonl:4: malformed JSON"):
         build_lucene_index(bad, tmp_path / "idx")
-    assert "lost documents" in str(err.value)
     assert not (tmp_path / "idx").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_documents_lost_by_anserini_fail_the_build():
+    from splade_anserini.java import IndexCounters
+
+    assert IndexCounters(indexed=10, empty=0, unindexable=0, skipped=0, errors=0).problems(10) == []
+    assert IndexCounters(indexed=9, empty=1, unindexable=0, skipped=0, errors=0).problems(10) == [
+        "1 documents empty", "the input holds 10 documents but Anserini indexed 9"]
+    assert IndexCounters(indexed=8, empty=1, unindexable=0, skipped=1, errors=2).problems(9, expected_empty=1) == [
+        "1 documents skipped by Anserini", "2 errors (malformed JSON or unreadable file segments)",
+        "the input holds 9 documents but Anserini indexed 8"]
+
+
+def test_paths_with_spaces_on_every_route(sl, pyserini_encoder, tmp_path):
+    """Index, the three Lucene search routes and the Numba route, all through folders with spaces."""
+    from conftest import run_python
+
+    root = tmp_path / "my folder"
+    root.mkdir()
+    vectors = root / "vec tors"
+    shutil.copytree(sl.vectors, vectors)
+    topics = root / "top ics.tsv"
+    topics.write_text("".join(f"{q}\t{t}\n" for q, t in list(sl.topics.items())[:5]))
+    code = (
+        "import sys\n"
+        "from splade_anserini import index, search\n"
+        f"root = {str(root)!r}\n"
+        f"assert index.main(['--input', root + '/vec tors', '--index', root + '/in dex', '--threads', '1']) == 0\n"
+        f"assert index.main(['--input', root + '/vec tors', '--index', root + '/num ba', '--backend', 'numba']) == 0\n"
+        "common = ['--index', root + '/in dex', '--hits', '20', '--threads', '1', '--tag', 't']\n"
+        "assert search.main(common + ['--topics', root + '/top ics.tsv', '--output', root + '/a run.trec']) == 0\n"
+        "assert search.main(common + ['--topics', root + '/top ics.tsv', '--output', root + '/b run.trec',\n"
+        "                             '--pretokenized-topics', root + '/t s.tsv']) == 0\n"
+        "assert search.main(common + ['--encoded-topics', root + '/t s.tsv', '--output', root + '/c run.trec']) == 0\n"
+        "assert search.main(['--index', root + '/num ba', '--backend', 'numba', '--hits', '20', '--tag', 't',\n"
+        "                    '--encoded-topics', root + '/t s.tsv', '--output', root + '/d run.trec']) == 0\n")
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = [(root / f"{x} run.trec").read_bytes() for x in "abcd"]
+    assert runs[0] and runs[0] == runs[1] == runs[2] == runs[3]
 
 
 def test_readme_three_lines_in_a_fresh_interpreter(sl):
