@@ -52,9 +52,20 @@ def docid_problem(docid: object, what: str = "document id") -> str | None:
         return f"empty {what}" if docid == "" else f"{what} must be a string, got {docid!r}"
     if any(c.isspace() for c in docid):
         return f"{what} {_short(docid)} contains whitespace"
+    if not encodable(docid):
+        return f"{what} {_short(docid)} is not valid Unicode (a lone surrogate)"
     if len(docid.encode("utf-8")) > MAX_ID_BYTES:
         return f"{what} {_short(docid)} is longer than {MAX_ID_BYTES} UTF-8 bytes (Lucene's limit)"
     return None
+
+
+def encodable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (JSON's ``\\ud800`` escapes can smuggle in lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -72,6 +83,8 @@ def vector_problem(vector: object) -> str | None:
             return f"token {_short(token)} is empty or contains whitespace (it would not be one term)"
         if len(token) > MAX_TOKEN_CHARS:
             return f"token {_short(token)} is longer than {MAX_TOKEN_CHARS} characters"
+        if not encodable(token):
+            return f"token {_short(token)} is not valid Unicode (a lone surrogate)"
         if type(weight) is not int:
             hint = " (pass a quantization factor for float vectors)" if isinstance(weight, float) else ""
             return f"weight of {token!r} is {weight!r}, not an integer{hint}"

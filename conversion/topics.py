@@ -11,6 +11,7 @@ from typing import Iterable
 
 from .atomic import atomic_open
 from .errors import InputError
+from .jsonvector import docid_problem
 
 
 def tsvint_line(qid: str, vector: dict[str, int]) -> str:
@@ -51,6 +52,8 @@ def read_tsvint(path: str | os.PathLike) -> dict[str, dict[str, int]]:
             qid, sep, text = line.partition("\t")
             if not sep or not qid:
                 raise InputError(path, lineno, "expected 'qid<TAB>tokens'")
+            if (problem := docid_problem(qid, "query id")):
+                raise InputError(path, lineno, problem)
             if qid in topics:
                 raise InputError(path, lineno, f"duplicate query id {qid!r}")
             topics[qid] = dict(Counter(text.split()))

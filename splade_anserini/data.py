@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 from conversion.errors import InputError
-from conversion.jsonvector import docid_problem, read_lines
+from conversion.jsonvector import encodable, docid_problem, read_lines
 
 DATA_ENV = "SPLADE_ANSERINI_DATA"
 
@@ -70,6 +70,8 @@ def read_corpus(path: str | os.PathLike, fmt: str | None = None, *, check_duplic
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(path, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+            except RecursionError:
+                raise InputError(path, lineno, "malformed JSON (nested too deeply)") from None
             if not isinstance(obj, dict):
                 raise InputError(path, lineno, "expected a JSON object")
             docid = obj.get("_id", obj.get("id", obj.get("docid")))
@@ -94,6 +96,8 @@ def read_corpus(path: str | os.PathLike, fmt: str | None = None, *, check_duplic
                 raise InputError(path, lineno, "missing document id")
         if (problem := docid_problem(docid)):  # refused here, not at the end of a search
             raise InputError(path, lineno, problem)
+        if not encodable(text):
+            raise InputError(path, lineno, f"document {docid}: text is not valid Unicode (a lone surrogate)")
         if check_duplicates:
             if docid in seen:
                 raise InputError(path, lineno, f"duplicate document id {docid!r}")
