@@ -15,7 +15,6 @@ and FLOPS statistics of :mod:`splade_anserini.stats` are printed as well.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys

@@ -20,7 +20,7 @@ killed build are removed by the next build of the same index.
 """
 from __future__ import annotations
 
-import argparse
+import errno
 import json
 import os
 import re
@@ -102,9 +102,18 @@ def _install(tmp: Path, index: Path) -> None:
 
 
 def _name_the_index(exc: BaseException, index: Path) -> None:
-    """A write error without a file name (numpy, a full disk) names the index being built."""
-    if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+    """A write error without a file name (numpy on a full disk says only "N requested and M
+    written") names the index being built."""
+    if not isinstance(exc, OSError) or exc.filename is not None:
+        return
+    if exc.errno is not None:
         raise OSError(exc.errno, exc.strerror, str(index)) from None
+    try:
+        full = shutil.disk_usage(index.parent).free < 1 << 20
+    except OSError:
+        full = False
+    raise OSError(errno.ENOSPC if full else errno.EIO, os.strerror(errno.ENOSPC) if full else f"write failed ({exc})",
+                  str(index)) from None
 
 
 def _alive(pid: int) -> bool:

@@ -196,7 +196,6 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    import argparse
 
     parser = ArgumentParser(description="Resolve (and fetch) a model; prints its local directory.")
     parser.add_argument("model", nargs="?", default=SPLADE_TINY)

@@ -13,7 +13,6 @@ Exit status 0 when every query matches, 1 otherwise (the first differences are p
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time

@@ -14,7 +14,6 @@ every stage whose inputs and parameters are unchanged (a stamp file per stage re
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os

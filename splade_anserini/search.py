@@ -19,7 +19,6 @@ runs. ``--backend numba`` searches a Numba reference index with the same query v
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time

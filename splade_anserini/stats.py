@@ -13,7 +13,6 @@ JsonVectorCollection file of encoded queries.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys

@@ -11,7 +11,6 @@ result is an ordinary checkpoint (written atomically) that every tool loads unch
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ..cli import ArgumentParser, command

@@ -10,7 +10,6 @@ there (reused when present); otherwise it is built in a temporary directory.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time

@@ -11,7 +11,6 @@ the Lucene pipeline up to ties; the final figures still come from the Lucene pip
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
