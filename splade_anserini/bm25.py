@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from .data import read_corpus, read_topics
+from conversion.trec import Run
 
-Run = dict[str, list[tuple[str, float]]]
+from .data import read_corpus, read_topics
 
 
 def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, *, threads: int = 1,

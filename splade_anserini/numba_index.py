@@ -40,6 +40,8 @@ from typing import Iterable, Mapping, Sequence
 import numba
 import numpy as np
 
+from conversion.trec import Run
+
 from .numba_kernels import (count_csc, count_csr, fill_csc, fill_csr, fill_dense, global_ids, search_one,
                             search_parallel, search_range)
 
@@ -407,18 +409,21 @@ class NumbaIndex:
         ids, scores = self.search_ids(*self.encode_query(query), k=k)
         return list(zip(self._docid_array[ids].tolist(), scores.tolist()))
 
-    def batch_search(self, queries: Sequence[Mapping[str, int]] | Mapping[str, Mapping[str, int]], k: int = 1000,
-                     threads: int = 1) -> list[list[tuple[str, int]]] | dict[str, list[tuple[str, int]]]:
-        """``search`` for every query, in parallel over queries on ``threads`` Numba threads.
-
-        A list of queries gives a list of results; a ``{qid: query}`` mapping gives ``{qid: results}``.
-        """
+    def batch_search(self, queries: Sequence[Mapping[str, int]], k: int = 1000,
+                     threads: int = 1) -> list[list[tuple[str, int]]]:
+        """``search`` for every query of a sequence, in parallel over queries on ``threads`` Numba
+        threads; the results in the same order. :meth:`search_run` takes ``{qid: query}``."""
         if isinstance(queries, Mapping):
-            qids = list(queries)
-            return dict(zip(qids, self.batch_search([queries[q] for q in qids], k, threads)))
+            raise TypeError("batch_search takes a sequence of queries; search_run takes {qid: query}")
         ids, scores, counts = self.batch_search_ids([self.encode_query(q) for q in queries], k, threads)
         docid_rows = self._docid_array[ids]
         return [list(zip(docid_rows[q, :n].tolist(), scores[q, :n].tolist())) for q, n in enumerate(counts.tolist())]
+
+    def search_run(self, queries: Mapping[str, Mapping[str, int]], k: int = 1000, threads: int = 1) -> Run:
+        """:meth:`batch_search` for ``{qid: query}``: a run ``{qid: [(docid, score), ...]}`` in the
+        queries' order, each list ranked (score desc, docid asc)."""
+        qids = list(queries)
+        return dict(zip(qids, self.batch_search([queries[q] for q in qids], k, threads)))
 
     def batch_search_ids(self, encoded: Sequence[tuple[np.ndarray, np.ndarray]], k: int = 1000,
                          threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
