@@ -411,7 +411,9 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
             raise RuntimeError("block files hold more documents than the shard")
 
         n = totals["docs"]
-        flops = float(sum((c / n) ** 2 for c in df.values())) if n else 0.0
+        from .stats import document_flops
+
+        flops = document_flops(df, n)
         summary = {
             "output": str(output), "files": names, "summary_file": str(summary_file),
             "documents": n, "empty_documents": totals["empty_text"], "guarded_documents": totals["guarded"],

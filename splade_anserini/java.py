@@ -97,13 +97,6 @@ def _has_module(java_home: Path, module: str) -> bool:
     return any(line.split("@")[0] == module for line in out.splitlines())
 
 
-def jvm_started() -> bool:
-    """True when a JVM is already running in this process."""
-    import jnius_config
-
-    return bool(jnius_config.vm_running)
-
-
 def start_jvm(max_heap: str | None = None) -> None:
     """Start the JVM with the Anserini fatjar on the classpath; a no-op when it already runs.
 
