@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from splade_anserini.pipeline import DATASETS, slug
 
-from splade_anserini.pipeline import DATASETS, slug  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def encode_float(encoder, texts, batch_size, cache: Path | None, kind: str, queries: bool = False):

@@ -56,12 +56,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import synthetic  # bench/synthetic.py: run as ``python bench/latency.py``, bench/ is on sys.path
 
-from bench import synthetic  # noqa: E402
-from splade_anserini.numba_index import NumbaIndex  # noqa: E402
+from splade_anserini.numba_index import NumbaIndex
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ALL_BACKENDS = ("numba", "numba-batch", "numba-ids", "lucene", "splade-index", "pisa-maxscore", "pisa-bmw", "seismic", "bm25s")
 EXACT = {"numba", "numba-batch", "numba-ids", "lucene", "splade-index", "pisa-maxscore", "pisa-bmw"}

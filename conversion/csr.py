@@ -5,12 +5,12 @@ The CSR form feeds the Numba reference index and any numpy analysis (sparsity, F
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
-from .jsonvector import VectorDoc, read_jsonvector
+from .jsonvector import read_jsonvector
 
 
 @dataclass
@@ -22,7 +22,6 @@ class CsrCollection:
     data: np.ndarray     # int32 impacts (or float32 weights)
     vocab: list[str]
     ids: list[str]
-    _term_index: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_docs(self) -> int:
@@ -32,19 +31,6 @@ class CsrCollection:
     def n_terms(self) -> int:
         return len(self.vocab)
 
-    def term_index(self) -> dict[str, int]:
-        """Token string -> column."""
-        if self._term_index is None:
-            self._term_index = {t: i for i, t in enumerate(self.vocab)}
-        return self._term_index
-
-    def row(self, i: int) -> dict[str, int]:
-        """Document ``i`` as ``{token: weight}`` in column order."""
-        lo, hi = self.indptr[i], self.indptr[i + 1]
-        return {self.vocab[t]: w.item() for t, w in zip(self.indices[lo:hi], self.data[lo:hi])}
-
-    def nnz_per_row(self) -> np.ndarray:
-        return np.diff(self.indptr)
 
 
 def from_vectors(docs: Iterable[tuple[str, dict[str, int]]], vocab: list[str] | None = None,
@@ -78,16 +64,10 @@ def from_vectors(docs: Iterable[tuple[str, dict[str, int]]], vocab: list[str] | 
         indptr=np.asarray(indptr, dtype=np.int64),
         indices=np.concatenate(cols) if cols else np.empty(0, np.int32),
         data=np.concatenate(vals) if vals else np.empty(0, dtype),
-        vocab=vocab, ids=ids, _term_index=index,
+        vocab=vocab, ids=ids,
     )
 
 
 def read_csr(path: str | os.PathLike, vocab: list[str] | None = None) -> CsrCollection:
     """Read a JsonVectorCollection file or directory into CSR form."""
     return from_vectors(((d.docid, d.vector) for d in read_jsonvector(path)), vocab=vocab)
-
-
-def to_vectors(csr: CsrCollection) -> Iterator[VectorDoc]:
-    """Yield the rows of ``csr`` as JsonVectorCollection documents."""
-    for i, docid in enumerate(csr.ids):
-        yield VectorDoc(docid, csr.row(i))

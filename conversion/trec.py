@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable
 
 from .atomic import atomic_open
 from .errors import InputError
 
-#: A ranked list of ``(docid, score)`` for one query.
-Hits = Sequence[tuple[str, float]]
+#: A run: ``{qid: [(docid, score), ...]}``, each query's hits ranked (score desc, docid asc). The
+#: one shape every backend returns and :func:`write_run` writes.
+Run = dict[str, list[tuple[str, float]]]
 
 
 def rank_hits(hits: Iterable[tuple[str, float]], k: int | None = None) -> list[tuple[str, float]]:
@@ -31,7 +32,7 @@ def format_score(score: float) -> str:
     return f"{score:.6f}"
 
 
-def run_lines(results: Mapping[str, Hits], tag: str = "splade-anserini", *, sort: bool = True,
+def run_lines(results: Run, tag: str = "splade-anserini", *, sort: bool = True,
               k: int | None = None) -> Iterable[str]:
     """The lines (without newlines) of a run; queries in ``results`` order, hits ranked from 1."""
     if not tag or any(c.isspace() for c in tag):
@@ -46,7 +47,7 @@ def run_lines(results: Mapping[str, Hits], tag: str = "splade-anserini", *, sort
             yield f"{qid} Q0 {docid} {rank} {format_score(score)} {tag}"
 
 
-def write_run(path: str | os.PathLike, results: Mapping[str, Hits], tag: str = "splade-anserini", *,
+def write_run(path: str | os.PathLike, results: Run, tag: str = "splade-anserini", *,
               sort: bool = True, k: int | None = None) -> int:
     """Write ``{qid: [(docid, score), ...]}`` as a TREC run, atomically; returns the number of lines.
 

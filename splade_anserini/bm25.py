@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Mapping
 
 from conversion.errors import InputError
+from conversion.trec import Run
 
 from .data import read_corpus, read_topics
-
-Run = dict[str, list[tuple[str, float]]]
 
 
 def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, *, threads: int = 1,

@@ -537,13 +537,16 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
         # 4. all blocks committed: the part files, then the summary, then the work folder goes
         totals, df = job.assemble()
         n = totals["docs"]
+        from .stats import document_flops
+
+        flops = document_flops(df, n)
         summary = {
             "output": str(output), "files": job.names, "summary_file": str(job.summary_file),
             "documents": n, "empty_documents": totals["empty_text"], "guarded_documents": totals["guarded"],
             "empty_guarded": totals["guarded"],
             "avg_nonzeros": totals["nonzeros"] / n if n else 0.0,
             "avg_expansion_terms": totals["expansion"] / n if n else 0.0,
-            "flops": float(sum((c / n) ** 2 for c in df.values())) if n else 0.0, "distinct_terms": len(df),
+            "flops": flops, "distinct_terms": len(df),
             "encode_seconds_this_run": encode_seconds,
             "docs_per_second_this_run": encoded_docs / encode_seconds if encode_seconds else None,
             "encode_seconds_all_runs": totals["seconds"],

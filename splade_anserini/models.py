@@ -164,17 +164,15 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in every CLI run
     check_device(device)
     resolved = resolve_model(name_or_path)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in every CLI run
+    verbosity = hf_logging.get_verbosity()
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)
-        verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # missing weights become our one-line error, not a load report
-        try:
-            model, info = AutoModelForMaskedLM.from_pretrained(resolved, output_loading_info=True)
-        finally:
-            hf_logging.set_verbosity(verbosity)
+        model, info = AutoModelForMaskedLM.from_pretrained(resolved, output_loading_info=True)
     except OSError as exc:
         if Path(resolved).is_dir():
             raise ModelNotFoundError(f"model {name_or_path}: cannot load checkpoint from {resolved}: "
@@ -185,6 +183,10 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
     except ValueError as exc:
         raise ModelNotFoundError(f"model {name_or_path}: not a masked-LM checkpoint "
                                  f"({str(exc).splitlines()[0]})") from None
+    finally:  # the caller's logging settings, as they were
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     missing = sorted(info.get("missing_keys") or ())
     if missing:  # e.g. a base encoder saved without its MLM head: SPLADE would project with random weights
         raise ModelNotFoundError(f"model {name_or_path}: checkpoint {resolved} lacks {len(missing)} masked-LM "

@@ -18,16 +18,10 @@ Layout (numpy arrays, memory-mapped when loaded):
   postings on a few such expansion terms, and a dense row is summed with SIMD instructions at one
   byte a document instead of a scattered update per posting.
 
-Search is term-at-a-time, block by block, into an ``int32`` accumulator of one block (256 KiB, it
-stays in the L2 cache while postings stream from memory): the dense rows first (in chunks of 32K documents),
-then the sparse posting lists, then one scan of the block collects the documents above the current
-k-th score into a buffer (a vectorized compare skips each 64 documents with nothing above it; the
-first block starts from a threshold sampled from itself, and is scanned again from zero in the rare
-case that left fewer than k); when the buffer fills, a radix select finds its k-th score and keeps
-the best k. The final k are sorted by (score desc, docid asc). ``int64`` accumulators are used
-instead when a query's largest possible score would not fit in 32 bits. ``batch_search`` runs the
-same kernel over the queries in parallel (``numba.prange``, one workspace per chunk of queries);
-every kernel releases the GIL, so ``search`` can also be called from a Python thread pool.
+Search is exact, term-at-a-time, block by block, in the Numba kernels of
+:mod:`splade_anserini.numba_kernels` (this module is the API and the on-disk format around them).
+``batch_search`` runs the same kernel over the queries in parallel; every kernel releases the GIL,
+so ``search`` can also be called from a Python thread pool.
 
 Saved format (a directory): ``header.json`` (format name and version, quantization factor, counts,
 dtypes, the vocabulary and the document ids in internal order) and ``offsets.npy`` (int64
@@ -45,7 +39,11 @@ from typing import Iterable, Mapping, Sequence
 
 import numba
 import numpy as np
-from numba import njit, prange
+
+from conversion.trec import Run
+
+from .numba_kernels import (count_csc, count_csr, fill_csc, fill_csr, fill_dense, global_ids, search_one,
+                            search_parallel, search_range)
 
 FORMAT = "splade-anserini-numba-index"
 FORMAT_VERSION = 1
@@ -53,328 +51,10 @@ BLOCK_BITS = 16
 DENSE_MIN_DF = 0.1
 _ARRAYS = ("offsets", "docs", "impacts", "max_impact", "dense_row", "dense")
 _INT32_MAX = np.iinfo(np.int32).max
-_CHUNK = 32768  # documents per chunk (128 KiB of accumulator) when summing dense rows
 
 
 class IndexFormatError(ValueError):
     """A directory that is not a Numba index of the version this code reads."""
-
-
-# -- build kernels --------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
-def _count_csr(indptr, indices, data, row_rank, n_terms, n_blocks, block_bits):
-    """Postings per (term, block) of CSR rows, impacts <= 0 skipped; row r is internal doc row_rank[r]."""
-    counts = np.zeros((n_terms, n_blocks), dtype=np.int64)
-    for r in range(len(indptr) - 1):
-        b = row_rank[r] >> block_bits
-        for j in range(indptr[r], indptr[r + 1]):
-            if data[j] > 0:
-                counts[indices[j], b] += 1
-    return counts
-
-
-@njit(cache=True, nogil=True)
-def _fill_csr(indptr, indices, data, row_order, offsets, docs, impacts, block_bits):
-    """Counting-sort transpose: rows visited in internal-id order, so every list comes out doc-ordered."""
-    n_terms, n_cols = offsets.shape
-    cursor = offsets[:, :n_cols - 1].copy()
-    mask = (1 << block_bits) - 1
-    for internal in range(len(row_order)):
-        r = row_order[internal]
-        b = internal >> block_bits
-        for j in range(indptr[r], indptr[r + 1]):
-            v = data[j]
-            if v > 0:
-                t = indices[j]
-                p = cursor[t, b]
-                docs[p] = internal & mask
-                impacts[p] = v
-                cursor[t, b] = p + 1
-
-
-@njit(cache=True, nogil=True)
-def _count_csc(col_ptr, rows, vals, row_rank, identity, n_blocks, block_bits):
-    n_terms = len(col_ptr) - 1
-    counts = np.zeros((n_terms, n_blocks), dtype=np.int64)
-    for t in range(n_terms):
-        for j in range(col_ptr[t], col_ptr[t + 1]):
-            if vals[j] > 0:
-                d = rows[j] if identity else row_rank[rows[j]]
-                counts[t, d >> block_bits] += 1
-    return counts
-
-
-@njit(cache=True, nogil=True)
-def _fill_csc(col_ptr, rows, vals, row_rank, identity, offsets, docs, impacts, block_bits):
-    """Copy each term's list in internal-id order (sorting a list only when the renumbering demands it)."""
-    mask = (1 << block_bits) - 1
-    for t in range(len(col_ptr) - 1):
-        lo, hi = col_ptr[t], col_ptr[t + 1]
-        keys = np.empty(hi - lo, dtype=np.int64)
-        n = 0
-        ordered = True
-        for j in range(lo, hi):
-            if vals[j] > 0:
-                d = rows[j] if identity else row_rank[rows[j]]
-                keys[n] = d * (1 << 32) + vals[j]  # (doc, impact) pairs sort as one int64
-                if n and keys[n] < keys[n - 1]:
-                    ordered = False
-                n += 1
-        keys = keys[:n] if ordered else np.sort(keys[:n])
-        p = offsets[t, 0]
-        for i in range(n):
-            docs[p] = (keys[i] >> 32) & mask
-            impacts[p] = keys[i] & 0xFFFFFFFF
-            p += 1
-
-
-@njit(cache=True, nogil=True)
-def _fill_dense(offsets, docs, impacts, dense_terms, dense, block_bits):
-    for r in range(len(dense_terms)):
-        t = dense_terms[r]
-        for b in range(offsets.shape[1] - 1):
-            base = b << block_bits
-            for j in range(offsets[t, b], offsets[t, b + 1]):
-                dense[r, base + docs[j]] = impacts[j]
-
-
-@njit(cache=True, nogil=True)
-def _global_ids(offsets, docs, block_bits):
-    out = np.empty(len(docs), dtype=np.int32)
-    for t in range(offsets.shape[0]):
-        for b in range(offsets.shape[1] - 1):
-            base = b << block_bits
-            for j in range(offsets[t, b], offsets[t, b + 1]):
-                out[j] = base + docs[j]
-    return out
-
-
-# -- search kernels -------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
-def _kth_largest(vals, n, k, tmp, hist):
-    """The k-th largest of the positive integers ``vals[:n]`` (1 <= k <= n): an 11-bit radix select,
-    linear whatever the ties. ``tmp`` (len >= n) and ``hist`` (len 2048) are scratch."""
-    src = vals
-    m = n
-    rank = k
-    base = vals[0] - vals[0]
-    while True:
-        top = src[0] - base
-        for i in range(1, m):
-            top = max(top, src[i] - base)
-        shift = 0
-        while (top >> shift) >= 2048:
-            shift += 1
-        hist[:] = 0
-        for i in range(m):
-            hist[(src[i] - base) >> shift] += 1
-        b = top >> shift
-        above = 0
-        while above + hist[b] < rank:
-            above += hist[b]
-            b -= 1
-        if shift == 0:
-            return base + b
-        c = 0
-        for i in range(m):  # in place when src is tmp: c <= i
-            if ((src[i] - base) >> shift) == b:
-                tmp[c] = src[i]
-                c += 1
-        src = tmp
-        m = c
-        rank -= above
-        base += b << shift
-
-
-@njit(cache=True, nogil=True)
-def _keep_best(bs, bd, n, k, tmp, hist):
-    """Keep the best k of the buffer ``bs/bd[:n]`` (ascending doc order, so at equal scores the first
-    ones win), in place and in order; returns the k-th score."""
-    kth = _kth_largest(bs, n, k, tmp, hist)
-    need = k
-    for i in range(n):
-        if bs[i] > kth:
-            need -= 1
-    o = 0
-    for i in range(n):
-        v = bs[i]
-        if v > kth or (v == kth and need > 0):
-            if v == kth:
-                need -= 1
-            bs[o] = v
-            bd[o] = bd[i]
-            o += 1
-    return kth
-
-
-@njit(cache=True, nogil=True)
-def _collect(acc, width, base, thr, bs, bd, n, k, tmp, hist):
-    """Append the documents of one block scoring above ``thr`` to the buffer (keeping the best k when
-    it fills, which raises ``thr``); returns the new ``(n, thr)``."""
-    cap = len(bs)
-    for c in range(0, width, 64):
-        e = min(c + 64, width)
-        a = acc[c:e]
-        if e - c == 64:  # a vectorized compare skips the 64 documents when none is above thr
-            hit = 0
-            for d in range(64):
-                hit |= a[d] > thr
-            if hit == 0:
-                continue
-        for d in range(e - c):
-            v = a[d]
-            if v > thr:  # docs arrive in ascending id: a later equal score never wins a tie
-                if n == cap:
-                    thr = _keep_best(bs, bd, n, k, tmp, hist)
-                    n = k
-                    if v <= thr:
-                        continue
-                bs[n] = v
-                bd[n] = base + c + d
-                n += 1
-    return n, thr
-
-
-@njit(cache=True, nogil=True)
-def _add_dense(a, dense, rows, row_w, start):
-    """``a[:] = sum_r row_w[r] * dense[rows[r], start:start + len(a)]``, summing up to eight rows in one
-    pass over ``a``: fewer accumulator loads and stores than a pass per row (measured on the 1M synthetic
-    collection: 8 rows a pass over 32K-document chunks sums dense rows about twice as fast as 4 over 4K)."""
-    m = len(a)
-    a[:] = 0
-    i = 0
-    while len(rows) - i >= 8:
-        r0, r1 = dense[rows[i], start:start + m], dense[rows[i + 1], start:start + m]
-        r2, r3 = dense[rows[i + 2], start:start + m], dense[rows[i + 3], start:start + m]
-        r4, r5 = dense[rows[i + 4], start:start + m], dense[rows[i + 5], start:start + m]
-        r6, r7 = dense[rows[i + 6], start:start + m], dense[rows[i + 7], start:start + m]
-        w0, w1, w2, w3 = row_w[i], row_w[i + 1], row_w[i + 2], row_w[i + 3]
-        w4, w5, w6, w7 = row_w[i + 4], row_w[i + 5], row_w[i + 6], row_w[i + 7]
-        for d in range(m):
-            a[d] += (w0 * r0[d] + w1 * r1[d] + w2 * r2[d] + w3 * r3[d]) + \
-                    (w4 * r4[d] + w5 * r5[d] + w6 * r6[d] + w7 * r7[d])
-        i += 8
-    if len(rows) - i >= 4:
-        r0, r1 = dense[rows[i], start:start + m], dense[rows[i + 1], start:start + m]
-        r2, r3 = dense[rows[i + 2], start:start + m], dense[rows[i + 3], start:start + m]
-        w0, w1, w2, w3 = row_w[i], row_w[i + 1], row_w[i + 2], row_w[i + 3]
-        for d in range(m):
-            a[d] += w0 * r0[d] + w1 * r1[d] + w2 * r2[d] + w3 * r3[d]
-        i += 4
-    if len(rows) - i >= 2:
-        r0, r1 = dense[rows[i], start:start + m], dense[rows[i + 1], start:start + m]
-        w0, w1 = row_w[i], row_w[i + 1]
-        for d in range(m):
-            a[d] += w0 * r0[d] + w1 * r1[d]
-        i += 2
-    if i < len(rows):
-        r0 = dense[rows[i], start:start + m]
-        w0 = row_w[i]
-        for d in range(m):
-            a[d] += w0 * r0[d]
-
-
-@njit(cache=True, nogil=True)
-def _search_one(q_terms, q_weights, offsets, docs, impacts, dense_row, dense, n_docs, block_bits, k,
-                acc, bs, bd, tmp, hist, out_s, out_d, packed_sort):
-    """Exact top-k of one query into ``out_s/out_d`` (best first); returns the number of hits.
-
-    ``acc``: accumulator of one block (any content); ``bs/bd/tmp``: buffer of capacity >= 2k;
-    ``q_weights`` has the accumulator's dtype; ``packed_sort``: scores fit in 31 bits.
-    """
-    n_blocks = offsets.shape[1] - 1
-    block = 1 << block_bits
-    cap = len(bs)
-    nq = len(q_terms)
-    n_dense = 0
-    for i in range(nq):
-        if dense_row[q_terms[i]] >= 0:
-            n_dense += 1
-    rows = np.empty(n_dense, dtype=np.int64)
-    row_w = np.empty(n_dense, dtype=q_weights.dtype)
-    n_dense = 0
-    for i in range(nq):
-        r = dense_row[q_terms[i]]
-        if r >= 0:
-            rows[n_dense] = r
-            row_w[n_dense] = q_weights[i]
-            n_dense += 1
-    n = 0
-    thr = q_weights[0] - q_weights[0]  # zero of the accumulator dtype: candidates score above thr
-    for b in range(n_blocks):
-        base = b << block_bits
-        width = min(block, n_docs - base)
-        if n_dense == 0:
-            acc[:width] = 0
-        else:  # dense rows first, in chunks, eight rows to a pass over the chunk
-            for c in range(0, width, _CHUNK):
-                _add_dense(acc[c:min(c + _CHUNK, width)], dense, rows, row_w, base + c)
-        for i in range(nq):
-            t = q_terms[i]
-            if dense_row[t] >= 0:
-                continue
-            w = q_weights[i]
-            lo, hi = offsets[t, b], offsets[t, b + 1]
-            dd = docs[lo:hi]  # slices: the loop index starts at 0, so no negative-index checks
-            im = impacts[lo:hi]
-            for j in range(hi - lo):
-                acc[dd[j]] += w * im[j]
-        guess = False
-        if n == 0:  # first block: start from a threshold sampled from the block, checked below
-            step = -(-width // min(cap, 4096))
-            m = -(-width // step)
-            rank = -(-2 * k // step)  # about 2k documents of the block should score above it
-            if rank <= m:
-                for i in range(m):
-                    bs[i] = acc[i * step]
-                thr = _kth_largest(bs, m, rank, tmp, hist)
-                guess = thr > 0
-        n, thr = _collect(acc, width, base, thr, bs, bd, n, k, tmp, hist)
-        if guess and n < k:  # fewer than k above the sampled threshold: it could cut into the top k
-            n, thr = _collect(acc, width, base, thr - thr, bs, bd, 0, k, tmp, hist)
-    if n > k:
-        _keep_best(bs, bd, n, k, tmp, hist)
-        n = k
-    if packed_sort:  # one int64 key per hit: score high, inverted doc id low
-        keys = np.empty(n, dtype=np.int64)
-        for i in range(n):
-            keys[i] = (np.int64(bs[i]) << 32) | (0xFFFFFFFF - np.int64(bd[i]))
-        keys.sort()
-        for i in range(n):
-            key = keys[n - 1 - i]
-            out_s[i] = key >> 32
-            out_d[i] = 0xFFFFFFFF - (key & 0xFFFFFFFF)
-    else:  # stable sort by score of the doc-ordered buffer
-        order = np.argsort(-bs[:n], kind="mergesort")
-        for i in range(n):
-            out_s[i] = bs[order[i]]
-            out_d[i] = bd[order[i]]
-    return n
-
-
-@njit(cache=True, nogil=True)
-def _search_range(q_ptr, q_terms, q_weights, offsets, docs, impacts, dense_row, dense, n_docs, block_bits, k,
-                  acc, bs, bd, tmp, hist, out_s, out_d, out_n, first, last, packed_sort):
-    for q in range(first, last):
-        lo, hi = q_ptr[q], q_ptr[q + 1]
-        if hi > lo:
-            out_n[q] = _search_one(q_terms[lo:hi], q_weights[lo:hi], offsets, docs, impacts, dense_row, dense,
-                                   n_docs, block_bits, k, acc, bs, bd, tmp, hist, out_s[q], out_d[q], packed_sort)
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _search_parallel(q_ptr, q_terms, q_weights, offsets, docs, impacts, dense_row, dense, n_docs, block_bits, k,
-                     acc_len, cap, out_s, out_d, out_n, n_chunks, packed_sort):
-    nq = len(q_ptr) - 1
-    for c in prange(n_chunks):  # one workspace per chunk of queries
-        acc = np.empty(acc_len, dtype=q_weights.dtype)
-        bs = np.empty(cap, dtype=q_weights.dtype)
-        bd = np.empty(cap, dtype=np.int32)
-        tmp = np.empty(cap, dtype=q_weights.dtype)
-        hist = np.empty(2048, dtype=np.int64)
-        _search_range(q_ptr, q_terms, q_weights, offsets, docs, impacts, dense_row, dense, n_docs, block_bits, k,
-                      acc, bs, bd, tmp, hist, out_s, out_d, out_n, c * nq // n_chunks, (c + 1) * nq // n_chunks,
-                      packed_sort)
 
 
 # -- the index ------------------------------------------------------------------------------------
@@ -407,6 +87,32 @@ def _block_offsets(counts: np.ndarray) -> np.ndarray:
     offsets[:, 1:] = flat.reshape(n_terms, n_blocks)
     offsets[1:, 0] = offsets[:-1, -1]
     return offsets
+
+
+def _validated(layout: str, ptr, idx: np.ndarray, vals, vocab: Sequence[str], docids: Sequence[str]):
+    """The checks ``from_arrays`` (``layout`` "CSR": rows are documents) and ``from_csc`` ("CSC": columns
+    are terms) share: integer impacts (integral floats are converted), pointers consistent with the
+    indices, indices in range, unique docids and tokens. Returns ``(ptr, idx, vals, vocab, docids)``."""
+    ptr = np.ascontiguousarray(ptr, dtype=np.int64)
+    vals = np.ascontiguousarray(vals)
+    if vals.dtype.kind not in "iu":
+        if vals.dtype.kind != "f" or not np.array_equal(vals, np.rint(vals)):
+            raise ValueError("impacts must be integers: quantize the vectors first (conversion.quantize)")
+        vals = vals.astype(np.int64)
+    docids, vocab = [str(d) for d in docids], list(vocab)
+    n_outer, n_inner = (len(docids), len(vocab)) if layout == "CSR" else (len(vocab), len(docids))
+    if len(ptr) != n_outer + 1 or ptr[-1] != len(idx) or len(idx) != len(vals):
+        raise ValueError(f"inconsistent {layout} arrays")
+    if len(idx) and (idx.min() < 0 or idx.max() >= n_inner):
+        raise ValueError("term id out of range of the vocabulary" if layout == "CSR"
+                         else "document number out of range")
+    if len(set(docids)) != len(docids):
+        seen: set[str] = set()
+        dup = next(d for d in docids if d in seen or seen.add(d))
+        raise ValueError(f"duplicate document id {dup!r}")
+    if len(set(vocab)) != len(vocab):
+        raise ValueError("duplicate token in the vocabulary")
+    return ptr, idx, vals, vocab, docids
 
 
 class NumbaIndex:
@@ -480,7 +186,7 @@ class NumbaIndex:
         col_ptr = np.empty(self.n_terms + 1, dtype=np.int64)
         col_ptr[:-1] = self.offsets[:, 0]
         col_ptr[-1] = self.offsets[-1, -1] if self.n_terms else 0
-        return col_ptr, _global_ids(self.offsets, self.docs, self.block_bits), np.asarray(self.impacts)
+        return col_ptr, global_ids(self.offsets, self.docs, self.block_bits), np.asarray(self.impacts)
 
     def __repr__(self) -> str:
         return (f"NumbaIndex({self.n_docs} docs, {self.n_terms} terms, {self.n_postings} postings, "
@@ -500,7 +206,7 @@ class NumbaIndex:
         dense_row = np.full(n_terms, -1, dtype=np.int32)
         dense_row[dense_terms] = np.arange(len(dense_terms), dtype=np.int32)
         dense = np.zeros((len(dense_terms), n_docs), dtype=np.uint8)
-        _fill_dense(offsets, docs, impacts, dense_terms.astype(np.int64), dense, block_bits)
+        fill_dense(offsets, docs, impacts, dense_terms.astype(np.int64), dense, block_bits)
         return cls(list(vocab), sorted_docids, offsets, docs, impacts, max_impact, dense_row, dense, factor,
                    block_bits, dense_min_df)
 
@@ -515,28 +221,16 @@ class NumbaIndex:
                     dense_min_df: float = DENSE_MIN_DF) -> "NumbaIndex":
         """From CSR arrays: ``indptr`` (n_docs + 1), ``indices`` (term ids into ``vocab``), ``data``
         (integer impacts; those <= 0 are dropped: they can never score)."""
-        indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-        indices = np.ascontiguousarray(indices, dtype=np.int32)
-        data = np.ascontiguousarray(data)
-        if data.dtype.kind not in "iu":
-            if data.dtype.kind != "f" or not np.array_equal(data, np.rint(data)):
-                raise ValueError("impacts must be integers: quantize the vectors first (conversion.quantize)")
-            data = data.astype(np.int64)
-        docids = [str(d) for d in docids]
-        vocab = list(vocab)
+        indptr, indices, data, vocab, docids = _validated("CSR", indptr, np.ascontiguousarray(indices, np.int32),
+                                                          data, vocab, docids)
         n_docs, n_terms = len(docids), len(vocab)
-        if len(indptr) != n_docs + 1 or indptr[-1] != len(indices) or len(indices) != len(data):
-            raise ValueError("inconsistent CSR arrays")
-        if len(indices) and (indices.min() < 0 or indices.max() >= n_terms):
-            raise ValueError("term id out of range of the vocabulary")
-        cls._check_names(docids, vocab)
         row_order, row_rank = _sorted_order(docids)
         n_blocks = max(1, -(-n_docs // (1 << block_bits)))
-        offsets = _block_offsets(_count_csr(indptr, indices, data, row_rank, n_terms, n_blocks, block_bits))
+        offsets = _block_offsets(count_csr(indptr, indices, data, row_rank, n_terms, n_blocks, block_bits))
         nnz = int(offsets[-1, -1]) if n_terms else 0
         docs = np.empty(nnz, dtype=np.uint16 if block_bits <= 16 else np.uint32)
         impacts = np.empty(nnz, dtype=_impact_dtype(int(data.max()) if len(data) else 1))
-        _fill_csr(indptr, indices, data, row_order, offsets, docs, impacts, block_bits)
+        fill_csr(indptr, indices, data, row_order, offsets, docs, impacts, block_bits)
         return cls._assemble(vocab, [docids[r] for r in row_order], offsets, docs, impacts, factor, block_bits,
                              dense_min_df)
 
@@ -547,37 +241,19 @@ class NumbaIndex:
         """From term-major arrays: ``rows[col_ptr[t]:col_ptr[t + 1]]`` are the documents (indices into
         ``docids``) of term ``t`` and ``vals`` their integer impacts. No transpose: the cheap way for
         a large collection that is already inverted."""
-        col_ptr = np.ascontiguousarray(col_ptr, dtype=np.int64)
-        rows = np.ascontiguousarray(rows)
-        vals = np.ascontiguousarray(vals)
-        if vals.dtype.kind not in "iu":
-            raise ValueError("impacts must be integers: quantize the vectors first (conversion.quantize)")
-        docids = [str(d) for d in docids]
+        col_ptr, rows, vals, vocab, docids = _validated("CSC", col_ptr, np.ascontiguousarray(rows), vals, vocab,
+                                                        docids)
         n_docs, n_terms = len(docids), len(vocab)
-        if len(col_ptr) != n_terms + 1 or col_ptr[-1] != len(rows) or len(rows) != len(vals):
-            raise ValueError("inconsistent CSC arrays")
-        if len(rows) and (rows.min() < 0 or rows.max() >= n_docs):
-            raise ValueError("document number out of range")
-        cls._check_names(docids, list(vocab))
         row_order, row_rank = _sorted_order(docids)
         identity = bool(np.array_equal(row_order, np.arange(n_docs)))
         n_blocks = max(1, -(-n_docs // (1 << block_bits)))
-        offsets = _block_offsets(_count_csc(col_ptr, rows, vals, row_rank, identity, n_blocks, block_bits))
+        offsets = _block_offsets(count_csc(col_ptr, rows, vals, row_rank, identity, n_blocks, block_bits))
         nnz = int(offsets[-1, -1]) if n_terms else 0
         docs = np.empty(nnz, dtype=np.uint16 if block_bits <= 16 else np.uint32)
         impacts = np.empty(nnz, dtype=_impact_dtype(int(vals.max()) if len(vals) else 1))
-        _fill_csc(col_ptr, rows, vals, row_rank, identity, offsets, docs, impacts, block_bits)
+        fill_csc(col_ptr, rows, vals, row_rank, identity, offsets, docs, impacts, block_bits)
         return cls._assemble(vocab, [docids[r] for r in row_order], offsets, docs, impacts, factor, block_bits,
                              dense_min_df)
-
-    @staticmethod
-    def _check_names(docids: list[str], vocab: list[str]) -> None:
-        if len(set(docids)) != len(docids):
-            seen: set[str] = set()
-            dup = next(d for d in docids if d in seen or seen.add(d))
-            raise ValueError(f"duplicate document id {dup!r}")
-        if len(set(vocab)) != len(vocab):
-            raise ValueError("duplicate token in the vocabulary")
 
     @classmethod
     def from_vectors(cls, docs: Iterable, vocab: Sequence[str] | None = None, factor: float = 100.0,
@@ -721,7 +397,7 @@ class NumbaIndex:
         acc, bs, bd, tmp, hist = self._workspace(dtype, self._capacity(k))
         out_s = np.empty(k, dtype=dtype)
         out_d = np.empty(k, dtype=np.int32)
-        n = _search_one(np.ascontiguousarray(terms, dtype=np.int64), weights.astype(dtype), self.offsets, self.docs,
+        n = search_one(np.ascontiguousarray(terms, dtype=np.int64), weights.astype(dtype), self.offsets, self.docs,
                         self.impacts, self.dense_row, self.dense, self.n_docs, self.block_bits, k, acc, bs, bd, tmp,
                         hist, out_s, out_d, dtype == np.int32)
         return out_d[:n], out_s[:n]
@@ -733,18 +409,21 @@ class NumbaIndex:
         ids, scores = self.search_ids(*self.encode_query(query), k=k)
         return list(zip(self._docid_array[ids].tolist(), scores.tolist()))
 
-    def batch_search(self, queries: Sequence[Mapping[str, int]] | Mapping[str, Mapping[str, int]], k: int = 1000,
-                     threads: int = 1) -> list[list[tuple[str, int]]] | dict[str, list[tuple[str, int]]]:
-        """``search`` for every query, in parallel over queries on ``threads`` Numba threads.
-
-        A list of queries gives a list of results; a ``{qid: query}`` mapping gives ``{qid: results}``.
-        """
+    def batch_search(self, queries: Sequence[Mapping[str, int]], k: int = 1000,
+                     threads: int = 1) -> list[list[tuple[str, int]]]:
+        """``search`` for every query of a sequence, in parallel over queries on ``threads`` Numba
+        threads; the results in the same order. :meth:`search_run` takes ``{qid: query}``."""
         if isinstance(queries, Mapping):
-            qids = list(queries)
-            return dict(zip(qids, self.batch_search([queries[q] for q in qids], k, threads)))
+            raise TypeError("batch_search takes a sequence of queries; search_run takes {qid: query}")
         ids, scores, counts = self.batch_search_ids([self.encode_query(q) for q in queries], k, threads)
         docid_rows = self._docid_array[ids]
         return [list(zip(docid_rows[q, :n].tolist(), scores[q, :n].tolist())) for q, n in enumerate(counts.tolist())]
+
+    def search_run(self, queries: Mapping[str, Mapping[str, int]], k: int = 1000, threads: int = 1) -> Run:
+        """:meth:`batch_search` for ``{qid: query}``: a run ``{qid: [(docid, score), ...]}`` in the
+        queries' order, each list ranked (score desc, docid asc)."""
+        qids = list(queries)
+        return dict(zip(qids, self.batch_search([queries[q] for q in qids], k, threads)))
 
     def batch_search_ids(self, encoded: Sequence[tuple[np.ndarray, np.ndarray]], k: int = 1000,
                          threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -768,12 +447,12 @@ class NumbaIndex:
                 self.n_docs, self.block_bits, k)
         cap = self._capacity(k)
         if threads == 1:
-            _search_range(*args, *self._workspace(dtype, cap), out_s, out_d, out_n, 0, nq, dtype == np.int32)
+            search_range(*args, *self._workspace(dtype, cap), out_s, out_d, out_n, 0, nq, dtype == np.int32)
         else:
             previous = numba.get_num_threads()
             numba.set_num_threads(threads)
             try:
-                _search_parallel(*args, self._acc_len(), cap, out_s, out_d, out_n, min(nq, threads * 4),
+                search_parallel(*args, self._acc_len(), cap, out_s, out_d, out_n, min(nq, threads * 4),
                                  dtype == np.int32)
             finally:
                 numba.set_num_threads(previous)

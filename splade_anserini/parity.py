@@ -94,7 +94,7 @@ def numba_hits(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]], 
                threads: int = 1) -> dict[str, Hits]:
     from .numba_index import NumbaIndex
 
-    return NumbaIndex.load(index).batch_search(dict(vectors), k, threads)
+    return NumbaIndex.load(index).search_run(dict(vectors), k, threads)
 
 
 def encode_topics(topics: Mapping[str, str], model: str, factor: float, batch_size: int = 32,

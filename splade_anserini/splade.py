@@ -11,7 +11,8 @@ a bf16 matmul (about 3x the fp32 speed there) gives every pooled logit up to a p
 only the terms whose bound reaches above 0 (a few hundred per document, out of 30,522) are
 recomputed in fp32. Terms that are dropped
 provably have a pooled logit <= 0 (weight 0), so the output is the fp32 output up to float
-rounding (a weight within rounding of 0 may appear on one side only). Other CPUs (or
+rounding (a weight within rounding of 0 may appear on one side only). The bound, the pooling and the
+MLM head's parts live in :mod:`.head`, shared with the trainer. Other CPUs (or
 ``screen=False``) run the decoder in fp32 per text over cache-sized vocabulary slices, pooled at
 once (``sliced``, about 2x the plain path); GPUs and fp16/bf16 autocast compute the full logits
 in sub-batches (``plain``). :attr:`SpladeEncoder.head_path` says which.
@@ -22,7 +23,6 @@ weight 1 each (no [CLS]/[SEP]/[PAD]), as naver/splade does.
 from __future__ import annotations
 
 import contextlib
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
@@ -33,14 +33,9 @@ import torch.nn.functional as F
 
 from conversion.quantize import DEFAULT_FACTOR, quantize_sparse
 
-POOLINGS = ("max", "sum")
+from .head import (POOLINGS, fast_bf16_cpu, head_reproduces_logits, mlm_head, pool_inference,  # noqa: F401
+                   screen_candidates, splade_activation)
 
-# Screening margin (see _screen_candidates): bf16 has 8 significant bits, unit roundoff u = 2^-8.
-# |bf16 dot - exact dot| <= (2u + u^2 + fp32 accumulation) * sum_k |h_k w_k| <= ~2^-7 ||h|| ||w||,
-# and rounding the bf16 output adds at most u |result|. We use twice both bounds plus a constant.
-_SCREEN_NORM_COEF = 2.0 ** -6
-_SCREEN_ABS_COEF = 2.0 ** -7
-_SCREEN_CONST = 1e-3
 _SCREEN_SLICE_BYTES = 4 << 20  # bf16 [length, slice] logits of the screening pass
 _SLICE_BYTES = 1 << 20         # fp32 [length, slice] logits of the sliced path (L2-sized)
 
@@ -54,61 +49,6 @@ class SparseVector:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-
-def splade_activation(logits: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "max") -> torch.Tensor:
-    """Differentiable SPLADE pooling for training: ``[B, L, V]`` logits -> ``[B, V]`` representation."""
-    act = torch.log1p(torch.relu(logits)) * attention_mask.unsqueeze(-1).to(logits.dtype)
-    if pooling == "max":
-        return act.amax(dim=1)
-    if pooling == "sum":
-        return act.sum(dim=1)
-    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-
-
-def _pool_inference(logits: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Inference pooling that reuses ``logits`` in place (it is consumed)."""
-    pad = attention_mask == 0
-    if pooling == "max":
-        if pad.any():
-            logits.masked_fill_(pad.unsqueeze(-1), float("-inf"))
-        return torch.log1p(torch.relu(logits.amax(dim=1)))
-    logits.relu_().log1p_()
-    if pad.any():
-        logits.masked_fill_(pad.unsqueeze(-1), 0.0)
-    return logits.sum(dim=1)
-
-
-def fast_bf16_cpu() -> bool:
-    """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX) through oneDNN: only
-    then is the screened decoder faster than the plain fp32 one."""
-    try:
-        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return False
-    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
-        return False
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = fh.read()
-    except OSError:  # pragma: no cover - not Linux
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-class _HeadInput(Exception):
-    """Raised by a forward pre-hook on the output embeddings to hand back their input (and skip them)."""
-
-    def __init__(self, hidden: torch.Tensor):
-        super().__init__("captured")
-        self.hidden = hidden
-
-
-_CAPTURE = threading.local()
-
-
-def _raise_head_input(module, args):
-    if getattr(_CAPTURE, "active", False):  # only in the thread that asked (other threads run normally)
-        raise _HeadInput(args[0])
 
 
 class SpladeEncoder:
@@ -148,9 +88,7 @@ class SpladeEncoder:
         self._screen_cache: tuple | None = None
         #: Batches encoded concurrently by this many threads (CPU: each with one torch thread).
         self.workers = max(1, int(workers))
-        self._hook_lock = threading.Lock()
-        self._hook_users = 0
-        self._hook_handle = None
+        self._head = mlm_head(self.model)
         #: How the MLM decoder runs: "screened" (CPU fp32, native bf16: exact bf16 screening),
         #: "sliced" (CPU fp32: per text, cache-sized vocabulary slices) or "plain" (full logits).
         self.head_path = "plain"
@@ -162,8 +100,8 @@ class SpladeEncoder:
                 elif cpu_fp32:
                     self.head_path = "sliced"
             elif screen:
-                raise ValueError(f"model {model}: screened decoding needs a linear output-embedding layer "
-                                 "that produces the MLM logits (use screen=None or False)")
+                raise ValueError(f"model {model}: screened decoding needs an MLM head taken apart by "
+                                 "splade_anserini.head.mlm_head (use screen=None or False)")
 
     # -- forward -----------------------------------------------------------------------------------
     def _autocast(self):
@@ -173,57 +111,22 @@ class SpladeEncoder:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _head_input(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The ``[B, L, hidden]`` input of the output-embedding (decoder) layer; the decoder is skipped.
-
-        A forward pre-hook on the decoder raises with its input; it is registered while at least one
-        thread needs it and fires only in the threads that asked (thread-local flag)."""
-        with self._hook_lock:
-            if self._hook_users == 0:
-                self._hook_handle = self.model.get_output_embeddings().register_forward_pre_hook(_raise_head_input)
-            self._hook_users += 1
-        _CAPTURE.active = True
-        try:
-            self.model(input_ids=input_ids, attention_mask=attention_mask)
-        except _HeadInput as captured:
-            return captured.hidden
-        finally:
-            _CAPTURE.active = False
-            with self._hook_lock:
-                self._hook_users -= 1
-                if self._hook_users == 0:
-                    self._hook_handle.remove()
-                    self._hook_handle = None
-        raise RuntimeError("the model never called its output embeddings")
+        """The ``[B, L, hidden]`` input of the decoder (the vocabulary projection is not run)."""
+        return self._head.hidden(input_ids, attention_mask)
 
     @property
     def screening(self) -> bool:
         """Whether the exact bf16-screened decoder is used."""
         return self.head_path == "screened"
 
-    @torch.inference_mode()
     def _head_supported(self) -> bool:
-        """The screened and sliced paths need ``logits == decoder(head_input)`` with a plain linear
-        decoder: checked once on a padded two-text batch."""
-        decoder = self.model.get_output_embeddings()
-        if not isinstance(decoder, torch.nn.Linear):
-            return False
-        try:
-            ids = self.tokenizer(["splade encodes documents", "a longer second text to force some padding here"],
-                                 padding=True, return_tensors="pt", return_token_type_ids=False)
-            ids = {k: v.to(self.device) for k, v in ids.items()}
-            full = self.model(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"]).logits
-            hidden = self._head_input(ids["input_ids"], ids["attention_mask"])
-            if hidden.shape[:2] != ids["input_ids"].shape or hidden.dtype != torch.float32:
-                return False
-            mine = F.linear(hidden, decoder.weight, decoder.bias)
-            keep = ids["attention_mask"].bool()
-            return bool(torch.allclose(full[keep].float(), mine[keep], rtol=1e-4, atol=1e-4))
-        except Exception:  # noqa: BLE001 - any surprise means: use the plain path
-            return False
+        """The screened and sliced paths need the MLM head's parts (:func:`.head.mlm_head`) to give
+        the model's own logits."""
+        return self._head is not None and head_reproduces_logits(self.model, self._head, self.tokenizer, self.device)
 
     def _screen_weights(self):
         """fp32 decoder weight and bias, a bf16 copy and row norms (refreshed when the weights change)."""
-        decoder = self.model.get_output_embeddings()
+        decoder = self._head.decoder
         weight = decoder.weight
         bias = decoder.bias
         key = (weight.data_ptr(), weight._version, None if bias is None else (bias.data_ptr(), bias._version))
@@ -254,7 +157,7 @@ class SpladeEncoder:
             ids, mask = ids[:, :width], mask[:, :width]
             with self._autocast():
                 logits = self.model(input_ids=ids, attention_mask=mask).logits
-            reps = _pool_inference(logits.float(), mask, self.pooling).cpu().numpy()
+            reps = pool_inference(logits.float(), mask, self.pooling).cpu().numpy()
             for rep in reps:
                 nz = np.flatnonzero(rep > 0).astype(np.int32)
                 out.append(SparseVector(nz, rep[nz].astype(np.float32)))
@@ -263,10 +166,10 @@ class SpladeEncoder:
     def _encode_batch_screened(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[SparseVector]:
         """Exact output of the plain path at a fraction of its cost (see the module docstring).
 
-        For each text, ``M_j = max_i bf16(h_i) . bf16(w_j)`` (bf16 output) over its tokens. With
-        ``u = 2^-8``: ``max_i h_i . w_j <= M_j + u|M_j|/(1-u) + 1.01 * 2^-7 * max_i ||h_i|| * ||w_j||``,
-        so a term whose ``M_j + b_j + margin_j`` is <= 0 (margin twice that bound, plus 1e-3) has a
-        pooled logit <= 0 and weight 0 in fp32 as well. The others are recomputed in fp32.
+        For each text, ``M_j = max_i bf16(h_i) . bf16(w_j)`` (bf16 output) over its tokens;
+        :func:`.head.screen_candidates` bounds the error of ``M_j`` and keeps the terms whose pooled
+        logit may be positive. The others have weight 0 in fp32 as well; the kept ones are recomputed
+        in fp32.
         """
         weight, bias, weight_bf16, weight_norm = self._screen_weights()
         ids = input_ids.to(self.device)
@@ -288,10 +191,7 @@ class SpladeEncoder:
             step = max(256, min(vocab, (_SCREEN_SLICE_BYTES // (2 * length)) // 256 * 256))
             for lo in range(0, vocab, step):
                 torch.amax(F.linear(hb, weight_bf16[lo:lo + step]), dim=0, out=pooled[row, lo:lo + step])
-        approx = pooled.float()
-        bound = approx.abs().mul_(_SCREEN_ABS_COEF).add_(approx).add_(bias)
-        bound.add_(max_norm.unsqueeze(1) * weight_norm * _SCREEN_NORM_COEF).add_(_SCREEN_CONST)
-        candidates = bound > 0
+        candidates = screen_candidates(pooled.float(), bias, weight_norm, max_norm.unsqueeze(1))
         out: list[SparseVector] = []
         for row, h in enumerate(texts):
             cand = candidates[row].nonzero().squeeze(1)

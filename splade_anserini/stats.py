@@ -5,6 +5,8 @@
   dot product on an inverted index, where ``p_j(d)`` is the fraction of documents in which term
   ``j`` is non-zero and ``p_j(q)`` the fraction of queries in which it is (both estimated on the
   collection and the topics at hand; Formal et al., SPLADE v2, Sec. 4 / Paria et al. 2020).
+  :func:`expected_flops` computes it; :func:`document_flops` (``sum_j p_j(d)^2``, the documents
+  standing in for the queries) is the collection-only figure ``encode_corpus`` reports.
 
     python -m splade_anserini.stats --vectors VECTORS_DIR --queries TOPICS.tsvint [--json out.json]
 
@@ -55,11 +57,17 @@ def term_document_frequencies(vectors: Iterable[Mapping[str, int | float]]) -> t
     return df, n, nnz
 
 
-def flops(doc_df: Mapping[str, int], n_docs: int, query_df: Mapping[str, int], n_queries: int) -> float:
-    """``sum_j p_j(q) p_j(d)`` from document frequencies on both sides."""
+def expected_flops(doc_df: Mapping[str, int], n_docs: int, query_df: Mapping[str, int], n_queries: int) -> float:
+    """``sum_j p_j(q) p_j(d)`` from document frequencies on both sides: the FLOPS of ``SparsityStats``."""
     if not n_docs or not n_queries:
         return 0.0
     return sum((qdf / n_queries) * (doc_df.get(t, 0) / n_docs) for t, qdf in query_df.items())
+
+
+def document_flops(doc_df: Mapping[str, int], n_docs: int) -> float:
+    """``sum_j p_j(d)^2``: FLOPS with the documents standing in for the queries, the collection-only
+    figure ``encode_corpus`` reports (its summary's ``flops``) before any query is encoded."""
+    return float(sum((c / n_docs) ** 2 for c in doc_df.values())) if n_docs else 0.0
 
 
 def sparsity_stats(doc_vectors: Iterable[Mapping[str, int | float]],
@@ -68,7 +76,7 @@ def sparsity_stats(doc_vectors: Iterable[Mapping[str, int | float]],
     qdf, nq, qnnz = term_document_frequencies(query_vectors)
     return SparsityStats(documents=nd, queries=nq, avg_doc_nonzeros=dnnz / nd if nd else 0.0,
                          avg_query_nonzeros=qnnz / nq if nq else 0.0, doc_vocabulary=len(ddf),
-                         query_vocabulary=len(qdf), flops=flops(ddf, nd, qdf, nq))
+                         query_vocabulary=len(qdf), flops=expected_flops(ddf, nd, qdf, nq))
 
 
 def read_query_vectors(path: str | os.PathLike) -> dict[str, dict[str, int]]:

@@ -294,7 +294,6 @@ def test_query_encoder_quantizes_like_documents(sl, pyserini_encoder):
 
 
 def test_numba_backend_gives_the_lucene_run(sl, pyserini_encoder, tmp_path):
-    pytest.importorskip("splade_anserini.numba_index")
     from splade_anserini.index import build_index
     from splade_anserini.search import numba_search, pyserini_search
 

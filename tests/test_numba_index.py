@@ -106,7 +106,7 @@ def test_batch_equals_looped_single_search():
     single = [idx.search(q, k=50) for q in queries]
     assert idx.batch_search(queries, k=50, threads=1) == single
     assert idx.batch_search(queries, k=50, threads=2) == single
-    by_qid = idx.batch_search({f"q{i}": q for i, q in enumerate(queries)}, k=50, threads=2)
+    by_qid = idx.search_run({f"q{i}": q for i, q in enumerate(queries)}, k=50, threads=2)
     assert list(by_qid) == [f"q{i}" for i in range(40)]
     assert list(by_qid.values()) == single
 
@@ -205,17 +205,11 @@ def test_parity_with_lucene_on_scifact_slice(scifact_slice):
     """Identical (docid, score) lists at k=1000 between the Numba index and a Lucene impact index
     built by Anserini from the same JsonVectorCollection (k exceeds the slice: full rankings)."""
     from splade_anserini import parity
+    from splade_anserini.index import build_lucene_index
 
     s = scifact_slice
     lucene_index = s["root"] / "lucene"
-    try:
-        from splade_anserini.index import build_lucene_index
-    except ImportError:  # the Lucene helper's module is optional here
-        build_lucene_index = None
-    if build_lucene_index is not None:
-        build_lucene_index(s["vectors"], lucene_index, threads=2)
-    else:
-        _anserini_index(s["vectors"], lucene_index)
+    build_lucene_index(s["vectors"], lucene_index, threads=2)
     NumbaIndex.from_jsonvector(s["vectors"]).save(s["root"] / "numba")
     report = parity.check(lucene_index, s["root"] / "numba", s["queries"], k=1000, threads=2)
     assert report.queries == len(s["queries"]) and report.hits > 0
@@ -226,24 +220,6 @@ def test_parity_with_lucene_on_scifact_slice(scifact_slice):
     write_tsvint(s["root"] / "topics.tsv", s["queries"].items())
     assert parity.main(["--index", str(lucene_index), "--numba-index", str(s["root"] / "numba"),
                         "--encoded-topics", str(s["root"] / "topics.tsv"), "--hits", "1000"]) == 0
-
-
-def _anserini_index(vectors, index):
-    import shutil
-
-    from splade_anserini import java
-
-    staging = index.with_name("input")
-    staging.mkdir()
-    shutil.copy(vectors, staging / "part-0.jsonl")
-    Args = java.autoclass("io.anserini.index.IndexCollection$Args")
-    argv = java.autoclass("java.util.ArrayList")()
-    for item in ["-collection", "JsonVectorCollection", "-generator", "DefaultLuceneDocumentGenerator", "-input",
-                 str(staging), "-index", str(index), "-threads", "1", "-impact", "-pretokenized", "-quiet"]:
-        argv.add(item)
-    args = Args()
-    java.autoclass("org.kohsuke.args4j.CmdLineParser")(args).parseArgument(argv)
-    java.autoclass("io.anserini.index.IndexCollection")(args).run()
 
 
 def test_parity_report_names_the_first_difference():

@@ -184,7 +184,6 @@ def test_two_processes_under_torchrun(triples, tmp_path):
     import subprocess
     import sys
 
-    pytest.importorskip("accelerate")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "splade_anserini.train",
            "--triples", triples, "--output-dir", str(tmp_path), "--max-steps", "2", "--batch-size", "2",
            "--max-length", "32", "--query-max-length", "16", "--log-every", "1", "--progress", "false",

@@ -161,10 +161,6 @@ class TrainConfig:
             raise ConfigError("SPLADE-doc has no query encoder: lambda_q must be 0")
         return self
 
-    @property
-    def has_validation(self) -> bool:
-        return bool(self.valid_holdout or self.valid_queries)
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -322,7 +322,3 @@ def tokenize_batch(tokenizer, examples: Sequence[Example], max_length: int, quer
 
         out["teacher"] = torch.tensor([e.teacher for e in examples], dtype=torch.float32)
     return out
-
-
-def unique_texts(texts: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(texts))

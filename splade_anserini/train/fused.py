@@ -5,25 +5,21 @@ forward pass computes each text's MLM logits as ``W @ h[b]^T`` (``[V, L_b]``, pa
 keeps only the maximum and its position. The gradient of a max flows to its argmax alone, and
 ``log1p(relu(.))`` has zero gradient where the maximum is not positive, so the backward pass touches
 only the active ``(b, v)`` pairs (a few hundred per text) instead of ``B x L x V`` logits. Values and
-gradients equal :func:`splade_anserini.splade.splade_activation` on the full logits (up to exact ties
+gradients equal :func:`splade_anserini.head.splade_activation` on the full logits (up to exact ties
 in the max); a training step on CPU is about 3x faster than autograd through the logits.
 
 Screening (CPU, fp32 inputs): the ``[V, L_b]`` product is first taken in bf16 (about 2.5x faster on
-CPUs with bf16 dot products). Rounding ``h`` and ``W`` to bf16 and the bf16 result changes a logit by
-at most ``2^-7 |approx| + 2^-6 ||h_l|| ||W_v|| + 10^-3`` (twice the worst case of the bf16 unit
-roundoff 2^-8 on each factor and on the output, fp32 accumulation). As ``x + 2^-7 |x|`` is monotone,
-``max_l exact <= f(max_l approx) + 2^-6 ||W_v|| max_l ||h_l|| + 10^-3``: a vocabulary entry whose bound
-is not positive has an exact pooled logit <= 0, i.e. weight 0 and gradient 0. Only the entries that
-pass (a few hundred to a few thousand of 30,522) are recomputed in fp32, so the result is the fp32
-result: the same active terms, the same maxima and argmaxes.
+CPUs with bf16 dot products), and :func:`splade_anserini.head.screen_candidates` (the bound the
+inference encoder uses) keeps the vocabulary entries whose exact pooled logit may be positive; the
+others have weight 0 and gradient 0. Only the entries that pass (a few hundred to a few thousand of
+30,522) are recomputed in fp32, so the result is the fp32 result: the same active terms, the same
+maxima and argmaxes.
 """
 from __future__ import annotations
 
 import torch
 
-_ABS_COEF = 2.0 ** -7
-_NORM_COEF = 2.0 ** -6
-_CONST = 1e-3
+from ..head import screen_candidates
 
 
 def _exact_max(w: torch.Tensor, c: torch.Tensor | None, hb_t: torch.Tensor):
@@ -50,13 +46,12 @@ class _FusedMaxSplade(torch.autograd.Function):
             hb_t = hidden[b, pos].t()                   # [H, L_b]
             if screen:
                 h16 = hb_t.to(torch.bfloat16)
-                bound = _NORM_COEF * w_norm * hb_t.norm(dim=0).max() + _CONST
+                h_norm = hb_t.norm(dim=0).max()
                 for lo in range(0, V, chunk):
                     hi = min(V, lo + chunk)
                     approx = torch.matmul(w16[lo:hi], h16).amax(dim=1).float()
-                    if c is not None:
-                        approx += c[lo:hi, 0]
-                    keep = (approx + _ABS_COEF * approx.abs() + bound[lo:hi] > 0).nonzero(as_tuple=True)[0]
+                    keep = screen_candidates(approx, None if c is None else c[lo:hi, 0], w_norm[lo:hi],
+                                             h_norm).nonzero(as_tuple=True)[0]
                     if keep.numel():
                         v = keep + lo
                         m, a = _exact_max(w[v], None if c is None else c[v], hb_t)

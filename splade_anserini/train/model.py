@@ -8,21 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..splade import splade_activation
+from ..head import mlm_head, splade_activation
 from .fused import fused_max_splade
-
-
-def _fused_parts(hf_model):
-    """``(encoder, transform, decoder)`` of a BERT- or DistilBERT-style MLM, or None."""
-    cls = getattr(hf_model, "cls", None)
-    preds = getattr(cls, "predictions", None)
-    if preds is not None and hasattr(preds, "transform") and isinstance(getattr(preds, "decoder", None), nn.Linear):
-        return hf_model.base_model, preds.transform, preds.decoder
-    if all(hasattr(hf_model, n) for n in ("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector")):
-        def transform(h, m=hf_model):
-            return m.vocab_layer_norm(m.activation(m.vocab_transform(h)))
-        return hf_model.base_model, transform, hf_model.vocab_projector
-    return None
 
 
 class SpladeTrainModel(nn.Module):
@@ -32,20 +19,20 @@ class SpladeTrainModel(nn.Module):
         self.pooling = pooling
         self.splade_doc = splade_doc
         self.vocab_size = hf_model.get_output_embeddings().weight.shape[0]
-        self._parts = _fused_parts(hf_model) if (fused and pooling == "max") else None
+        self._head = mlm_head(hf_model) if (fused and pooling == "max") else None
         special = sorted(set(tokenizer.all_special_ids))
         self.register_buffer("special_ids", torch.tensor(special, dtype=torch.long), persistent=False)
 
     @property
     def fused(self) -> bool:
-        return self._parts is not None
+        return self._head is not None
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """SPLADE representations ``[B, V]`` (fp32) of tokenized texts."""
-        if self._parts is not None:
-            encoder, transform, decoder = self._parts
-            hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return fused_max_splade(transform(hidden), decoder.weight, decoder.bias, attention_mask)
+        if self._head is not None:
+            decoder = self._head.decoder
+            return fused_max_splade(self._head.hidden(input_ids, attention_mask), decoder.weight, decoder.bias,
+                                    attention_mask)
         logits = self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
         return splade_activation(logits.float(), attention_mask, self.pooling)
 

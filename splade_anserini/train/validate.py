@@ -23,7 +23,7 @@ def exact_search(doc_ids: Sequence[str], doc_vectors: Sequence, queries: Mapping
         from ..numba_index import NumbaIndex
 
         index = NumbaIndex.from_encoded(list(doc_ids), list(doc_vectors), list(vocab), factor)
-        found = index.batch_search(dict(queries), k=k)
+        found = index.search_run(dict(queries), k=k)
         return {q: {d: float(s) for d, s in hits} for q, hits in found.items()}
     except Exception as exc:  # noqa: BLE001 - validation must not die with the optional backend
         import sys
