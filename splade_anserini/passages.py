@@ -64,7 +64,9 @@ def windows(word_ids: list, size: int, stride: int) -> list[tuple[int, int]]:
         if end >= n:
             return out
         nxt = _word_start(word_ids, start + stride, start + 1)
-        start = nxt if nxt > start else start + stride
+        while nxt < end and word_ids[nxt] is not None and word_ids[nxt - 1] == word_ids[nxt]:
+            nxt += 1  # the word reaches back to this window's start: begin at the next word instead
+        start = nxt
 
 
 def split_documents(docs: Iterable[Doc], tokenizer, length: int, stride: int | None = None) -> Iterator[dict]:
