@@ -1,16 +1,26 @@
-"""README command 1: the whole pipeline on a shared dataset (SciFact by default) with one model.
+"""README command 1: the whole pipeline on one dataset with one model.
 
-    python -m splade_anserini.pipeline [--dataset scifact] [--model splade-tiny] [--force] [--no-bm25]
+    python -m splade_anserini.pipeline [--dataset scifact|cacm|msmarco-dl19-subset] [--model splade-tiny]
+        [--data-dir DIR [--split test]] [--corpus F --topics F --qrels F]
+        [--passage-length N [--passage-stride S]] [--fusion [interpolation|rrf] [--alpha 0.5]]
+        [--force] [--no-bm25]
 
-encode (corpus -> JsonVectorCollection) -> index (Anserini IndexCollection -impact -pretokenized)
--> search (Pyserini LuceneImpactSearcher + our SpladeQueryEncoder) -> evaluate (ir-measures), then
-prints nDCG@10, RR@10, R@1000, the FLOPS / sparsity figures and the time of every stage. A BM25
-baseline (Pyserini LuceneSearcher, k1=0.9 b=0.4, BEIR "flat") runs beside it unless ``--no-bm25``.
+The dataset: a named one of the shared data, any BEIR folder (``corpus.jsonl``, ``queries.jsonl``,
+``qrels/<split>.tsv``) or MS MARCO / converted folder (``--data-dir``, ``--split``), or the three files
+named one by one (each may also replace one file of a folder); see :func:`splade_anserini.data.resolve_dataset`.
+The topics judged in the qrels are searched; qrels naming unknown topics or documents stop the run.
+
+check (qrels against topics and corpus) -> [passages] -> encode (corpus -> JsonVectorCollection) ->
+index (Anserini IndexCollection -impact -pretokenized) -> search (Pyserini LuceneImpactSearcher + our
+SpladeQueryEncoder; MaxP over passages) -> evaluate (ir-measures), then prints nDCG@10, RR@10, R@1000,
+the FLOPS / sparsity figures and the time of every stage. A BM25 baseline (Pyserini LuceneSearcher,
+k1=0.9 b=0.4, BEIR "flat") runs beside it unless ``--no-bm25``; ``--fusion`` fuses the two runs
+(:mod:`splade_anserini.fusion`) and prints ``hybrid (<method>): nDCG@10 ...``.
 
 Artifacts go under ``--work-dir`` (default ``work/<dataset>-<model>/``: vectors, index, encoded
 topics, stage stamps) and the run files under ``--runs-dir`` (default ``runs/``). Re-running reuses
-every stage whose inputs and parameters are unchanged (a stamp file per stage records them);
-``--force`` redoes everything.
+every stage whose inputs and parameters are unchanged (:meth:`Stamps.run`: a stamp file per stage
+records them); ``--force`` redoes everything.
 """
 from __future__ import annotations
 
