@@ -33,7 +33,7 @@ output byte for byte.
 
 Long documents: ``--passage-length N --passage-stride S`` first writes the corpus as passages of N
 WordPiece tokens starting every S tokens (``docid#k``, the title on each; :mod:`splade_anserini.passages`)
-to ``<output>.passages.jsonl`` and encodes that; search them with ``search --max-passage``.
+to ``<output>.passages-N-S.jsonl`` and encodes that; search them with ``search --max-passage``.
 
 Many GPUs: under ``torchrun`` or ``accelerate launch`` without ``--shard-id/--shard-num`` each
 process encodes shard ``RANK`` of ``WORLD_SIZE`` (on GPU ``LOCAL_RANK`` with ``--device cuda``);
@@ -505,7 +505,7 @@ def launcher_shard(shard_id: int | None, shard_num: int | None, device: str) -> 
 
 def passage_input(args) -> Path:
     """The corpus to encode: ``--corpus`` itself, or (``--passage-length``) its passages, written once
-    beside the output as ``<output>.passages.jsonl`` (see :mod:`splade_anserini.passages`)."""
+    beside the output as ``<output>.passages-<N>-<S>.jsonl`` (see :mod:`splade_anserini.passages`)."""
     from .passages import check_passage_args, write_passage_corpus
 
     check_passage_args(args.passage_length, args.passage_stride)
@@ -514,7 +514,8 @@ def passage_input(args) -> Path:
     if not Path(args.corpus).is_file():
         raise InputError(args.corpus, None, "no such file")
     out = Path(args.output).resolve()
-    target = out.parent / f"{out.name}.passages.jsonl"
+    stride = args.passage_stride or args.passage_length
+    target = out.parent / f"{out.name}.passages-{args.passage_length}-{stride}.jsonl"
     fmt = None if args.format == "auto" else args.format
     counts = write_passage_corpus(args.corpus, target, args.model, args.passage_length, args.passage_stride, fmt=fmt)
     print(f"{counts['documents']} documents -> {counts['passages']} passages of {args.passage_length} tokens "

@@ -120,7 +120,7 @@ def test_encode_corpus_writes_passages(small_corpus, tmp_path):
                     "--passage-stride", "48", "--max-length", "64", "--no-progress"])
     assert proc.returncode == 0, proc.stderr
     ids = [json.loads(line)["id"] for line in (out / "part-00000.jsonl").read_text().splitlines()]
-    passages = [json.loads(line)["_id"] for line in (tmp_path / "vectors.passages.jsonl").read_text().splitlines()]
+    passages = [json.loads(line)["_id"] for line in (tmp_path / "vectors.passages-64-48.jsonl").read_text().splitlines()]
     assert ids == passages and len(ids) > 12 and all("#" in i for i in ids)
     assert {i.rpartition("#")[0] for i in ids} == {json.loads(x)["_id"] for x in small_corpus.read_text().splitlines()}
 
