@@ -173,9 +173,13 @@ def find_dataset(folder: str | os.PathLike, split: str | None = None, *, name: s
         qrels, used_split = _first(folder, [f"qrels{e}{z}" for e in qrels_exts for z in _GZ]), None
     if qrels is None:
         have = available_splits(folder)
+        unsplit = _first(folder, [f"qrels{e}{z}" for e in qrels_exts for z in _GZ])
         what = f"split {split!r}" if split else "split 'test' nor an unsplit qrels.txt"
-        raise InputError(folder, None, f"no qrels for {what} (this folder has {', '.join(have) or 'no qrels'}"
-                                       f"{'; choose one with --split' if have else ''})")
+        if have:
+            where = f"this folder has {', '.join(have)}; choose one with --split"
+        else:
+            where = f"only the unsplit {unsplit.name}: leave out --split" if unsplit else "this folder has no qrels"
+        raise InputError(folder, None, f"no qrels for {what} ({where})")
     topic_names = ([] if used_split is None else
                    [f"queries.{used_split}{e}{z}" for e in (".tsv", ".jsonl") for z in _GZ])
     topics = _first(folder, topic_names + [f"queries{e}{z}" for e in (".jsonl", ".tsv") for z in _GZ])

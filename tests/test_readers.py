@@ -241,6 +241,17 @@ def test_beir_folder_without_the_split(tmp_path):
         find_dataset(root, "validation")
 
 
+def test_unsplit_folder_with_a_split_asked_for(tmp_path):
+    root = tmp_path / "cacm"
+    root.mkdir()
+    write(root / "corpus.jsonl", '{"_id": "d1", "text": "a"}\n')
+    write(root / "queries.tsv", "1\tx\n")
+    write(root / "qrels.txt", "1 Q0 d1 1\n")
+    assert find_dataset(root).split is None
+    with pytest.raises(InputError, match=r"no qrels for split 'train' \(only the unsplit qrels.txt: leave out --split\)"):
+        find_dataset(root, "train")
+
+
 def test_shared_data_layouts(data_dir):
     sci = resolve_dataset("scifact")
     assert (sci.corpus.name, sci.topics.name, sci.qrels.name, sci.name) == \
