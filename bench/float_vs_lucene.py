@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from splade_anserini.pipeline import DATASETS, slug
+from splade_anserini.data import NAMED_DATASETS, resolve_dataset
+from splade_anserini.pipeline import slug
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +66,7 @@ def brute_force_run(docs, doc_ids, queries, qids, k: int):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="scifact", choices=sorted(DATASETS))
+    parser.add_argument("--dataset", default="scifact", choices=sorted(NAMED_DATASETS))
     parser.add_argument("--model", default="splade-tiny")
     parser.add_argument("--run", help="Lucene run (default runs/<dataset>-<model>.trec)")
     parser.add_argument("--work-dir", help="default work/<dataset>-<model>")
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     import ir_measures
 
     from conversion.trec import read_run, write_run
-    from splade_anserini.data import data_root, read_corpus, read_qrels, read_topics
+    from splade_anserini.data import read_corpus, read_qrels, read_topics
     from splade_anserini.evaluate import evaluate_run
 
     name = f"{args.dataset}-{slug(args.model)}"
@@ -88,11 +89,10 @@ def main(argv=None) -> int:
     if not lucene_run_path.is_file():
         print(f"error: {lucene_run_path} not found: run `python -m splade_anserini.pipeline` first", file=sys.stderr)
         return 2
-    corpus_name, topics_name, qrels_name = DATASETS[args.dataset]
-    folder = data_root() / args.dataset
-    docs = list(read_corpus(folder / corpus_name))
-    topics = read_topics(folder / topics_name)
-    qrels = read_qrels(folder / qrels_name)
+    ds = resolve_dataset(args.dataset)
+    docs = list(read_corpus(ds.corpus))
+    qrels = read_qrels(ds.qrels)
+    topics = {q: t for q, t in read_topics(ds.topics).items() if q in qrels}  # as the pipeline searches
 
     from splade_anserini.splade import SpladeEncoder
 

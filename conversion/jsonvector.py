@@ -19,15 +19,14 @@ unchanged is refused with ``file:line: problem``:
 """
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
-import zlib
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
 
 from .atomic import atomic_open
+from .textfile import raw_lines
 from .errors import InputError
 
 #: The largest impact accepted: both backends index it exactly (Anserini writes the token that many
@@ -160,19 +159,6 @@ def collection_files(path: str | os.PathLike) -> list[Path]:
     return [path]
 
 
-def read_lines(file: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
-    """``(line number, raw line)`` of a plain or gzipped file; a truncated or corrupt ``.gz`` is an
-    :class:`InputError` naming the line where the data stops."""
-    lineno = 0
-    opener = gzip.open if os.fspath(file).endswith(".gz") else open
-    try:
-        with opener(file, "rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
-                yield lineno, raw
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise InputError(file, lineno + 1, f"truncated or corrupt gzip data ({exc})") from None
-
-
 def read_jsonvector(path: str | os.PathLike, *, factor: float | None = None, guarded: list | None = None,
                     seen: dict | None = None) -> Iterator[VectorDoc]:
     """Yield the documents of a JsonVectorCollection file or directory, validating every line (see
@@ -184,7 +170,7 @@ def read_jsonvector(path: str | os.PathLike, *, factor: float | None = None, gua
     """
     seen = {} if seen is None else seen
     for file in collection_files(path):
-        for lineno, raw in read_lines(file):
+        for lineno, raw in raw_lines(file):
             if not raw.strip():
                 continue
             try:

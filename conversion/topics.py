@@ -1,17 +1,93 @@
-"""Pre-encoded topics for Anserini ``SearchCollection -topicReader TsvInt -impact -pretokenized``.
+"""Topics: text topics in the BEIR and MS MARCO / Anserini layouts, and pre-encoded TsvInt topics.
 
-Each line is ``qid<TAB>`` followed by every token repeated as many times as its integer weight,
+Text topics (:func:`read_topics`), the format chosen from the file's content, ``.gz`` or not:
+
+* BEIR ``queries.jsonl``: one JSON object a line with ``_id`` and ``text`` (other fields ignored);
+* MS MARCO / Anserini ``queries.*.tsv``: ``qid<TAB>query text``.
+
+Pre-encoded topics for Anserini ``SearchCollection -topicReader TsvInt -impact -pretokenized``:
+each line is ``qid<TAB>`` followed by every token repeated as many times as its integer weight,
 space-separated: Anserini turns the repetition count back into the query term weight.
 """
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
-from typing import Iterable
+from typing import Iterable, Iterator, NamedTuple
 
 from .atomic import atomic_open
 from .errors import InputError
 from .jsonvector import docid_problem
+from .textfile import first_line, numbered_lines, strip_gz
+
+TOPIC_FORMATS = ("jsonl", "tsv")
+_ID_KEYS = ("_id", "id", "qid", "query_id")
+_TEXT_KEYS = ("text", "query")
+
+
+class Topic(NamedTuple):
+    """One query: its 1-based line in the file, id and text."""
+
+    line: int
+    qid: str
+    text: str
+
+
+def detect_topic_format(path: str | os.PathLike) -> str:
+    """``"jsonl"`` when the first non-blank line is a JSON object, else ``"tsv"``; an empty file
+    goes by its name (``.jsonl``/``.json``)."""
+    line = first_line(path).lstrip()
+    if line:
+        return "jsonl" if line.startswith("{") else "tsv"
+    return "jsonl" if strip_gz(path).endswith((".jsonl", ".json")) else "tsv"
+
+
+def _check_qid(path, lineno: int, qid: str) -> str:
+    if not qid:
+        raise InputError(path, lineno, "missing query id")
+    if (problem := docid_problem(qid, "query id")):
+        raise InputError(path, lineno, problem)
+    return qid
+
+
+def iter_topics(path: str | os.PathLike, fmt: str | None = None) -> Iterator[Topic]:
+    """Yield the topics of a BEIR ``queries.jsonl`` or a ``qid<TAB>text`` file, validated line by line."""
+    fmt = fmt or detect_topic_format(path)
+    if fmt not in TOPIC_FORMATS:
+        raise ValueError(f"unknown topic format {fmt!r} (expected one of {TOPIC_FORMATS})")
+    for lineno, line in numbered_lines(path):
+        if fmt == "jsonl":
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(path, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict):
+                raise InputError(path, lineno, "expected a JSON object with '_id' and 'text'")
+            qid = next((obj[k] for k in _ID_KEYS if k in obj), None)
+            text = next((obj[k] for k in _TEXT_KEYS if k in obj), None)
+            if qid is None or isinstance(qid, (dict, list, bool)):
+                raise InputError(path, lineno, "missing query id field '_id'")
+            if not isinstance(text, str):
+                raise InputError(path, lineno, f"query {qid}: missing 'text' field (a string)")
+            qid = str(qid).strip()
+        else:
+            qid, sep, text = line.partition("\t")
+            if not sep:
+                raise InputError(path, lineno, "expected 'qid<TAB>query text'")
+            qid = qid.strip()
+        yield Topic(lineno, _check_qid(path, lineno, qid), text.strip())
+
+
+def read_topics(path: str | os.PathLike, fmt: str | None = None) -> dict[str, str]:
+    """Read text topics (BEIR JSONL or TSV, ``.gz`` or not) into ``{qid: text}``, in file order;
+    a query id twice is an error."""
+    topics: dict[str, str] = {}
+    for topic in iter_topics(path, fmt):
+        if topic.qid in topics:
+            raise InputError(path, topic.line, f"duplicate query id {topic.qid!r}")
+        topics[topic.qid] = topic.text
+    return topics
 
 
 def tsvint_line(qid: str, vector: dict[str, int]) -> str:

@@ -1,4 +1,9 @@
-"""TREC run files: ``qid Q0 docid rank score tag``, one hit a line. Pure python.
+"""TREC run files (``qid Q0 docid rank score tag``, one hit a line) and relevance judgements. Pure python.
+
+Qrels (:func:`read_qrels`), the layout chosen from the file's content, ``.gz`` or not:
+
+* TREC / Anserini / MS MARCO: ``qid iter docid relevance`` (``iter`` is ``0`` or ``Q0``, ignored);
+* BEIR ``qrels/<split>.tsv``: ``query-id<TAB>corpus-id<TAB>score``, with or without that header line.
 
 Runs are written atomically and ranked by score descending, ties broken by docid ascending (the
 order Anserini's ``ScoreTiesAdjusterReranker`` and ``SearchCollection`` produce), so a run
@@ -8,10 +13,11 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterable
+from typing import Container, Iterable, Iterator, Mapping, NamedTuple
 
 from .atomic import atomic_open
 from .errors import InputError
+from .textfile import numbered_lines
 
 #: A run: ``{qid: [(docid, score), ...]}``, each query's hits ranked (score desc, docid asc). The
 #: one shape every backend returns and :func:`write_run` writes.
@@ -112,3 +118,94 @@ def read_run(path: str | os.PathLike, *, scored_pairs: bool = False) -> dict[str
 def read_ranked(path: str | os.PathLike) -> dict[str, list[tuple[str, float]]]:
     """Read a run (validated as :func:`read_run`) as ranked ``(docid, score)`` lists."""
     return {qid: rank_hits(hits.items()) for qid, hits in read_run(path).items()}
+
+
+# -- qrels ----------------------------------------------------------------------------------------------
+#: BEIR's header line (``query-id corpus-id score``) and its common spellings, compared lower-cased.
+QRELS_HEADERS = {("query-id", "corpus-id", "score"), ("query_id", "corpus_id", "score"),
+                 ("qid", "docid", "score"), ("qid", "docid", "relevance"), ("query-id", "doc-id", "score")}
+
+
+class Judgement(NamedTuple):
+    """One qrels line: its 1-based line number, query id, document id and integer relevance."""
+
+    line: int
+    qid: str
+    docid: str
+    relevance: int
+
+
+def iter_qrels(path: str | os.PathLike) -> Iterator[Judgement]:
+    """Yield the judgements of TREC (4 columns) or BEIR (3 columns, optional header) qrels.
+
+    The first data line fixes the layout; every line must then have its column count and an
+    integer relevance, else :class:`InputError` names the line.
+    """
+    columns = None
+    for lineno, line in numbered_lines(path):
+        parts = line.split()
+        if columns is None:
+            if len(parts) == 3 and tuple(p.lower() for p in parts) in QRELS_HEADERS:
+                columns = 3
+                continue
+            if len(parts) not in (3, 4):
+                raise InputError(path, lineno, "expected 4 columns 'qid iter docid relevance' (TREC) or 3 "
+                                               f"'query-id corpus-id score' (BEIR), got {len(parts)}")
+            columns = len(parts)
+        elif len(parts) != columns:
+            layout = "'qid iter docid relevance'" if columns == 4 else "'query-id corpus-id score'"
+            raise InputError(path, lineno, f"expected {columns} columns {layout} like the first line, got {len(parts)}")
+        qid, docid, rel = (parts[0], parts[2], parts[3]) if columns == 4 else parts
+        try:
+            relevance = int(rel)
+        except ValueError:
+            raise InputError(path, lineno, f"relevance {rel!r} is not an integer") from None
+        yield Judgement(lineno, qid, docid, relevance)
+
+
+def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
+    """Read TREC or BEIR qrels into ``{qid: {docid: relevance}}`` (topics in file order).
+
+    A document judged twice for a topic with two different relevance values is an error.
+    """
+    qrels: dict[str, dict[str, int]] = {}
+    for j in iter_qrels(path):
+        judged = qrels.setdefault(j.qid, {})
+        if judged.get(j.docid, j.relevance) != j.relevance:
+            raise InputError(path, j.line, f"document {j.docid!r} judged twice for query {j.qid!r} "
+                                           f"({judged[j.docid]} and {j.relevance})")
+        judged[j.docid] = j.relevance
+    return qrels
+
+
+def check_qrels(path: str | os.PathLike, topics: Container[str], docids: Container[str] | None = None, *,
+                topics_name: str = "the topics", corpus_name: str = "the corpus") -> None:
+    """Every judged topic must be in ``topics`` and (when given) every judged document in ``docids``;
+    the first line that is not raises :class:`InputError`."""
+    for j in iter_qrels(path):
+        if j.qid not in topics:
+            raise InputError(path, j.line, f"query {j.qid!r} is not in {topics_name}")
+        if docids is not None and j.docid not in docids:
+            raise InputError(path, j.line, f"document {j.docid!r} (query {j.qid!r}) is not in {corpus_name}")
+
+
+# -- MaxP ----------------------------------------------------------------------------------------------
+def max_passage(results: Mapping[str, list[tuple[str, float]]], k: int | None = None, delimiter: str = "#") -> Run:
+    """Fold passage hits (``docid#k``) into document hits scored by their best passage (MaxP).
+
+    Each query's hits are ranked (score desc, docid asc) first, so the result depends only on the
+    hits, whatever backend or order produced them; the document id is the passage id up to the
+    last ``delimiter`` (an id without it is its own document). ``k`` keeps the first ``k`` documents.
+    """
+    out: dict[str, list[tuple[str, float]]] = {}
+    for qid, hits in results.items():
+        best: dict[str, float] = {}
+        for passage, score in rank_hits(hits):
+            head, sep, _ = passage.rpartition(delimiter)
+            doc = head if sep and head else passage
+            if doc not in best:
+                best[doc] = score
+                if k is not None and len(best) >= k:
+                    break
+        out[qid] = rank_hits(best.items(), k)
+    return out

@@ -1,17 +1,22 @@
-"""Readers for BEIR and MS MARCO text files, and where the shared data lives.
+"""Readers for BEIR and MS MARCO text files, the dataset layouts, and where the shared data lives.
 
 Every reader validates as it goes and raises :class:`conversion.errors.InputError` naming the
-file, the line and the problem.
+file, the line and the problem. Topics and qrels are read by :mod:`conversion.topics` and
+:mod:`conversion.trec` (BEIR JSONL / TSV topics, BEIR / TREC qrels, chosen from the content).
 """
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
 from conversion.errors import InputError
-from conversion.jsonvector import encodable, docid_problem, read_lines
+from conversion.jsonvector import docid_problem, encodable
+from conversion.textfile import first_line, numbered_lines
+from conversion.topics import read_topics  # noqa: F401  (the one topics reader, re-exported)
+from conversion.trec import check_qrels, read_qrels  # noqa: F401  (the one qrels reader, re-exported)
 
 DATA_ENV = "SPLADE_ANSERINI_DATA"
 
@@ -25,11 +30,13 @@ def data_root() -> Path:
 
 
 class Doc(NamedTuple):
-    """One corpus document: its 1-based line number in the file, id and text."""
+    """One corpus document: its 1-based line number in the file, id, text (title and body joined with
+    a space) and title (BEIR's, stripped; "" for MS MARCO), a prefix of ``text``."""
 
     line: int
     docid: str
     text: str
+    title: str = ""
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -39,19 +46,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "beir"
     if name.endswith((".tsv", ".txt")):
         return "msmarco"
-    first = next((raw for _, raw in read_lines(path) if raw.strip()), b"").lstrip()
-    return "beir" if first.startswith(b"{") else "msmarco"
-
-
-def _decoded_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    for lineno, raw in read_lines(path):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(path, lineno, f"invalid UTF-8 at byte {exc.start}") from None
-        line = line.rstrip("\r\n")
-        if line.strip():
-            yield lineno, line
+    first = first_line(path).lstrip()
+    return "beir" if first.startswith("{") else "msmarco"
 
 
 def read_corpus(path: str | os.PathLike, fmt: str | None = None, *, check_duplicates: bool = True) -> Iterator[Doc]:
@@ -64,7 +60,7 @@ def read_corpus(path: str | os.PathLike, fmt: str | None = None, *, check_duplic
     if fmt not in ("beir", "msmarco"):
         raise ValueError(f"unknown corpus format {fmt!r} (expected beir or msmarco)")
     seen: set[str] = set()
-    for lineno, line in _decoded_lines(path):
+    for lineno, line in numbered_lines(path):
         if fmt == "beir":
             try:
                 obj = json.loads(line)
@@ -86,8 +82,10 @@ def read_corpus(path: str | os.PathLike, fmt: str | None = None, *, check_duplic
             text = f"{title} {body}".strip() if title else body.strip()
             if not isinstance(docid, (str, int)) or isinstance(docid, bool):
                 raise InputError(path, lineno, f"document id must be a string, got {docid!r}")
+            title = title.strip()
             docid = str(docid)
         else:
+            title = ""
             docid, sep, text = line.partition("\t")
             if not sep:
                 raise InputError(path, lineno, "expected 'pid<TAB>text'")
@@ -102,38 +100,7 @@ def read_corpus(path: str | os.PathLike, fmt: str | None = None, *, check_duplic
             if docid in seen:
                 raise InputError(path, lineno, f"duplicate document id {docid!r}")
             seen.add(docid)
-        yield Doc(lineno, docid, text)
-
-
-def read_topics(path: str | os.PathLike) -> dict[str, str]:
-    """Read ``qid<TAB>text`` topics, in file order."""
-    topics: dict[str, str] = {}
-    for lineno, line in _decoded_lines(path):
-        qid, sep, text = line.partition("\t")
-        if not sep or not qid.strip():
-            raise InputError(path, lineno, "expected 'qid<TAB>query text'")
-        qid = qid.strip()
-        if (problem := docid_problem(qid, "query id")):
-            raise InputError(path, lineno, problem)
-        if qid in topics:
-            raise InputError(path, lineno, f"duplicate query id {qid!r}")
-        topics[qid] = text.strip()
-    return topics
-
-
-def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
-    """Read TREC qrels (``qid iter docid rel``) into ``{qid: {docid: rel}}``."""
-    qrels: dict[str, dict[str, int]] = {}
-    for lineno, line in _decoded_lines(path):
-        parts = line.split()
-        if len(parts) != 4:
-            raise InputError(path, lineno, f"expected 4 columns 'qid iter docid relevance', got {len(parts)}")
-        try:
-            rel = int(parts[3])
-        except ValueError:
-            raise InputError(path, lineno, f"relevance {parts[3]!r} is not an integer") from None
-        qrels.setdefault(parts[0], {})[parts[2]] = rel
-    return qrels
+        yield Doc(lineno, docid, text, title)
 
 
 class Triple(NamedTuple):
@@ -145,9 +112,119 @@ class Triple(NamedTuple):
 
 def read_triples(path: str | os.PathLike) -> Iterator[Triple]:
     """Yield MS MARCO text triples ``query<TAB>positive<TAB>negative``."""
-    for lineno, line in _decoded_lines(path):
+    for lineno, line in numbered_lines(path):
         parts = line.split("\t")
         if len(parts) != 3 or not all(p.strip() for p in parts):
             raise InputError(path, lineno, f"expected 'query<TAB>positive<TAB>negative', got {len(parts)} "
                                            "non-empty columns" if len(parts) != 3 else "empty column")
         yield Triple(lineno, *(p.strip() for p in parts))
+
+
+# -- dataset layouts --------------------------------------------------------------------------------------
+#: The shared data's named datasets (folders of :func:`data_root`) and the split each evaluates by default
+#: (``None``: the folder's unsplit ``queries.tsv`` / ``qrels.txt``).
+NAMED_DATASETS: dict[str, str | None] = {"scifact": "test", "cacm": None, "msmarco-dl19-subset": "dl19"}
+_GZ = ("", ".gz")
+CORPUS_NAMES = tuple(n + z for n in ("corpus.jsonl", "collection.tsv", "corpus.tsv", "collection.jsonl") for z in _GZ)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A test collection: corpus, topics and qrels files, and the name its runs are filed under."""
+
+    name: str
+    corpus: Path
+    topics: Path
+    qrels: Path
+    split: str | None = None
+
+
+def _first(folder: Path, names) -> Path | None:
+    return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+def _split_names(stem_dir: str, stem_dot: str, split: str, exts: tuple[str, ...]) -> list[str]:
+    """``qrels/<split>.tsv`` (BEIR) and ``qrels.<split>.txt`` (converted) spellings, plain or gz."""
+    return [f"{pre}{split}{ext}{z}" for pre in (stem_dir, stem_dot) for ext in exts for z in _GZ]
+
+
+def available_splits(folder: Path) -> list[str]:
+    """The splits a folder has qrels for: ``qrels/<split>.tsv`` and ``qrels.<split>.txt`` files."""
+    found = set()
+    for path in list(folder.glob("qrels/*")) + list(folder.glob("qrels.*")):
+        name = path.name.removesuffix(".gz")
+        stem, _, ext = name.rpartition(".")
+        if path.is_file() and ext in ("tsv", "txt"):
+            found.add(stem.removeprefix("qrels.") if path.parent == folder else stem)
+    found.discard("qrels")
+    return sorted(s for s in found if s)
+
+
+def find_dataset(folder: str | os.PathLike, split: str | None = None, *, name: str | None = None) -> Dataset:
+    """The corpus, topics and qrels of a dataset folder, for ``split`` (``None``: ``test`` if the folder
+    has it, else its unsplit ``qrels.txt``).
+
+    Layouts: BEIR (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``) and the converted /
+    MS MARCO one (``corpus.jsonl`` or ``collection.tsv``, ``queries[.<split>].tsv``, ``qrels[.<split>].txt``);
+    ``.gz`` everywhere. A missing file or split raises :class:`InputError` naming what the folder has.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, None, "no such dataset folder")
+    corpus = _first(folder, CORPUS_NAMES)
+    if corpus is None:
+        raise InputError(folder, None, "no corpus file (corpus.jsonl or collection.tsv, optionally .gz)")
+    qrels_exts = (".tsv", ".txt")
+    qrels = _first(folder, _split_names("qrels/", "qrels.", split or "test", qrels_exts))
+    used_split = split or "test"
+    if qrels is None and split is None:
+        qrels, used_split = _first(folder, [f"qrels{e}{z}" for e in qrels_exts for z in _GZ]), None
+    if qrels is None:
+        have = available_splits(folder)
+        unsplit = _first(folder, [f"qrels{e}{z}" for e in qrels_exts for z in _GZ])
+        what = f"split {split!r}" if split else "split 'test' nor an unsplit qrels.txt"
+        if have:
+            where = f"this folder has {', '.join(have)}; choose one with --split"
+        else:
+            where = f"only the unsplit {unsplit.name}: leave out --split" if unsplit else "this folder has no qrels"
+        raise InputError(folder, None, f"no qrels for {what} ({where})")
+    topic_names = ([] if used_split is None else
+                   [f"queries.{used_split}{e}{z}" for e in (".tsv", ".jsonl") for z in _GZ])
+    topics = _first(folder, topic_names + [f"queries{e}{z}" for e in (".jsonl", ".tsv") for z in _GZ])
+    if topics is None:
+        raise InputError(folder, None, "no topics file (queries.jsonl or queries[.<split>].tsv, optionally .gz)")
+    return Dataset(name or folder.name, corpus, topics, qrels, used_split)
+
+
+def resolve_dataset(dataset: str | None = None, *, data_dir: str | os.PathLike | None = None,
+                    split: str | None = None, corpus: str | os.PathLike | None = None,
+                    topics: str | os.PathLike | None = None, qrels: str | os.PathLike | None = None) -> Dataset:
+    """The files of a run: a named dataset of the shared data (``scifact``, ``cacm``, ...) or any dataset
+    folder (``data_dir``) with ``split``, each file replaceable by ``corpus``/``topics``/``qrels``;
+    without a folder all three files must be given. The name is the dataset's or the folder's, with
+    the split appended when it is not the dataset's default."""
+    if dataset is not None and dataset not in NAMED_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(NAMED_DATASETS)} or --data-dir")
+    if dataset is None and data_dir is None and not (corpus and topics and qrels):
+        if corpus or topics or qrels:
+            raise ValueError("--corpus, --topics and --qrels go together unless --data-dir or --dataset names "
+                             "the folder the others come from")
+        dataset = "scifact"
+    base = None
+    if dataset is not None or data_dir is not None:
+        folder = Path(data_dir) if data_dir is not None else data_root() / dataset
+        default = NAMED_DATASETS.get(dataset or folder.name)
+        chosen = split if split is not None else default
+        name = dataset or folder.name
+        if split is not None and split != (default or "test"):
+            name = f"{name}-{split}"
+        base = find_dataset(folder, chosen, name=name)
+    files = {"corpus": corpus, "topics": topics, "qrels": qrels}
+    for key, value in files.items():
+        if value is not None and not Path(value).is_file():
+            raise InputError(value, None, "no such file")
+    if base is None:
+        name = Path(corpus).resolve().parent.name or "dataset"
+        return Dataset(name, Path(corpus), Path(topics), Path(qrels), split)
+    return Dataset(base.name, Path(corpus or base.corpus), Path(topics or base.topics), Path(qrels or base.qrels),
+                   base.split)

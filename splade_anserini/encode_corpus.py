@@ -5,6 +5,7 @@
         [--quantization-factor 100|naver|pyserini|NUMBER] [--shard-id 0 --shard-num 1] \\
         [--num-files 1] [--gzip] [--device cpu] [--fp16|--bf16] [--threads N] [--pooling max|sum] \\
         [--block-size 1000] [--no-contents] [--overwrite] [--no-progress]
+        [--passage-length N [--passage-stride S]]
 
 Input: a BEIR ``corpus.jsonl`` (``_id``, ``title``, ``text``; title and text joined with a space, as
 Pyserini does) or an MS MARCO ``collection.tsv`` (``pid<TAB>text``). The whole file is validated
@@ -29,6 +30,14 @@ with other arguments is refused. A block is always encoded whole (also the docum
 that straddles a shard boundary, whose other documents belong to the neighbour shard), so every
 document sees the same batches whatever the sharding: shards concatenated equal the unsharded
 output byte for byte.
+
+Long documents: ``--passage-length N --passage-stride S`` first writes the corpus as passages of N
+WordPiece tokens starting every S tokens (``docid#k``, the title on each; :mod:`splade_anserini.passages`)
+to ``<output>.passages-N-S.jsonl`` and encodes that; search them with ``search --max-passage``.
+
+Many GPUs: under ``torchrun`` or ``accelerate launch`` without ``--shard-id/--shard-num`` each
+process encodes shard ``RANK`` of ``WORLD_SIZE`` (on GPU ``LOCAL_RANK`` with ``--device cuda``);
+all shards go to the same ``--output`` folder and index as one collection.
 
 Python API: :func:`encode_corpus` (also accepts an already loaded :class:`SpladeEncoder`).
 """
@@ -578,8 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--quantization-factor", default="100",
                    help="impact = rint(weight * factor): a number, naver (100) or pyserini (256/5)")
-    p.add_argument("--shard-id", type=int, default=0)
-    p.add_argument("--shard-num", type=int, default=1)
+    p.add_argument("--shard-id", type=int, default=None,
+                   help="default: the process rank under torchrun / accelerate launch (RANK), else 0")
+    p.add_argument("--shard-num", type=int, default=None,
+                   help="default: the world size under torchrun / accelerate launch (WORLD_SIZE), else 1")
     p.add_argument("--num-files", type=int, default=1, help="split the output into N files (Anserini indexing threads)")
     p.add_argument("--gzip", action="store_true", help="write .jsonl.gz files")
     p.add_argument("--device", default="cpu")
@@ -595,16 +606,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-contents", action="store_true", help="write an empty 'contents' field")
     p.add_argument("--overwrite", action="store_true", help="discard an earlier (finished or unfinished) run")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--passage-length", type=int, default=None,
+                   help="split documents into passages of N WordPiece tokens (title repeated), ids docid#k")
+    p.add_argument("--passage-stride", type=int, default=None,
+                   help="tokens between passage starts (default: the passage length, no overlap)")
     return p
+
+
+# -- launcher and passages: the inputs of encode_corpus -----------------------------------------------
+def launcher_shard(shard_id: int | None, shard_num: int | None, device: str) -> tuple[int, int, str]:
+    """The shard (and device) of this process: the flags when given, else the rank and world size that
+    ``torchrun`` / ``accelerate launch`` export (``RANK``, ``WORLD_SIZE``; ``LOCAL_RANK`` picks the GPU)."""
+    env = os.environ
+    world = int(env.get("WORLD_SIZE", "1") or 1)
+    if shard_id is None and shard_num is None and world > 1:
+        shard_id, shard_num = int(env["RANK"]), world
+        if device == "cuda" and "LOCAL_RANK" in env:
+            device = f"cuda:{int(env['LOCAL_RANK'])}"
+    elif shard_id is None or shard_num is None:
+        if (shard_id is None) != (shard_num is None):
+            raise EncodeError("--shard-id and --shard-num go together")
+        shard_id, shard_num = 0, 1
+    return shard_id, shard_num, device
+
+
+def passage_input(args) -> Path:
+    """The corpus to encode: ``--corpus`` itself, or (``--passage-length``) its passages, written once
+    beside the output as ``<output>.passages-<N>-<S>.jsonl`` (see :mod:`splade_anserini.passages`)."""
+    from .passages import check_passage_args, write_passage_corpus
+
+    check_passage_args(args.passage_length, args.passage_stride)
+    if not args.passage_length:
+        return Path(args.corpus)
+    if not Path(args.corpus).is_file():
+        raise InputError(args.corpus, None, "no such file")
+    out = Path(args.output).resolve()
+    stride = args.passage_stride or args.passage_length
+    target = out.parent / f"{out.name}.passages-{args.passage_length}-{stride}.jsonl"
+    fmt = None if args.format == "auto" else args.format
+    counts = write_passage_corpus(args.corpus, target, args.model, args.passage_length, args.passage_stride, fmt=fmt)
+    print(f"{counts['documents']} documents -> {counts['passages']} passages of {args.passage_length} tokens "
+          f"(stride {args.passage_stride or args.passage_length}; {counts['split_documents']} documents split) "
+          f"in {target}", file=sys.stderr, flush=True)
+    return target
 
 
 @command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    shard_id, shard_num, device = launcher_shard(args.shard_id, args.shard_num, args.device)
+    corpus = passage_input(args)
     summary = encode_corpus(
-        args.corpus, args.output, model=args.model, fmt=args.format, batch_size=args.batch_size,
-        max_length=args.max_length, factor=args.quantization_factor, shard_id=args.shard_id,
-        shard_num=args.shard_num, num_files=args.num_files, gzipped=args.gzip, device=args.device,
+        corpus, args.output, model=args.model, fmt="beir" if args.passage_length else args.format,
+        batch_size=args.batch_size, max_length=args.max_length, factor=args.quantization_factor,
+        shard_id=shard_id, shard_num=shard_num, num_files=args.num_files, gzipped=args.gzip, device=device,
         precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", threads=args.threads,
         pooling=args.pooling, block_size=args.block_size, contents=not args.no_contents,
         overwrite=args.overwrite, progress=not args.no_progress)

@@ -1,16 +1,26 @@
-"""README command 1: the whole pipeline on a shared dataset (SciFact by default) with one model.
+"""README command 1: the whole pipeline on one dataset with one model.
 
-    python -m splade_anserini.pipeline [--dataset scifact] [--model splade-tiny] [--force] [--no-bm25]
+    python -m splade_anserini.pipeline [--dataset scifact|cacm|msmarco-dl19-subset] [--model splade-tiny]
+        [--data-dir DIR [--split test]] [--corpus F --topics F --qrels F]
+        [--passage-length N [--passage-stride S]] [--fusion [interpolation|rrf] [--alpha 0.5]]
+        [--force] [--no-bm25]
 
-encode (corpus -> JsonVectorCollection) -> index (Anserini IndexCollection -impact -pretokenized)
--> search (Pyserini LuceneImpactSearcher + our SpladeQueryEncoder) -> evaluate (ir-measures), then
-prints nDCG@10, RR@10, R@1000, the FLOPS / sparsity figures and the time of every stage. A BM25
-baseline (Pyserini LuceneSearcher, k1=0.9 b=0.4, BEIR "flat") runs beside it unless ``--no-bm25``.
+The dataset: a named one of the shared data, any BEIR folder (``corpus.jsonl``, ``queries.jsonl``,
+``qrels/<split>.tsv``) or MS MARCO / converted folder (``--data-dir``, ``--split``), or the three files
+named one by one (each may also replace one file of a folder); see :func:`splade_anserini.data.resolve_dataset`.
+The topics judged in the qrels are searched; qrels naming unknown topics or documents stop the run.
+
+check (qrels against topics and corpus) -> [passages] -> encode (corpus -> JsonVectorCollection) ->
+index (Anserini IndexCollection -impact -pretokenized) -> search (Pyserini LuceneImpactSearcher + our
+SpladeQueryEncoder; MaxP over passages) -> evaluate (ir-measures), then prints nDCG@10, RR@10, R@1000,
+the FLOPS / sparsity figures and the time of every stage. A BM25 baseline (Pyserini LuceneSearcher,
+k1=0.9 b=0.4, BEIR "flat") runs beside it unless ``--no-bm25``; ``--fusion`` fuses the two runs
+(:mod:`splade_anserini.fusion`) and prints ``hybrid (<method>): nDCG@10 ...``.
 
 Artifacts go under ``--work-dir`` (default ``work/<dataset>-<model>/``: vectors, index, encoded
 topics, stage stamps) and the run files under ``--runs-dir`` (default ``runs/``). Re-running reuses
-every stage whose inputs and parameters are unchanged (a stamp file per stage records them);
-``--force`` redoes everything.
+every stage whose inputs and parameters are unchanged (:meth:`Stamps.run`: a stamp file per stage
+records them); ``--force`` redoes everything.
 """
 from __future__ import annotations
 
@@ -22,15 +32,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Sequence
 
 from .cli import ArgumentParser, command
 
-#: Per dataset: corpus file, evaluation topics and qrels (file names inside the dataset folder).
-DATASETS = {
-    "scifact": ("corpus.jsonl", "queries.test.tsv", "qrels.test.txt"),
-    "cacm": ("corpus.jsonl", "queries.tsv", "qrels.txt"),
-    "msmarco-dl19-subset": ("collection.tsv", "queries.dl19.tsv", "qrels.dl19.txt"),
-}
 MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
 
 
@@ -108,15 +113,26 @@ class Stamps:
     def load(self, name: str) -> dict:
         return json.loads((self.folder / f"{name}.json").read_text())
 
-    def reused(self, name: str) -> Stage:
-        """The stage as its stamp recorded it, for a stage skipped because it is up to date."""
-        prev = self.load(name)
-        return Stage(name, prev.get("seconds", 0.0), reused=True, note=prev.get("note", ""))
+    def run(self, name: str, params: dict, outputs: Sequence[Path], fn: Callable[[], str | tuple[str, dict]], *,
+            ready: Callable[[], bool] = lambda: True) -> str:
+        """Run stage ``name`` unless its stamp records the same ``params`` and its ``outputs`` exist (and
+        ``ready()``); return the stage key, for the stages downstream to include in their parameters.
 
-    def done(self, name: str, key: str, params: dict, seconds: float, note: str, **extra) -> Stage:
-        """Stamp a stage that just ran and return it."""
+        ``fn()`` does the work and returns a note for the report, or ``(note, extra)`` with figures kept
+        in the stamp; the stage (its time, or its recorded time when reused) goes to :attr:`stages`.
+        """
+        key = self.key(params)
+        if self.fresh(name, key, *outputs) and ready():
+            prev = self.load(name)
+            self.stages.append(Stage(name, prev.get("seconds", 0.0), reused=True, note=prev.get("note", "")))
+            return key
+        start = time.perf_counter()
+        done = fn()
+        note, extra = done if isinstance(done, tuple) else (done, {})
+        seconds = time.perf_counter() - start
         self.record(name, key, params, seconds=seconds, note=note, **extra)
-        return Stage(name, seconds, note=note)
+        self.stages.append(Stage(name, seconds, note=note))
+        return key
 
 
 # -- encoding -----------------------------------------------------------------------------------------
@@ -153,27 +169,42 @@ class PipelineResult:
     bm25_run: str | None = None
     bm25_scores: dict[str, float] | None = None
     warnings: list[str] = field(default_factory=list)
+    hybrid_run: str | None = None
+    hybrid_scores: dict[str, float] | None = None
+    hybrid_method: str | None = None
 
 
-def run_pipeline(dataset: str = "scifact", *, model: str = "splade-tiny", data_dir: str | os.PathLike | None = None,
+def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
+                 data_dir: str | os.PathLike | None = None, split: str | None = None,
+                 corpus: str | os.PathLike | None = None, topics: str | os.PathLike | None = None,
+                 qrels: str | os.PathLike | None = None,
                  work_dir: str | os.PathLike | None = None, runs_dir: str | os.PathLike = "runs",
                  factor: float | str = 100, max_length: int = 256, batch_size: int = 32, threads: int | None = None,
                  hits: int = 1000, device: str = "cpu", force: bool = False, bm25: bool = True,
-                 log=print) -> PipelineResult:
+                 passage_length: int | None = None, passage_stride: int | None = None,
+                 fusion: str | None = None, alpha: float | None = None, log=print) -> PipelineResult:
+    """Encode, index, search and evaluate one dataset (see the module docstring); returns the figures.
+
+    The dataset is a named one of the shared data (``dataset``), any BEIR or MS MARCO folder
+    (``data_dir`` and ``split``), or files named one by one (``corpus``/``topics``/``qrels``), see
+    :func:`splade_anserini.data.resolve_dataset`. ``passage_length`` (and ``passage_stride``) encodes
+    the documents as overlapping passages and ranks documents by their best passage (MaxP);
+    ``fusion`` (``interpolation`` or ``rrf``) also fuses the SPLADE and BM25 runs.
+    """
     from conversion.quantize import resolve_factor
+    from conversion.trec import check_qrels, max_passage, read_qrels, write_run
 
-    from .data import data_root, read_topics
+    from .data import read_corpus, read_topics, resolve_dataset
+    from .passages import check_passage_args
 
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+    check_passage_args(passage_length, passage_stride)
+    if fusion is not None and not bm25:
+        raise ValueError("--fusion fuses the SPLADE and BM25 runs: it cannot go with --no-bm25")
+    ds = resolve_dataset(dataset, data_dir=data_dir, split=split, corpus=corpus, topics=topics, qrels=qrels)
     factor = resolve_factor(factor)
     threads = threads or os.cpu_count() or 1
-    folder = Path(data_dir) if data_dir else data_root() / dataset
-    corpus, topics_file, qrels_file = (folder / name for name in DATASETS[dataset])
-    for needed in (corpus, topics_file, qrels_file):
-        if not needed.is_file():
-            raise FileNotFoundError(f"{needed}: missing (set SPLADE_ANSERINI_DATA or --data-dir)")
-    name = f"{dataset}-{slug(model)}"
+    passages = f"-p{passage_length}s{passage_stride or passage_length}" if passage_length else ""
+    name = f"{ds.name}-{slug(model)}{passages}"
     work = Path(work_dir) if work_dir else Path("work") / name
     runs = Path(runs_dir)
     vectors_dir, index_dir, tsvint = work / "vectors", work / "index", work / "topics.tsvint"
@@ -181,6 +212,23 @@ def run_pipeline(dataset: str = "scifact", *, model: str = "splade-tiny", data_d
     stamps = Stamps(work / "stamps", force=force)
     stages = stamps.stages
     result_warnings: list[str] = []
+
+    # 0. the topics judged in the qrels, every judged topic and document known (checked once per input)
+    all_topics = read_topics(ds.topics)
+    judged = read_qrels(ds.qrels)
+    topic_list = {q: t for q, t in all_topics.items() if q in judged}
+
+    def check() -> str:
+        doc_ids = {doc.docid for doc in read_corpus(ds.corpus)}
+        check_qrels(ds.qrels, all_topics, doc_ids, topics_name=f"the topics {ds.topics}",
+                    corpus_name=f"the corpus {ds.corpus}")
+        return f"{len(judged)} judged topics, {len(doc_ids)} documents"
+
+    stamps.run("check", {"corpus": file_fingerprint(ds.corpus), "topics": file_fingerprint(ds.topics),
+                         "qrels": file_fingerprint(ds.qrels)}, [], check)
+    if len(topic_list) < len(all_topics):
+        log(f"[search] {len(topic_list)} of the {len(all_topics)} topics in {ds.topics} are judged in {ds.qrels}: "
+            "searching those")
 
     encoder = None
 
@@ -192,97 +240,125 @@ def run_pipeline(dataset: str = "scifact", *, model: str = "splade-tiny", data_d
             encoder = SpladeEncoder(model, device=device, max_length=max_length, query_max_length=max_length)
         return encoder
 
-    # 1. encode
-    enc_params = {"corpus": file_fingerprint(corpus), "model": model_fingerprint(model), "factor": factor,
+    # 1. passages (optional): the corpus split into overlapping windows, encoded like any corpus
+    enc_input = ds.corpus
+    enc_params = {"corpus": file_fingerprint(ds.corpus), "model": model_fingerprint(model), "factor": factor,
                   "max_length": max_length, "pooling": "max"}
-    enc_key = stamps.key(enc_params)
-    t = time.perf_counter()
-    if stamps.fresh("encode", enc_key, vectors_dir):
-        stages.append(stamps.reused("encode"))
-    else:
-        log(f"[encode] {corpus} with {model} (max length {max_length}, x{factor:g}) -> {vectors_dir}")
-        counts = encode_corpus_stage(corpus, vectors_dir, get_encoder(), factor=factor, batch_size=batch_size,
-                                     threads=threads, log=log, force=force, key=enc_key)
-        stages.append(stamps.done("encode", enc_key, enc_params, time.perf_counter() - t,
-                                  f"{counts['documents']} docs", **counts))
+    if passage_length:
+        from .passages import write_passage_corpus
 
-    # 2. index
-    idx_key = stamps.key({"encode": enc_key, "backend": "lucene"})
-    t = time.perf_counter()
-    if stamps.fresh("index", idx_key, index_dir) and any(index_dir.glob("segments_*")):
-        stages.append(stamps.reused("index"))
-    else:
+        enc_input = work / "passages.jsonl"
+        psg_params = {"corpus": enc_params["corpus"], "model": enc_params["model"], "length": passage_length,
+                      "stride": passage_stride or passage_length}
+
+        def split_passages():
+            log(f"[passages] {ds.corpus} -> {enc_input} ({passage_length} WordPiece tokens, stride "
+                f"{passage_stride or passage_length})")
+            counts = write_passage_corpus(ds.corpus, enc_input, get_encoder().tokenizer, passage_length, passage_stride)
+            return f"{counts['passages']} passages of {counts['documents']} docs", counts
+
+        enc_params["passages"] = stamps.run("passages", psg_params, [enc_input], split_passages)
+
+    # 2. encode
+    def encode():
+        log(f"[encode] {enc_input} with {model} (max length {max_length}, x{factor:g}) -> {vectors_dir}")
+        counts = encode_corpus_stage(enc_input, vectors_dir, get_encoder(), factor=factor, batch_size=batch_size,
+                                     threads=threads, log=log, force=force, key=stamps.key(enc_params))
+        return f"{counts['documents']} {'passages' if passage_length else 'docs'}", counts
+
+    enc_key = stamps.run("encode", enc_params, [vectors_dir], encode)
+
+    # 3. index
+    def index():
         from .index import build_lucene_index
 
         log(f"[index] {vectors_dir} -> {index_dir} (Anserini IndexCollection -impact -pretokenized)")
         report = build_lucene_index(vectors_dir, index_dir, threads=threads, overwrite=True)
-        stages.append(stamps.done("index", idx_key, {"encode": enc_key}, time.perf_counter() - t,
-                                  f"{report.indexed} docs, {report.size_bytes / 2**20:.1f} MiB", report=report.__dict__))
+        return f"{report.indexed} docs, {report.size_bytes / 2**20:.1f} MiB", {"report": report.__dict__}
 
-    # 3. search
-    topics = read_topics(topics_file)
-    srch_params = {"index": idx_key, "topics": file_fingerprint(topics_file), "hits": hits, "model": model,
-                   "factor": factor, "max_length": max_length}
-    srch_key = stamps.key(srch_params)
-    t = time.perf_counter()
-    if stamps.fresh("search", srch_key, run_file, tsvint):
-        stages.append(stamps.reused("search"))
-    else:
+    idx_key = stamps.run("index", {"encode": enc_key, "backend": "lucene"}, [index_dir], index,
+                         ready=lambda: any(index_dir.glob("segments_*")))
+
+    # 4. search (MaxP: 5 passages per document hit searched, each document scored by its best passage)
+    k_search = hits * 5 if passage_length else hits
+    srch_params = {"index": idx_key, "topics": file_fingerprint(ds.topics), "qrels": file_fingerprint(ds.qrels),
+                   "hits": hits, "model": model, "factor": factor, "max_length": max_length,
+                   "max_passage": k_search if passage_length else None}
+
+    def search():
         from .query_encoder import SpladeQueryEncoder
         from .search import pyserini_search, write_tsvint_topics
-        from conversion.trec import write_run
 
-        log(f"[search] {len(topics)} topics from {topics_file} -> {run_file} (LuceneImpactSearcher + SpladeQueryEncoder)")
+        log(f"[search] {len(topic_list)} topics from {ds.topics} -> {run_file} "
+            "(LuceneImpactSearcher + SpladeQueryEncoder)")
         qenc = SpladeQueryEncoder(model, factor=factor, max_length=max_length, encoder=get_encoder(),
                                   batch_size=batch_size)
         t_enc = time.perf_counter()
-        vectors = qenc.encode_batch(list(topics.values()))
+        vectors = qenc.encode_batch(list(topic_list.values()))
         enc_s = time.perf_counter() - t_enc
-        write_tsvint_topics(tsvint, dict(zip(topics, vectors)))
-        results = pyserini_search(index_dir, topics, qenc, k=hits, threads=threads, batch_size=batch_size,
+        write_tsvint_topics(tsvint, dict(zip(topic_list, vectors)))
+        results = pyserini_search(index_dir, topic_list, qenc, k=k_search, threads=threads, batch_size=batch_size,
                                   vectors=vectors)
+        if passage_length:
+            results = max_passage(results, hits)
         write_run(run_file, results, tag=name, k=hits)
-        stages.append(stamps.done("search", srch_key, srch_params, time.perf_counter() - t,
-                                  f"{len(topics)} queries, encoding {enc_s:.1f} s"))
+        return f"{len(topic_list)} queries, encoding {enc_s:.1f} s" + (", MaxP" if passage_length else "")
 
-    # 4. evaluate (+ sparsity / FLOPS)
+    stamps.run("search", srch_params, [run_file, tsvint], search)
+
+    # 5. evaluate (+ sparsity / FLOPS)
     from .evaluate import evaluate_files
     from .stats import collection_stats
 
     t = time.perf_counter()
-    evaluation = evaluate_files(qrels_file, [run_file], MEASURES)[0]
+    evaluation = evaluate_files(ds.qrels, [run_file], MEASURES)[0]
     if (w := evaluation.warning()):
         result_warnings.append(w)
     stats = collection_stats(vectors_dir, tsvint)
     stages.append(Stage("evaluate", time.perf_counter() - t))
-    payload = {"dataset": dataset, "model": model, "factor": factor, "max_length": max_length,
-               "qrels": str(qrels_file), "run": str(run_file), "scores": evaluation.scores,
-               "stats": stats.as_dict()}
+    payload = {"dataset": ds.name, "corpus": str(ds.corpus), "topics": str(ds.topics), "split": ds.split,
+               "model": model, "factor": factor, "max_length": max_length,
+               "passage_length": passage_length, "passage_stride": passage_stride,
+               "qrels": str(ds.qrels), "run": str(run_file), "scores": evaluation.scores, "stats": stats.as_dict()}
 
-    # 5. BM25 baseline (optional)
+    # 6. BM25 baseline (optional), on whole documents
     bm25_run = bm25_scores = None
     if bm25:
-        from conversion.trec import write_run
-
-        bm25_work = work.parent / f"{dataset}-bm25"
+        bm25_work = work.parent / f"{ds.name}-bm25"
         bm25_index = bm25_work / "index"
-        bm25_run = runs / f"{dataset}-bm25.trec"
-        bm_stamps = Stamps(bm25_work / "stamps", force=force)
-        bm_params = {"corpus": file_fingerprint(corpus), "topics": file_fingerprint(topics_file), "hits": hits,
-                     "k1": 0.9, "b": 0.4}
-        bm_key = bm_stamps.key(bm_params)
-        t = time.perf_counter()
-        if bm_stamps.fresh("bm25", bm_key, bm25_run, bm25_index):
-            stages.append(bm_stamps.reused("bm25"))
-        else:
+        bm25_run = runs / f"{ds.name}-bm25.trec"
+        bm_stamps = Stamps(bm25_work / "stamps", force=force, stages=stages)
+        bm_params = {"corpus": file_fingerprint(ds.corpus), "topics": file_fingerprint(ds.topics),
+                     "qrels": file_fingerprint(ds.qrels), "hits": hits, "k1": 0.9, "b": 0.4}
+
+        def bm25_stage():
             from .bm25 import bm25_search, build_bm25_index
 
-            log(f"[bm25] {corpus} -> {bm25_index}; {len(topics)} topics -> {bm25_run}")
-            build_bm25_index(corpus, bm25_index, threads=threads, overwrite=True)
-            write_run(bm25_run, bm25_search(bm25_index, topics, k=hits, threads=threads), tag=f"{dataset}-bm25", k=hits)
-            stages.append(bm_stamps.done("bm25", bm_key, bm_params, time.perf_counter() - t, "Lucene BM25 index + search"))
-        bm25_scores = evaluate_files(qrels_file, [bm25_run], MEASURES)[0].scores
+            log(f"[bm25] {ds.corpus} -> {bm25_index}; {len(topic_list)} topics -> {bm25_run}")
+            build_bm25_index(ds.corpus, bm25_index, threads=threads, overwrite=True)
+            write_run(bm25_run, bm25_search(bm25_index, topic_list, k=hits, threads=threads),
+                      tag=f"{ds.name}-bm25", k=hits)
+            return "Lucene BM25 index + search"
+
+        bm_stamps.run("bm25", bm_params, [bm25_run, bm25_index], bm25_stage)
+        bm25_scores = evaluate_files(ds.qrels, [bm25_run], MEASURES)[0].scores
         payload["bm25"] = {"run": str(bm25_run), "scores": bm25_scores}
+
+    # 7. hybrid (optional): SPLADE and BM25 fused
+    hybrid_run = hybrid_scores = hybrid_method = None
+    if fusion is not None:
+        from conversion.trec import read_ranked
+
+        from .fusion import describe, fuse
+
+        hybrid_method = describe(fusion, alpha)
+        hybrid_run = runs / f"{name}-hybrid-{fusion}.trec"
+        t = time.perf_counter()
+        fused = fuse([read_ranked(run_file), read_ranked(bm25_run)], fusion, alpha=alpha, depth=hits, k=hits)
+        write_run(hybrid_run, fused, tag=f"{name}-hybrid-{fusion}", k=hits)
+        hybrid_scores = evaluate_files(ds.qrels, [hybrid_run], MEASURES)[0].scores
+        stages.append(Stage("fusion", time.perf_counter() - t, note=hybrid_method))
+        payload["hybrid"] = {"run": str(hybrid_run), "method": hybrid_method, "scores": hybrid_scores}
     payload["stages"] = [s.__dict__ for s in stages]
     runs.mkdir(parents=True, exist_ok=True)
     from conversion.atomic import atomic_open
@@ -290,8 +366,14 @@ def run_pipeline(dataset: str = "scifact", *, model: str = "splade-tiny", data_d
     with atomic_open(eval_file) as fh:
         json.dump(payload, fh, indent=2)
         fh.write("\n")
-    return PipelineResult(dataset, model, str(run_file), evaluation.scores, stats.as_dict(), stages,
-                          str(bm25_run) if bm25_run else None, bm25_scores, result_warnings)
+    return PipelineResult(ds.name, model, str(run_file), evaluation.scores, stats.as_dict(), stages,
+                          str(bm25_run) if bm25_run else None, bm25_scores, result_warnings,
+                          str(hybrid_run) if hybrid_run else None, hybrid_scores, hybrid_method)
+
+
+def _scores_line(label: str, sc: dict[str, float], run: str | None) -> str:
+    return (f"{label}: nDCG@10 {sc['nDCG@10']:.4f}  RR@10 {sc['RR@10']:.4f}  R@100 {sc['R@100']:.4f}  "
+            f"R@1000 {sc['R@1000']:.4f}   ({run})")
 
 
 def report(result: PipelineResult) -> str:
@@ -306,28 +388,41 @@ def report(result: PipelineResult) -> str:
             total += s.seconds
             lines.append(f"{s.name:<9} {s.seconds:8.1f} s  {s.note}")
     lines.append(f"{'total':<9} {total:8.1f} s  (this run)")
-    sc = result.scores
-    lines.append(f"{result.model}: nDCG@10 {sc['nDCG@10']:.4f}  RR@10 {sc['RR@10']:.4f}  R@100 {sc['R@100']:.4f}  "
-                 f"R@1000 {sc['R@1000']:.4f}   ({result.run})")
+    lines.append(_scores_line(result.model, result.scores, result.run))
     st = result.stats
     lines.append(f"FLOPS {st['flops']:.3f}; {st['avg_doc_nonzeros']:.1f} non-zeros per document, "
                  f"{st['avg_query_nonzeros']:.1f} per query")
     if result.bm25_scores:
-        b = result.bm25_scores
-        lines.append(f"BM25 (k1=0.9 b=0.4): nDCG@10 {b['nDCG@10']:.4f}  RR@10 {b['RR@10']:.4f}  "
-                     f"R@100 {b['R@100']:.4f}  R@1000 {b['R@1000']:.4f}   ({result.bm25_run})")
+        lines.append(_scores_line("BM25 (k1=0.9 b=0.4)", result.bm25_scores, result.bm25_run))
+    if result.hybrid_scores:
+        lines.append(_scores_line(f"hybrid ({result.hybrid_method})", result.hybrid_scores, result.hybrid_run))
     lines.extend(result.warnings)
     return "\n".join(lines)
 
 
 @command
 def main(argv: list[str] | None = None) -> int:
+    from .data import NAMED_DATASETS
+    from .fusion import METHODS
+
     parser = ArgumentParser(description="Encode, index, search and evaluate a dataset end to end.")
-    parser.add_argument("--dataset", default="scifact", choices=sorted(DATASETS))
-    parser.add_argument("--data-dir", help="dataset folder (default: ../shared/data/<dataset>)")
+    parser.add_argument("--dataset", default=None, choices=sorted(NAMED_DATASETS),
+                        help="a dataset of the shared data (default scifact unless --data-dir or the files are given)")
+    parser.add_argument("--data-dir", help="a BEIR (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or MS MARCO "
+                                           "dataset folder (default: the shared data's --dataset)")
+    parser.add_argument("--split", help="the qrels split to evaluate (default: test, or the folder's unsplit qrels)")
+    parser.add_argument("--corpus", help="corpus file (BEIR corpus.jsonl or MS MARCO collection.tsv, .gz or not)")
+    parser.add_argument("--topics", help="topics file (BEIR queries.jsonl or qid<TAB>text, .gz or not)")
+    parser.add_argument("--qrels", help="qrels file (TREC or BEIR TSV with or without header, .gz or not)")
     parser.add_argument("--model", default="splade-tiny")
     parser.add_argument("--factor", default="100", help="quantization factor: a number, naver or pyserini")
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--passage-length", type=int, default=None,
+                        help="encode documents as passages of this many WordPiece tokens; rank by best passage (MaxP)")
+    parser.add_argument("--passage-stride", type=int, default=None, help="tokens between passage starts (default: the length)")
+    parser.add_argument("--fusion", nargs="?", const="interpolation", choices=METHODS, default=None,
+                        help="also fuse the SPLADE and BM25 runs (default method: interpolation, alpha 0.5)")
+    parser.add_argument("--alpha", type=float, default=None, help="interpolation weight of the SPLADE run (default 0.5)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--hits", type=int, default=1000)
@@ -341,10 +436,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         smoke()
         return 0
-    result = run_pipeline(args.dataset, model=args.model, data_dir=args.data_dir, work_dir=args.work_dir,
+    if args.alpha is not None and args.fusion != "interpolation":
+        parser.error("--alpha goes with --fusion interpolation")
+    result = run_pipeline(args.dataset, model=args.model, data_dir=args.data_dir, split=args.split,
+                          corpus=args.corpus, topics=args.topics, qrels=args.qrels, work_dir=args.work_dir,
                           runs_dir=args.runs_dir, factor=args.factor, max_length=args.max_length,
                           batch_size=args.batch_size, threads=args.threads, hits=args.hits, device=args.device,
-                          force=args.force, bm25=not args.no_bm25)
+                          force=args.force, bm25=not args.no_bm25, passage_length=args.passage_length,
+                          passage_stride=args.passage_stride, fusion=args.fusion, alpha=args.alpha)
     print(report(result))
     return 0
 

@@ -4,6 +4,7 @@
         [--hits 1000] [--threads N] [--batch-size B] [--model splade-tiny] [--factor 100]
         [--max-length 256] [--splade-doc] [--backend lucene|numba] [--tag T]
         [--pretokenized-topics OUT.tsv | --encoded-topics IN.tsv]
+        [--max-passage [--max-passage-hits 100] [--max-passage-delimiter '#']]
 
 Three ways to the same run on a Lucene impact index:
 
@@ -16,6 +17,8 @@ Three ways to the same run on a Lucene impact index:
 
 All paths rank by score descending, docid ascending (Anserini's tie-break) and produce identical
 runs. ``--backend numba`` searches a Numba reference index with the same query vectors.
+``--max-passage`` (Pyserini's MaxP flags) folds passage hits ``docid#k`` into documents scored by
+their best passage, after the search and identically for every backend.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from conversion.errors import UsageError
-from conversion.trec import rank_hits, write_run
+from conversion.trec import max_passage, rank_hits, write_run
 
 from .cli import ArgumentParser, command, positive_int
 
@@ -118,7 +121,7 @@ def order_like(results: Mapping[str, list], qids: Sequence[str]) -> Results:
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description="Search SPLADE queries on a Lucene impact (or Numba) index.")
     parser.add_argument("--index", required=True)
-    parser.add_argument("--topics", help="qid<TAB>query text")
+    parser.add_argument("--topics", help="topics: BEIR queries.jsonl or qid<TAB>query text (.gz or not)")
     parser.add_argument("--output", required=True, help="TREC run file to write (e.g. runs/scifact.trec)")
     parser.add_argument("--hits", type=positive_int, default=1000)
     parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
@@ -135,7 +138,13 @@ def main(argv: list[str] | None = None) -> int:
                        help="write the encoded topics as TsvInt here and search them with Anserini SearchCollection")
     group.add_argument("--encoded-topics", metavar="IN.tsv",
                        help="search an existing TsvInt topics file (no model) with SearchCollection")
+    parser.add_argument("--max-passage", action="store_true",
+                        help="MaxP: score each document by its best passage (ids docid#k); --hits passages are searched")
+    parser.add_argument("--max-passage-hits", type=int, default=100, help="documents kept per query with --max-passage")
+    parser.add_argument("--max-passage-delimiter", default="#", help="passage id = docid + delimiter + k")
     args = parser.parse_args(argv)
+    if args.max_passage and (args.max_passage_hits < 1 or not args.max_passage_delimiter):
+        parser.error("--max-passage-hits must be positive and --max-passage-delimiter non-empty")
     if not args.topics and not args.encoded_topics:
         parser.error("--topics is required unless --encoded-topics is given")
     if args.encoded_topics and args.topics:
@@ -188,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         results = numba_search(args.index, vectors, k=args.hits, threads=args.threads)
         how = "Numba reference index"
     results = order_like(results, qids)
-    n = write_run(args.output, results, tag, k=args.hits)
+    if args.max_passage:  # one aggregation over the ranked hits, whatever the backend
+        results = max_passage(results, args.max_passage_hits, args.max_passage_delimiter)
+    n = write_run(args.output, results, tag, k=args.max_passage_hits if args.max_passage else args.hits)
     elapsed = time.perf_counter() - start
     empty = sum(1 for hits in results.values() if not hits)
     print(f"{len(qids)} queries searched with {how}: {n:,} hits written to {args.output} in {elapsed:.1f} s"

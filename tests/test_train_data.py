@@ -161,3 +161,20 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert lines[-1].startswith("error: ") and expected in lines[-1]
         assert not any("Traceback" in line for line in lines)
+
+
+def test_native_beir_queries_and_qrels(beir):
+    """queries.jsonl and a BEIR qrels TSV with header give the same training data as the TSV / TREC files."""
+    import gzip
+
+    (beir / "queries.jsonl").write_text('{"_id": "q1", "text": "topic one"}\n{"_id": "q2", "text": "topic two"}\n'
+                                        '{"_id": "q3", "text": "unjudged"}\n')
+    (beir / "test.tsv.gz").write_bytes(gzip.compress(
+        b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td4\t1\nq2\td2\t1\nq2\td5\t0\n"))
+    a, _ = build_data(cfg_for(beir, n_negatives=2))
+    b, _ = build_data(cfg_for(beir, n_negatives=2, queries=str(beir / "queries.jsonl"), qrels=str(beir / "test.tsv.gz")))
+    assert (a.qids, a.positives, a.candidates) == (b.qids, b.positives, b.candidates)
+    (beir / "bad.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td99\t1\n")
+    with pytest.raises(InputError) as err:
+        build_data(cfg_for(beir, queries=str(beir / "queries.jsonl"), qrels=str(beir / "bad.tsv")))
+    assert one_line(err).startswith(f"{beir / 'bad.tsv'}:3: document 'd99' (query 'q2') is not in the corpus")

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from conversion.errors import InputError
-from conversion.trec import read_ranked, read_run
+from conversion.trec import check_qrels, read_ranked, read_run
 
 from ..data import read_corpus, read_qrels, read_topics, read_triples
 
@@ -167,7 +167,9 @@ class QrelsData(TrainingData):
 def check_references(corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, dict[str, int]],
                      run: dict[str, list[str]] | None, paths: dict[str, str]) -> None:
     """Qrels and run must name known queries and documents: one-line errors otherwise."""
-    checks = [(paths["qrels"], qrels, "query {q!r} is not in", "query")]
+    check_qrels(paths["qrels"], queries, corpus, topics_name=f"the queries file {paths['queries']}",
+                corpus_name=f"the corpus {paths['corpus']}")
+    checks = []
     if run is not None:
         checks.append((paths["negatives"], run, "unknown topic {q!r}: not in", "topic"))
     for path, mapping, unknown_query, word in checks:

@@ -3,8 +3,8 @@
     python -m splade_anserini.train.quick_eval --model runs/train/x/checkpoint-best \\
         --dataset scifact --dataset cacm [--json out.json]
 
-Each dataset (a folder of the shared data: ``corpus.jsonl``, ``queries[.test].tsv``,
-``qrels[.test].txt``) is encoded with :class:`~splade_anserini.splade.SpladeEncoder`, quantized
+Each dataset (a named dataset of the shared data or any BEIR / MS MARCO folder, as the pipeline
+resolves it: :func:`splade_anserini.data.resolve_dataset`) is encoded with :class:`~splade_anserini.splade.SpladeEncoder`, quantized
 (x100, as the Lucene index stores it) and searched exactly with the Numba index. The numbers match
 the Lucene pipeline up to ties; the final figures still come from the Lucene pipeline
 (``encode_corpus -> index -> search -> evaluate``).
@@ -19,15 +19,17 @@ from pathlib import Path
 from ..cli import ArgumentParser, command
 
 
-def dataset_files(root: Path) -> tuple[Path, Path, Path]:
-    queries = root / "queries.test.tsv" if (root / "queries.test.tsv").is_file() else root / "queries.tsv"
-    qrels = root / "qrels.test.txt" if (root / "qrels.test.txt").is_file() else root / "qrels.txt"
-    return root / "corpus.jsonl", queries, qrels
+def dataset_files(name: str) -> tuple[Path, Path, Path]:
+    """Corpus, topics and qrels of a named shared dataset or a dataset folder (its test split)."""
+    from ..data import NAMED_DATASETS, resolve_dataset
+
+    ds = resolve_dataset(name) if name in NAMED_DATASETS and not Path(name).is_dir() else resolve_dataset(data_dir=name)
+    return ds.corpus, ds.topics, ds.qrels
 
 
 def evaluate_checkpoint(model: str, datasets: list[str], *, splade_doc: bool = False, pooling: str = "max",
                         max_length: int = 256, batch_size: int = 32, progress: bool = False) -> dict[str, dict]:
-    from ..data import data_root, read_qrels, read_topics
+    from ..data import read_qrels, read_topics
     from ..models import load_model
     from .data import ValidationSet, load_corpus_texts
     from .validate import Validator
@@ -35,8 +37,7 @@ def evaluate_checkpoint(model: str, datasets: list[str], *, splade_doc: bool = F
     tokenizer, hf = load_model(model)
     out = {}
     for name in datasets:
-        root = Path(name) if Path(name).is_dir() else data_root() / name
-        corpus, queries, qrels = dataset_files(root)
+        corpus, queries, qrels = dataset_files(name)
         topics, judged = read_topics(queries), read_qrels(qrels)
         topics = {q: t for q, t in topics.items() if q in judged}
         valid = ValidationSet(load_corpus_texts(corpus), topics, judged)
@@ -45,9 +46,9 @@ def evaluate_checkpoint(model: str, datasets: list[str], *, splade_doc: bool = F
                             batch_size=batch_size)(hf, tokenizer)
         metrics["seconds"] = round(time.time() - start, 1)
         metrics.pop("valid_seconds", None)
-        out[root.name] = metrics
+        out[Path(name).name] = metrics
         if progress:
-            print(f"{root.name}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()), file=sys.stderr, flush=True)
+            print(f"{Path(name).name}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()), file=sys.stderr, flush=True)
     return out
 
 
