@@ -24,14 +24,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conversion.quantize import DEFAULT_FACTOR, quantize_sparse
+from .vectors import SparseVector, VocabularyOutput
 
 POOLINGS = ("max", "sum")
 
@@ -43,17 +42,6 @@ _SCREEN_ABS_COEF = 2.0 ** -7
 _SCREEN_CONST = 1e-3
 _SCREEN_SLICE_BYTES = 4 << 20  # bf16 [length, slice] logits of the screening pass
 _SLICE_BYTES = 1 << 20         # fp32 [length, slice] logits of the sliced path (L2-sized)
-
-
-@dataclass
-class SparseVector:
-    """Term ids (ascending) and their float weights."""
-
-    ids: np.ndarray      # int32
-    weights: np.ndarray  # float32
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
 
 def splade_activation(logits: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "max") -> torch.Tensor:
@@ -111,7 +99,7 @@ def _raise_head_input(module, args):
         raise _HeadInput(args[0])
 
 
-class SpladeEncoder:
+class SpladeEncoder(VocabularyOutput):
     """Encode texts into SPLADE sparse vectors with any HF ``AutoModelForMaskedLM`` checkpoint.
 
     >>> enc = SpladeEncoder("splade-tiny")
@@ -397,12 +385,3 @@ class SpladeEncoder:
             ids = np.setdiff1d(np.unique(np.asarray(seq, dtype=np.int64)), self._special).astype(np.int32)
             out.append(SparseVector(ids, np.ones(len(ids), dtype=np.float32)))
         return out
-
-    def to_weights(self, vec: SparseVector) -> dict[str, float]:
-        """Float weights keyed by WordPiece string."""
-        return {self.vocab[i]: float(w) for i, w in zip(vec.ids, vec.weights)}
-
-    def to_impacts(self, vec: SparseVector, factor: float = DEFAULT_FACTOR) -> dict[str, int]:
-        """Integer impacts ``rint(w * factor)`` keyed by WordPiece string; zero impacts dropped."""
-        ids, impacts = quantize_sparse(vec.ids, vec.weights, factor)
-        return {self.vocab[i]: int(v) for i, v in zip(ids, impacts)}
