@@ -139,4 +139,20 @@ def check_special_ids(export_dir: str | os.PathLike) -> list[str]:
     return [t for t, i in ANSERINI_DROPPED_IDS.items() if i >= len(vocab) or vocab[i] != t]
 
 
-__all__ = ["java_searcher", "prepare", "scale_weights", "private_home", "ENCODER", "ModelNotFoundError"]
+__all__ = ["java_search", "java_searcher", "prepare", "scale_weights", "private_home", "ENCODER", "ModelNotFoundError"]
+
+
+def java_search(index: str | os.PathLike, topics, export_dir: str | os.PathLike, factor: float, *,
+                k: int = 1000) -> dict[str, list[tuple[str, float]]]:
+    """Search ``{qid: text}`` with the topics encoded inside the JVM by Anserini's ONNX encoder."""
+    import sys
+
+    odd = check_special_ids(export_dir)
+    if odd:
+        print(f"warning: {export_dir}: {', '.join(odd)} not at the ids Anserini's Java encoder drops "
+              f"({ANSERINI_DROPPED_IDS}); their weights stay in the Java-side queries", file=sys.stderr)
+    searcher = java_searcher(index, export_dir, factor)
+    try:
+        return searcher.batch_search_texts(topics, k)
+    finally:
+        searcher.close()

@@ -84,7 +84,7 @@ class PreEncodedQueries:
     batched encoding and Pyserini's one-at-a-time ``encode`` calls never meet."""
 
     def __init__(self, vectors: Mapping[str, dict[str, int]]):
-        self.vectors = MappingProxyType(dict(vectors))
+        self.vectors = MappingProxyType({key: dict(vec) for key, vec in vectors.items()})
 
     def encode(self, key: str, **kwargs) -> dict[str, int]:
         """The vector stored under ``key`` (a copy)."""
