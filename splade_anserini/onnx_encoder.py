@@ -49,7 +49,9 @@ class OnnxSpladeEncoder(VocabularyOutput):
         from tokenizers import Tokenizer
 
         self.export_dir = Path(os.fspath(export_dir)).expanduser()
-        self.meta = read_export_metadata(self.export_dir, need_model=not (splade_doc or False))
+        self.meta = read_export_metadata(self.export_dir, need_model=False)
+        if not (self.meta["splade_doc"] if splade_doc is None else splade_doc):
+            self.meta = read_export_metadata(self.export_dir, need_model=True)  # the graph encodes queries
         if pooling is not None and pooling != self.meta["pooling"]:
             raise ValueError(f"{self.export_dir}: exported with {self.meta['pooling']} pooling (part of the graph), "
                              f"not {pooling}")

@@ -3,7 +3,7 @@
     python -m splade_anserini.search --index I --topics T --output runs/X.trec
         [--hits 1000] [--threads N] [--batch-size B] [--model splade-tiny] [--factor 100]
         [--max-length 256] [--splade-doc] [--backend lucene|numba] [--tag T]
-        [--pretokenized-topics OUT.tsv | --encoded-topics IN.tsv]
+        [--pretokenized-topics OUT.tsv | --encoded-topics IN.tsv | --java-encoder EXPORT_DIR]
 
 Three ways to the same run on a Lucene impact index:
 
@@ -13,6 +13,11 @@ Three ways to the same run on a Lucene impact index:
   (tokens repeated by weight) and searched with Anserini ``SearchCollection -impact -pretokenized``;
 * ``--encoded-topics IN.tsv``: an existing TsvInt (or TsvString) topics file is searched with
   ``SearchCollection`` as is (no model needed).
+
+``--model`` may be an ONNX export directory (``python -m splade_anserini.export_onnx``): the queries
+are then encoded by ONNX Runtime and searched with Anserini's ``SimpleImpactSearcher`` (or Numba)
+without importing torch. ``--java-encoder EXPORT_DIR`` has Anserini's own ONNX SPLADE encoder,
+inside the JVM, encode the topics with the export (see :mod:`splade_anserini.java_encoder`).
 
 All paths rank by score descending, docid ascending (Anserini's tie-break) and produce identical
 runs. ``--backend numba`` searches a Numba reference index with the same query vectors.

@@ -204,9 +204,10 @@ def _variant(tmp_path, name, edit_tokenizer=None, edit_config=None):
     return target
 
 
-def test_export_refuses_bad_models_without_a_partial_directory(tmp_path):
+def test_export_refuses_bad_models_without_a_partial_directory(tmp_path, capsys):
     from transformers import BertConfig, BertModel
 
+    from splade_anserini.export_onnx import main
     from splade_anserini.models import fetch_splade_tiny
 
     no_mlm = tmp_path / "no-mlm"
@@ -223,13 +224,17 @@ def test_export_refuses_bad_models_without_a_partial_directory(tmp_path):
     out.mkdir()
     for model, expected in ((no_mlm, "masked-LM"), (cased, "cased"), (word_level, "not WordPiece"),
                             (tmp_path / "nowhere", "no such directory")):
-        proc = subprocess.run([sys.executable, "-m", "splade_anserini.export_onnx", "--model", str(model),
-                               "--output", str(out / model.name)], capture_output=True, text=True, cwd=ROOT,
-                              timeout=300)
-        assert proc.returncode == 2, proc.stderr[-2000:]
-        assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert expected in proc.stderr
+        capsys.readouterr()
+        assert main(["--model", str(model), "--output", str(out / model.name)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+        assert expected in err
         assert list(out.iterdir()) == []
+    # and through the command line: exit status 2, one line
+    proc = subprocess.run([sys.executable, "-m", "splade_anserini.export_onnx", "--model", str(cased),
+                           "--output", str(out / "cli")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "cased" in proc.stderr
+    assert list(out.iterdir()) == []
 
 
 def test_export_refuses_a_graph_that_disagrees_with_pytorch(tmp_path, monkeypatch):
