@@ -322,24 +322,6 @@ class NumbaIdsBackend(NumbaBackend):
         self.index.batch_search_ids(self.encoded, k, threads)
 
 
-class _PreEncoded:
-    """A Pyserini query encoder that returns already encoded vectors, keyed by query number."""
-
-    def __init__(self, queries):
-        self.queries = queries
-
-    def encode(self, key, **kwargs):
-        return self.queries[int(key)]
-
-
-class _TextEncoder:
-    def __init__(self, encoder):
-        self.encoder = encoder
-
-    def encode(self, text, **kwargs):
-        return self.encoder.to_impacts(self.encoder.encode_queries([text])[0])
-
-
 def build_lucene(w: Workload) -> tuple[Path, dict]:
     index_dir = w.workdir / "lucene"
     if not (w.workdir / "lucene.build.json").is_file():
@@ -362,16 +344,18 @@ class LuceneBackend(Backend):
 
     def __init__(self, w: Workload, encoder=None):
         from splade_anserini import java
+        from splade_anserini.query_encoder import PreEncodedQueries, QueryVectorizer
 
         index_dir, meta = build_lucene(w)
         lucene = java.pyserini_lucene()
-        self.searcher = lucene.LuceneImpactSearcher(str(index_dir), _PreEncoded(w.queries), min_idf=float("-inf"))
+        self.keys = [str(i) for i in range(len(w.queries))]
+        self.searcher = lucene.LuceneImpactSearcher(str(index_dir), PreEncodedQueries(dict(zip(self.keys, w.queries))),
+                                                    min_idf=float("-inf"))
         self.text_searcher = None
         if encoder is not None and w.texts is not None:
-            self.text_searcher = lucene.LuceneImpactSearcher(str(index_dir), _TextEncoder(encoder),
+            self.text_searcher = lucene.LuceneImpactSearcher(str(index_dir), QueryVectorizer(encoder=encoder),
                                                              min_idf=float("-inf"))
         self.texts = w.texts
-        self.keys = [str(i) for i in range(len(w.queries))]
         self.build_info = {"seconds": meta["seconds"], "bytes": _dir_size(index_dir), "note": "Anserini, 2 threads"}
 
     def search(self, i, k):

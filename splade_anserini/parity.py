@@ -61,23 +61,14 @@ def compare(lucene: Mapping[str, Hits], numba: Mapping[str, Hits]) -> ParityRepo
     return report
 
 
-class _PreEncoded:
-    """A Pyserini query encoder handing back vectors that are already encoded, keyed by query id."""
-
-    def __init__(self, vectors: Mapping[str, dict[str, int]]):
-        self.vectors = vectors
-
-    def encode(self, qid: str, **kwargs) -> dict[str, int]:
-        return dict(self.vectors[qid])
-
-
 def lucene_hits(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]], k: int = 1000,
                 threads: int = 1) -> dict[str, Hits]:
     """Pyserini ``LuceneImpactSearcher.batch_search`` on pre-encoded vectors; integer scores."""
     from . import java
+    from .query_encoder import PreEncodedQueries
 
     lucene = java.pyserini_lucene()
-    searcher = lucene.LuceneImpactSearcher(os.fspath(index), _PreEncoded(vectors), min_idf=float("-inf"))
+    searcher = lucene.LuceneImpactSearcher(os.fspath(index), PreEncodedQueries(vectors), min_idf=float("-inf"))
     try:
         qids = list(vectors)
         found = searcher.batch_search(qids, qids, k=k, threads=threads)

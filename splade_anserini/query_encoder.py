@@ -21,33 +21,32 @@ i.e. tokens that occur in *every* document. ``SearchCollection`` keeps them; pas
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from types import MappingProxyType
+from typing import Mapping, Sequence
 
-__all__ = ["SpladeQueryEncoder", "QueryVectorizer"]
+__all__ = ["SpladeQueryEncoder", "QueryVectorizer", "PreEncodedQueries", "load_query_encoder"]
 
 
 class QueryVectorizer:
     """JVM-free core of the query encoder: texts -> ``{token: int impact}`` in batches.
 
-    Used directly by the numba backend and the TsvInt writer; ``SpladeQueryEncoder`` wraps it
-    for Pyserini.
+    ``model``: a checkpoint directory, hub id or ``splade-tiny`` (PyTorch), or an ONNX export
+    directory (``python -m splade_anserini.export_onnx``: ONNX Runtime, neither torch nor
+    transformers is imported). Used directly by the numba backend and the TsvInt writer;
+    ``SpladeQueryEncoder`` wraps it for Pyserini.
     """
 
     def __init__(self, model: str = "splade-tiny", factor: float | str = 100, splade_doc: bool = False,
-                 max_length: int = 256, *, device: str = "cpu", pooling: str = "max",
-                 precision: str = "fp32", batch_size: int = 32, encoder=None):
+                 max_length: int = 256, *, device: str = "cpu", pooling: str | None = None,
+                 precision: str = "fp32", batch_size: int = 32, encoder=None, threads: int = 0):
         from conversion.quantize import resolve_factor
 
         self.factor = resolve_factor(factor)
         self.batch_size = batch_size
         if encoder is None:
-            from .splade import SpladeEncoder
-
-            encoder = SpladeEncoder(model, pooling=pooling, device=device, query_max_length=max_length,
-                                    precision=precision, splade_doc=splade_doc)
+            encoder = load_query_encoder(model, splade_doc=splade_doc, max_length=max_length, device=device,
+                                         pooling=pooling, precision=precision, threads=threads)
         self.encoder = encoder
-        self._cache: dict[str, dict[str, int]] = {}
 
     def encode_batch(self, texts: Sequence[str], batch_size: int | None = None) -> list[dict[str, int]]:
         """Encode many queries at once (length-sorted batches); output in input order."""
@@ -55,31 +54,41 @@ class QueryVectorizer:
         return [self.encoder.to_impacts(v, self.factor) for v in vecs]
 
     def encode(self, text: str, **kwargs) -> dict[str, int]:
-        """Encode one query; served from the cache filled by :meth:`cached` when present."""
-        hit = self._cache.get(text)
-        if hit is not None:
-            return dict(hit)
+        """Encode one query."""
         return self.encode_batch([text])[0]
 
-    @contextmanager
-    def cached(self, texts: Sequence[str], batch_size: int | None = None,
-               vectors: Sequence[dict[str, int]] | None = None) -> Iterator[list[dict[str, int]]]:
-        """Encode ``texts`` in batches up front (or take their already encoded ``vectors``); inside
-        the block :meth:`encode` returns those results, so Pyserini's one-query-at-a-time
-        ``batch_search`` still runs batched encoding."""
-        if vectors is None:
-            unique = list(dict.fromkeys(texts))
-            vectors = self.encode_batch(unique, batch_size)
-        else:
-            if len(vectors) != len(texts):
-                raise ValueError(f"{len(texts)} texts but {len(vectors)} vectors")
-            unique = list(texts)
-        saved = self._cache
-        self._cache = {**saved, **dict(zip(unique, vectors))}
-        try:
-            yield [self._cache[t] for t in texts]
-        finally:
-            self._cache = saved
+
+def load_query_encoder(model: str = "splade-tiny", *, splade_doc: bool = False, max_length: int = 256,
+                       device: str = "cpu", pooling: str | None = None, precision: str = "fp32", threads: int = 0):
+    """A :class:`~splade_anserini.splade.SpladeEncoder`, or for an ONNX export directory an
+    :class:`~splade_anserini.onnx_encoder.OnnxSpladeEncoder` (CPU, fp32 or the export's int8)."""
+    from .models import is_onnx_export
+
+    if is_onnx_export(model):
+        if device != "cpu" or precision != "fp32":
+            raise ValueError(f"model {model}: an ONNX export runs on the CPU as exported; "
+                             f"device {device!r} / precision {precision!r} do not apply")
+        from .onnx_encoder import OnnxSpladeEncoder
+
+        return OnnxSpladeEncoder(model, query_max_length=max_length, pooling=pooling,
+                                 splade_doc=splade_doc or None, threads=threads)
+    from .splade import SpladeEncoder
+
+    return SpladeEncoder(model, pooling=pooling or "max", device=device, query_max_length=max_length,
+                         precision=precision, splade_doc=splade_doc)
+
+
+class PreEncodedQueries:
+    """A stateless Pyserini query encoder over vectors encoded beforehand: ``encode(key)`` returns
+    ``vectors[key]``. Search with the keys as query strings (``batch_search(qids, qids)``), so
+    batched encoding and Pyserini's one-at-a-time ``encode`` calls never meet."""
+
+    def __init__(self, vectors: Mapping[str, dict[str, int]]):
+        self.vectors = MappingProxyType({key: dict(vec) for key, vec in vectors.items()})
+
+    def encode(self, key: str, **kwargs) -> dict[str, int]:
+        """The vector stored under ``key`` (a copy)."""
+        return dict(self.vectors[key])
 
 
 _CLASS = None
@@ -97,11 +106,12 @@ def _build_class():
     class SpladeQueryEncoder(base, QueryVectorizer):
         """Pyserini ``QueryEncoder`` returning ``{WordPiece token: int impact}`` for ``LuceneImpactSearcher``.
 
-        Parameters: ``model`` (a checkpoint directory, hub id or ``splade-tiny``), ``factor`` (the
+        Parameters: ``model`` (a checkpoint directory, hub id, ``splade-tiny`` or an ONNX export
+        directory), ``factor`` (the
         documents' quantization factor: a number or ``naver``/``pyserini``), ``splade_doc`` (queries
         as bags of WordPiece tokens, weight 1 before quantization), ``max_length`` (query tokens),
         plus ``device``, ``pooling``, ``precision``, ``batch_size`` and ``encoder`` (an existing
-        :class:`~splade_anserini.splade.SpladeEncoder` to share).
+        :class:`~splade_anserini.splade.SpladeEncoder` or ONNX encoder to share).
         """
 
         def __init__(self, model: str = "splade-tiny", factor: float | str = 100, splade_doc: bool = False,

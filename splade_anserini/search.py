@@ -3,7 +3,7 @@
     python -m splade_anserini.search --index I --topics T --output runs/X.trec
         [--hits 1000] [--threads N] [--batch-size B] [--model splade-tiny] [--factor 100]
         [--max-length 256] [--splade-doc] [--backend lucene|numba] [--tag T]
-        [--pretokenized-topics OUT.tsv | --encoded-topics IN.tsv]
+        [--pretokenized-topics OUT.tsv | --encoded-topics IN.tsv | --java-encoder EXPORT_DIR]
         [--max-passage [--max-passage-hits 100] [--max-passage-delimiter '#']]
 
 Three ways to the same run on a Lucene impact index:
@@ -14,6 +14,11 @@ Three ways to the same run on a Lucene impact index:
   (tokens repeated by weight) and searched with Anserini ``SearchCollection -impact -pretokenized``;
 * ``--encoded-topics IN.tsv``: an existing TsvInt (or TsvString) topics file is searched with
   ``SearchCollection`` as is (no model needed).
+
+``--model`` may be an ONNX export directory (``python -m splade_anserini.export_onnx``): the queries
+are then encoded by ONNX Runtime and searched with Anserini's ``SimpleImpactSearcher`` (or Numba)
+without importing torch. ``--java-encoder EXPORT_DIR`` has Anserini's own ONNX SPLADE encoder,
+inside the JVM, encode the topics with the export (see :mod:`splade_anserini.java_encoder`).
 
 All paths rank by score descending, docid ascending (Anserini's tie-break) and produce identical
 runs. ``--backend numba`` searches a Numba reference index with the same query vectors.
@@ -41,21 +46,25 @@ BACKENDS = ("lucene", "numba")
 def pyserini_search(index: str | os.PathLike, topics: Mapping[str, str], encoder, *, k: int = 1000,
                     threads: int = 1, batch_size: int = 32, min_idf: float = float("-inf"),
                     vectors: Sequence[dict[str, int]] | None = None) -> Results:
-    """``LuceneImpactSearcher.batch_search`` with ``encoder`` (a ``SpladeQueryEncoder``).
+    """``LuceneImpactSearcher.batch_search`` on the topics encoded up front in batches by ``encoder``
+    (a ``QueryVectorizer`` or ``SpladeQueryEncoder``), or on ``vectors`` (the topics already
+    encoded, in topic order), handed to Pyserini by a stateless ``PreEncodedQueries``.
 
     ``min_idf=-inf`` keeps query tokens that occur in every document (Pyserini's default of 0
     drops them, ``SearchCollection`` does not). Tokens absent from the index are dropped by
-    Pyserini; a query left with no token gets an empty result list. ``vectors``: the topics
-    already encoded by ``encoder`` (in topic order), to skip encoding them again.
+    Pyserini; a query left with no token gets an empty result list.
     """
     from . import java
+    from .query_encoder import PreEncodedQueries
 
+    qids = list(topics)
+    if vectors is None:
+        vectors = encoder.encode_batch(list(topics.values()), batch_size)
     lucene = java.pyserini_lucene()
-    searcher = lucene.LuceneImpactSearcher(os.fspath(index), encoder, min_idf=min_idf)
+    searcher = lucene.LuceneImpactSearcher(os.fspath(index), PreEncodedQueries(dict(zip(qids, vectors))),
+                                           min_idf=min_idf)
     try:
-        qids, texts = list(topics), list(topics.values())
-        with encoder.cached(texts, batch_size, vectors):
-            hits = searcher.batch_search(texts, qids, k=k, threads=threads)
+        hits = searcher.batch_search(qids, qids, k=k, threads=threads)
     finally:
         searcher.close()
     return {qid: rank_hits(((h.docid, float(h.score)) for h in hits.get(qid, [])), k) for qid in qids}
@@ -126,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hits", type=positive_int, default=1000)
     parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="query encoding batch size")
-    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--model", default="splade-tiny",
+                        help="checkpoint directory, hub id, splade-tiny, or an ONNX export directory (no torch)")
     parser.add_argument("--factor", default="100", help="the documents' quantization factor (number, naver, pyserini)")
     parser.add_argument("--max-length", type=positive_int, default=256, help="query max length in tokens")
     parser.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
@@ -138,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="write the encoded topics as TsvInt here and search them with Anserini SearchCollection")
     group.add_argument("--encoded-topics", metavar="IN.tsv",
                        help="search an existing TsvInt topics file (no model) with SearchCollection")
+    group.add_argument("--java-encoder", metavar="EXPORT_DIR",
+                       help="encode the topics inside the JVM with Anserini's ONNX SPLADE encoder running this export")
     parser.add_argument("--max-passage", action="store_true",
                         help="MaxP: score each document by its best passage (ids docid#k); --hits passages are searched")
     parser.add_argument("--max-passage-hits", type=int, default=100, help="documents kept per query with --max-passage")
@@ -169,13 +181,33 @@ def main(argv: list[str] | None = None) -> int:
             how = "Anserini SearchCollection (pre-encoded TsvInt topics)"
     else:
         from .data import read_topics
+        from .models import is_onnx_export
         from .query_encoder import QueryVectorizer
 
         topics = read_topics(args.topics)
         qids = list(topics)
         common = dict(model=args.model, factor=args.factor, splade_doc=args.splade_doc,
                       max_length=args.max_length, device=args.device, batch_size=args.batch_size)
-        if args.backend == "lucene" and not args.pretokenized_topics:
+        if args.java_encoder:
+            from conversion.quantize import resolve_factor
+
+            from .java_encoder import java_search
+
+            if args.backend != "lucene":
+                raise UsageError("--java-encoder searches the Lucene index (--backend lucene)")
+            results = java_search(args.index, topics, args.java_encoder, resolve_factor(args.factor), k=args.hits)
+            encode_s = None
+            how = f"Anserini's Java ONNX SPLADE encoder ({args.java_encoder}) + SimpleImpactSearcher"
+        elif args.backend == "lucene" and not args.pretokenized_topics and is_onnx_export(args.model):
+            from .impact_searcher import impact_search  # ONNX Runtime + Anserini: no torch in the process
+
+            encoder = QueryVectorizer(**common)
+            t0 = time.perf_counter()
+            vectors = dict(zip(qids, encoder.encode_batch(list(topics.values()))))
+            encode_s = time.perf_counter() - t0
+            results = impact_search(args.index, vectors, k=args.hits, threads=args.threads)
+            how = "ONNX Runtime query encoding + Anserini SimpleImpactSearcher"
+        elif args.backend == "lucene" and not args.pretokenized_topics:
             from .query_encoder import SpladeQueryEncoder
 
             encoder = SpladeQueryEncoder(**common)

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conversion.quantize import DEFAULT_FACTOR, quantize_sparse
+from .vectors import SparseVector, VocabularyOutput
 
 from .head import (POOLINGS, fast_bf16_cpu, head_reproduces_logits, mlm_head, pool_inference,  # noqa: F401
                    screen_candidates, splade_activation)
@@ -40,18 +39,7 @@ _SCREEN_SLICE_BYTES = 4 << 20  # bf16 [length, slice] logits of the screening pa
 _SLICE_BYTES = 1 << 20         # fp32 [length, slice] logits of the sliced path (L2-sized)
 
 
-@dataclass
-class SparseVector:
-    """Term ids (ascending) and their float weights."""
-
-    ids: np.ndarray      # int32
-    weights: np.ndarray  # float32
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-class SpladeEncoder:
+class SpladeEncoder(VocabularyOutput):
     """Encode texts into SPLADE sparse vectors with any HF ``AutoModelForMaskedLM`` checkpoint.
 
     >>> enc = SpladeEncoder("splade-tiny")
@@ -297,12 +285,3 @@ class SpladeEncoder:
             ids = np.setdiff1d(np.unique(np.asarray(seq, dtype=np.int64)), self._special).astype(np.int32)
             out.append(SparseVector(ids, np.ones(len(ids), dtype=np.float32)))
         return out
-
-    def to_weights(self, vec: SparseVector) -> dict[str, float]:
-        """Float weights keyed by WordPiece string."""
-        return {self.vocab[i]: float(w) for i, w in zip(vec.ids, vec.weights)}
-
-    def to_impacts(self, vec: SparseVector, factor: float = DEFAULT_FACTOR) -> dict[str, int]:
-        """Integer impacts ``rint(w * factor)`` keyed by WordPiece string; zero impacts dropped."""
-        ids, impacts = quantize_sparse(vec.ids, vec.weights, factor)
-        return {self.vocab[i]: int(v) for i, v in zip(ids, impacts)}

@@ -130,8 +130,7 @@ def test_ties_at_the_cutoff_follow_docid_order(sl, pyserini_encoder, tmp_path):
     from splade_anserini.search import anserini_search, pyserini_search, write_tsvint_topics
 
     def both(vector, k):
-        with pyserini_encoder.cached(["q"], vectors=[vector]):
-            a = pyserini_search(sl.index, {"1": "q"}, pyserini_encoder, k=k, vectors=[vector])
+        a = pyserini_search(sl.index, {"1": "q"}, pyserini_encoder, k=k, vectors=[vector])
         write_tsvint_topics(tmp_path / "t.tsv", {"1": vector})
         b = anserini_search(sl.index, tmp_path / "t.tsv", k=k)
         # compared as written: a one-term Lucene query scores 2 as 1.9999990 (both paths alike),
@@ -157,6 +156,7 @@ def test_ties_at_the_cutoff_follow_docid_order(sl, pyserini_encoder, tmp_path):
 
 def test_query_tokens_absent_from_index_are_dropped(sl, pyserini_encoder, tmp_path):
     from splade_anserini import java
+    from splade_anserini.query_encoder import PreEncodedQueries
     from splade_anserini.search import anserini_search, write_tsvint_topics
 
     vocab = index_vocabulary(sl.index)
@@ -170,15 +170,15 @@ def test_query_tokens_absent_from_index_are_dropped(sl, pyserini_encoder, tmp_pa
     assert len(hits) == 10
     # the same query without the absent tokens ranks identically
     kept = {t: w for t, w in sl.qvecs[qid].items() if t in vocab}
-    with pyserini_encoder.cached(["kept"], vectors=[kept]):
-        same = searcher.search("kept", k=10)
+    nothing = {"zzzqqq": 40, "[unused500]": 7}
+    pre = lucene.LuceneImpactSearcher(str(sl.index), PreEncodedQueries({"kept": kept, "nothing": nothing}))
+    same = pre.search("kept", k=10)
     assert [(h.docid, h.score) for h in hits] == [(h.docid, h.score) for h in same]
     # a query made only of absent tokens: no hit, no failure, on both paths
-    nothing = {"zzzqqq": 40, "[unused500]": 7}
-    with pyserini_encoder.cached(["nothing"], vectors=[nothing]):
-        assert len(searcher.search("nothing", k=10)) == 0
-        assert len(searcher.batch_search(["nothing"], ["q0"], k=10).get("q0", [])) == 0
+    assert len(pre.search("nothing", k=10)) == 0
+    assert len(pre.batch_search(["nothing"], ["q0"], k=10).get("q0", [])) == 0
     searcher.close()
+    pre.close()
     write_tsvint_topics(tmp_path / "absent.tsv", {"1": nothing, "2": sl.qvecs[qid]})
     res = anserini_search(sl.index, tmp_path / "absent.tsv", k=10)
     assert not res.get("1") and [d for d, _ in res["2"]] == [h.docid for h in hits]

@@ -1,0 +1,158 @@
+"""Java-side query encoding: Anserini's own ONNX SPLADE encoder, inside the JVM, runs an export.
+
+Anserini 1.7.1 has no way to name an ONNX model file: its encoders
+(``io.anserini.encoder.sparse.SpladePlusPlusEnsembleDistilEncoder`` and siblings) open fixed file
+names under ``CACHE_DIR = <user.home>/.cache/pyserini/encoders``, a static field set once per JVM
+when ``io.anserini.encoder.OnnxEncoder`` is initialized. To never overwrite or shadow a model the
+user has cached there, we give that class a *private* home: ``user.home`` is pointed at a
+temporary directory of this process only while the class initializes (then restored), the
+export is placed there under the encoder's file names, and ``CACHE_DIR`` is read back (through JNI)
+and checked before any model is loaded. If another caller initialized Anserini's encoders earlier
+in the same JVM with the real home, we refuse rather than touch ``~/.cache/pyserini/encoders``.
+
+Anserini quantizes Java-side query weights as ``round(w / 5 * 256)``. The graph placed in the
+private cache multiplies its weights by ``factor * 5 / 256`` so that Anserini's integers are
+``round(w * factor)``: the documents' own quantization (x100 by default), as on the Python side.
+Anserini also drops term ids 0, 101 and 102 (BERT's ``[PAD]``, ``[CLS]``, ``[SEP]``).
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .models import EXPORT_MODEL, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata
+
+#: The Anserini encoder whose file names carry the export (``-encoder`` / ``set_onnx_query_encoder`` name).
+ENCODER = "SpladePlusPlusEnsembleDistil"
+MODEL_FILE = "splade-pp-ed-optimized.onnx"
+VOCAB_FILE = "splade-pp-ed-vocab.txt"
+#: ``io.anserini.encoder.sparse.SpladeEncoder``: WEIGHT_RANGE and QUANT_RANGE.
+ANSERINI_WEIGHT_RANGE = 5
+ANSERINI_QUANT_RANGE = 256
+ANSERINI_DROPPED_IDS = {"[PAD]": 0, "[CLS]": 101, "[SEP]": 102}
+
+_HOME: Path | None = None
+
+
+def private_home() -> Path:
+    """This process's private ``user.home`` for Anserini's encoder cache (removed at exit)."""
+    global _HOME
+    if _HOME is None:
+        _HOME = Path(tempfile.mkdtemp(prefix="splade-anserini-java-home-"))
+        atexit.register(shutil.rmtree, _HOME, True)
+    return _HOME
+
+
+def encoders_dir(home: Path) -> Path:
+    return home / ".cache" / "pyserini" / "encoders"
+
+
+def scale_weights(src: str | os.PathLike, dst: str | os.PathLike, scale: float) -> None:
+    """Copy the graph at ``src`` to ``dst`` with ``output_weights`` multiplied by ``scale``."""
+    import onnx
+    from onnx import helper, numpy_helper
+    import numpy as np
+
+    model = onnx.load(os.fspath(src))
+    graph = model.graph
+    raw = "output_weights_unscaled"
+    for node in graph.node:
+        node.output[:] = [raw if o == "output_weights" else o for o in node.output]
+        node.input[:] = [raw if i == "output_weights" else i for i in node.input]
+    graph.initializer.append(numpy_helper.from_array(np.array(scale, dtype=np.float32), "anserini_weight_scale"))
+    graph.node.append(helper.make_node("Mul", [raw, "anserini_weight_scale"], ["output_weights"],
+                                       name="anserini_weight_scale_mul"))
+    onnx.checker.check_model(model)
+    tmp = Path(os.fspath(dst) + ".tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, dst)
+
+
+def prepare(export_dir: str | os.PathLike, factor: float, home: Path | None = None) -> Path:
+    """Place the export (weights rescaled for ``factor``) and its ``vocab.txt`` under the encoder's
+    file names in the private cache; return that cache directory."""
+    export_dir = Path(os.fspath(export_dir))
+    meta = read_export_metadata(export_dir)
+    if meta["splade_doc"]:
+        raise ValueError(f"{export_dir}: a SPLADE-doc export; its queries are bags of tokens, "
+                         "encoded without a model (use --model)")
+    target = encoders_dir(home or private_home())
+    target.mkdir(parents=True, exist_ok=True)
+    scale_weights(export_dir / EXPORT_MODEL, target / MODEL_FILE,
+                  float(factor) * ANSERINI_WEIGHT_RANGE / ANSERINI_QUANT_RANGE)
+    shutil.copyfile(export_dir / EXPORT_VOCAB, target / (VOCAB_FILE + ".tmp"))
+    os.replace(target / (VOCAB_FILE + ".tmp"), target / VOCAB_FILE)
+    return target
+
+
+def anserini_cache_dir(home: Path) -> str:
+    """``OnnxEncoder.CACHE_DIR``, initializing the class with ``user.home = home`` if it is not yet."""
+    from . import java
+
+    java.start_jvm()
+    from jnius import autoclass
+
+    System = autoclass("java.lang.System")
+    saved = System.getProperty("user.home")
+    System.setProperty("user.home", str(home))
+    try:  # JNI reads the private static field (and initializes the class on first access)
+        return str(autoclass("io.anserini.encoder.OnnxEncoder", include_protected=True, include_private=True).CACHE_DIR)
+    finally:
+        System.setProperty("user.home", saved)
+
+
+def java_searcher(index: str | os.PathLike, export_dir: str | os.PathLike, factor: float):
+    """An :class:`~splade_anserini.impact_searcher.ImpactSearcher` whose text queries are encoded by
+    Anserini's Java ONNX encoder running ``export_dir``."""
+    from .impact_searcher import ImpactSearcher
+
+    home = private_home()
+    cache = anserini_cache_dir(home)
+    if Path(cache).resolve() != encoders_dir(home).resolve():
+        raise RuntimeError(f"Anserini's ONNX encoders were already initialized in this JVM with cache {cache}; "
+                           "run the Java-side encoder in a fresh process (its models are never written there)")
+    prepare(export_dir, factor, home)
+    searcher = ImpactSearcher(index)
+    try:
+        searcher.object.set_onnx_query_encoder(ENCODER)
+    except Exception as exc:  # jnius.JavaException: the Java error, with its cause
+        searcher.close()
+        raise RuntimeError(f"Anserini could not load {export_dir}: {java_error(exc)}") from None
+    return searcher
+
+
+def java_error(exc: BaseException) -> str:
+    """One line: the innermost Java cause of a pyjnius exception."""
+    inner = getattr(exc, "innermessage", None) or str(exc)
+    lines = [line for line in str(inner).splitlines() if line.strip()]
+    return lines[0] if lines else repr(exc)
+
+
+def check_special_ids(export_dir: str | os.PathLike) -> list[str]:
+    """Tokens whose ids differ from those Anserini's Java encoder drops (their weights would be kept)."""
+    from .onnx_encoder import read_vocab
+
+    vocab = read_vocab(Path(os.fspath(export_dir)) / EXPORT_VOCAB)
+    return [t for t, i in ANSERINI_DROPPED_IDS.items() if i >= len(vocab) or vocab[i] != t]
+
+
+__all__ = ["java_search", "java_searcher", "prepare", "scale_weights", "private_home", "ENCODER", "ModelNotFoundError"]
+
+
+def java_search(index: str | os.PathLike, topics, export_dir: str | os.PathLike, factor: float, *,
+                k: int = 1000) -> dict[str, list[tuple[str, float]]]:
+    """Search ``{qid: text}`` with the topics encoded inside the JVM by Anserini's ONNX encoder."""
+    import sys
+
+    odd = check_special_ids(export_dir)
+    if odd:
+        print(f"warning: {export_dir}: {', '.join(odd)} not at the ids Anserini's Java encoder drops "
+              f"({ANSERINI_DROPPED_IDS}); their weights stay in the Java-side queries", file=sys.stderr)
+    searcher = java_searcher(index, export_dir, factor)
+    try:
+        return searcher.batch_search_texts(topics, k)
+    finally:
+        searcher.close()

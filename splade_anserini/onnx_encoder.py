@@ -1,0 +1,160 @@
+"""SPLADE encoding on ONNX Runtime: the :class:`~splade_anserini.splade.SpladeEncoder` API without torch.
+
+>>> enc = OnnxSpladeEncoder("exports/splade-tiny")     # a directory written by splade_anserini.export_onnx
+>>> enc.to_impacts(enc.encode_queries(["what is splade"])[0])   # {token: int impact}
+
+The export directory holds the whole SPLADE representation as one graph (MLM logits, ``log(1 +
+ReLU(.))``, pooling under the attention mask) in Anserini's contract: inputs ``input_ids``,
+``attention_mask``, ``token_type_ids`` and outputs ``output_idx`` / ``output_weights``. Rows of a
+padded batch come back flattened: ``output_idx = row * vocab_size + term`` (for one text, the term
+id itself, which is what Anserini's Java encoder reads). Texts are tokenized with the HF
+``tokenizers`` library from the exported ``tokenizer.json``: this module imports neither torch nor
+transformers. SPLADE-doc queries (bags of WordPiece tokens) need only the tokenizer; the ONNX
+session is opened on first use.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .models import (EXPORT_MODEL, EXPORT_TOKENIZER, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata)
+from .vectors import SparseVector, VocabularyOutput
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAMES = ("output_idx", "output_weights")
+
+
+def read_vocab(path: str | os.PathLike) -> list[str]:
+    """``vocab.txt``: one WordPiece a line, line ``i`` (from 0) is term id ``i``."""
+    with open(path, encoding="utf-8", newline="\n") as fh:
+        lines = fh.read().split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+class OnnxSpladeEncoder(VocabularyOutput):
+    """Encode texts into SPLADE sparse vectors with an exported model on ONNX Runtime (CPU).
+
+    ``max_length``/``query_max_length`` default to the export's; ``pooling`` and ``splade_doc``
+    come from the export (a different ``pooling`` is refused: it is part of the graph).
+    ``threads``: ONNX Runtime intra-op threads (0: its default, all cores).
+    """
+
+    def __init__(self, export_dir: str | os.PathLike, *, max_length: int | None = None,
+                 query_max_length: int | None = None, pooling: str | None = None,
+                 splade_doc: bool | None = None, threads: int = 0):
+        from tokenizers import Tokenizer
+
+        self.export_dir = Path(os.fspath(export_dir)).expanduser()
+        self.meta = read_export_metadata(self.export_dir, need_model=False)
+        if not (self.meta["splade_doc"] if splade_doc is None else splade_doc):
+            self.meta = read_export_metadata(self.export_dir, need_model=True)  # the graph encodes queries
+        if pooling is not None and pooling != self.meta["pooling"]:
+            raise ValueError(f"{self.export_dir}: exported with {self.meta['pooling']} pooling (part of the graph), "
+                             f"not {pooling}")
+        self.model_name = str(self.export_dir)
+        self.pooling = self.meta["pooling"]
+        self.splade_doc = bool(self.meta["splade_doc"] if splade_doc is None else splade_doc)
+        self.max_length = int(max_length or self.meta["max_length"])
+        self.query_max_length = int(query_max_length or self.meta["max_length"])
+        self.threads = int(threads)
+        try:
+            self.tokenizer = Tokenizer.from_file(str(self.export_dir / EXPORT_TOKENIZER))
+        except Exception as exc:  # the tokenizers library raises plain Exceptions on bad JSON
+            raise ModelNotFoundError(f"{self.export_dir / EXPORT_TOKENIZER}: corrupt tokenizer "
+                                     f"({str(exc).splitlines()[0]})") from None
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.vocab = read_vocab(self.export_dir / EXPORT_VOCAB)
+        self.vocab_size = int(self.meta["vocab_size"])
+        if len(self.vocab) != self.vocab_size or self.tokenizer.get_vocab_size() != self.vocab_size:
+            raise ModelNotFoundError(f"{self.export_dir / EXPORT_VOCAB}: {len(self.vocab)} tokens, the tokenizer has "
+                                     f"{self.tokenizer.get_vocab_size()} and the model {self.vocab_size}")
+        special = self.meta.get("special_ids") or []
+        self._special = np.array(sorted(special), dtype=np.int64)
+        self._session = None
+        self._lock = threading.Lock()
+
+    # -- ONNX Runtime ------------------------------------------------------------------------------
+    @property
+    def session(self):
+        """The ONNX Runtime session, opened on first use (a corrupt ``model.onnx`` fails here, in one line)."""
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = open_session(self.export_dir / EXPORT_MODEL, self.threads)
+        return self._session
+
+    def _run(self, seqs: Sequence[Sequence[int]]) -> list[SparseVector]:
+        width = max(len(s) for s in seqs)
+        ids = np.zeros((len(seqs), width), dtype=np.int64)
+        mask = np.zeros((len(seqs), width), dtype=np.int64)
+        for row, seq in enumerate(seqs):
+            ids[row, :len(seq)] = seq
+            mask[row, :len(seq)] = 1
+        flat, weights = self.session.run(list(OUTPUT_NAMES), {"input_ids": ids, "attention_mask": mask,
+                                                              "token_type_ids": np.zeros_like(ids)})
+        rows, terms = np.divmod(np.asarray(flat, dtype=np.int64), self.vocab_size)
+        bounds = np.searchsorted(rows, np.arange(len(seqs) + 1))  # NonZero returns row-major order
+        return [SparseVector(terms[lo:hi].astype(np.int32), np.asarray(weights[lo:hi], dtype=np.float32))
+                for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def _tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+        self.tokenizer.enable_truncation(max_length)
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
+
+    # -- public API (SpladeEncoder's) --------------------------------------------------------------
+    def encode_token_ids(self, token_ids: Sequence[Sequence[int]], batch_size: int = 32,
+                         progress=None) -> list[SparseVector]:
+        """Encode tokenized inputs in length-sorted batches; results keep the input order."""
+        order = sorted(range(len(token_ids)), key=lambda i: -len(token_ids[i]))
+        out: list[SparseVector | None] = [None] * len(token_ids)
+        for lo in range(0, len(order), max(1, batch_size)):
+            idx = order[lo:lo + max(1, batch_size)]
+            for i, vec in zip(idx, self._run([token_ids[i] for i in idx])):
+                out[i] = vec
+            if progress is not None:
+                progress.update(len(idx))
+        return out  # type: ignore[return-value]
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 32, progress=None) -> list[SparseVector]:
+        """Encode documents (max length ``self.max_length``)."""
+        return self.encode_token_ids(self._tokenize(texts, self.max_length), batch_size, progress)
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> list[SparseVector]:
+        """Encode queries with the graph or, for SPLADE-doc, as the set of their WordPiece tokens
+        (weight 1, special tokens dropped): the tokenizer alone."""
+        seqs = self._tokenize(texts, self.query_max_length)
+        if not self.splade_doc:
+            return self.encode_token_ids(seqs, batch_size)
+        out = []
+        for seq in seqs:
+            ids = np.setdiff1d(np.unique(np.asarray(seq, dtype=np.int64)), self._special).astype(np.int32)
+            out.append(SparseVector(ids, np.ones(len(ids), dtype=np.float32)))
+        return out
+
+
+def open_session(model_path: str | os.PathLike, threads: int = 0):
+    """An ONNX Runtime CPU session for ``model_path`` with the contract's inputs and outputs checked."""
+    import onnxruntime as ort
+
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path}: missing; the export directory is incomplete")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(0, int(threads))
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # ONNX Runtime's own warnings (e.g. unused initializers) are noise here
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+        raise ModelNotFoundError(f"{path}: corrupt or unreadable ONNX model ({str(exc).splitlines()[0]})") from None
+    inputs = sorted(i.name for i in session.get_inputs())
+    outputs = sorted(o.name for o in session.get_outputs())
+    if inputs != sorted(INPUT_NAMES) or outputs != sorted(OUTPUT_NAMES):
+        raise ModelNotFoundError(f"{path}: inputs {inputs} and outputs {outputs}, expected {list(INPUT_NAMES)} "
+                                 f"and {list(OUTPUT_NAMES)}")
+    return session
