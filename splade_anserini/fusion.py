@@ -25,17 +25,16 @@ import sys
 from typing import Mapping, Sequence
 
 from conversion.errors import InputError
-from conversion.trec import Hits, rank_hits, read_ranked, write_run
+from conversion.trec import Run, rank_hits, read_ranked, write_run
 
 METHODS = ("interpolation", "rrf")
 DEFAULT_METHOD = "interpolation"
 DEFAULT_ALPHA = 0.5
 RRF_K = 60
 
-Results = dict[str, list[tuple[str, float]]]
 
 
-def _trec_run(results: Mapping[str, Hits], depth: int | None):
+def _trec_run(results: Run, depth: int | None):
     from pyserini.trectools import TrecRun
 
     rows = [(qid, "Q0", docid, rank, float(score), "run")
@@ -59,9 +58,9 @@ def fusion_weights(n_runs: int, alpha: float | None = None, weights: Sequence[fl
     return [1.0 / n_runs] * n_runs
 
 
-def fuse(runs: Sequence[Mapping[str, Hits]], method: str = DEFAULT_METHOD, *, alpha: float | None = None,
+def fuse(runs: Sequence[Run], method: str = DEFAULT_METHOD, *, alpha: float | None = None,
          weights: Sequence[float] | None = None, rrf_k: int = RRF_K, depth: int | None = 1000,
-         k: int | None = 1000) -> Results:
+         k: int | None = 1000) -> Run:
     """Fuse ``runs`` (``{qid: [(docid, score), ...]}`` each) into one ranked run."""
     from pyserini.fusion import reciprocal_rank_fusion
     from pyserini.trectools import AggregationMethod, RescoreMethod, TrecRun
@@ -77,7 +76,7 @@ def fuse(runs: Sequence[Mapping[str, Hits]], method: str = DEFAULT_METHOD, *, al
         scaled = [t.rescore(RescoreMethod.NORMALIZE).rescore(RescoreMethod.SCALE, scale=w)
                   for t, w in zip(trec, fusion_weights(len(runs), alpha, weights))]
         fused = TrecRun.merge(scaled, AggregationMethod.SUM, depth=depth, k=None)
-    out: Results = {}
+    out: Run = {}
     for qid, _, docid, _, score, _ in fused.to_numpy():
         out.setdefault(str(qid), []).append((str(docid), float(score)))
     order = list(dict.fromkeys(q for r in runs for q in r))  # topics in the first run's order

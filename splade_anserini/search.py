@@ -34,18 +34,17 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from conversion.errors import UsageError
-from conversion.trec import max_passage, rank_hits, write_run
+from conversion.trec import Run, max_passage, rank_hits, write_run
 
 from .cli import ArgumentParser, command, positive_int
 
-Results = dict[str, list[tuple[str, float]]]
 BACKENDS = ("lucene", "numba")
 
 
 # -- Lucene through Pyserini ------------------------------------------------------------------------
 def pyserini_search(index: str | os.PathLike, topics: Mapping[str, str], encoder, *, k: int = 1000,
                     threads: int = 1, batch_size: int = 32, min_idf: float = float("-inf"),
-                    vectors: Sequence[dict[str, int]] | None = None) -> Results:
+                    vectors: Sequence[dict[str, int]] | None = None) -> Run:
     """``LuceneImpactSearcher.batch_search`` on the topics encoded up front in batches by ``encoder``
     (a ``QueryVectorizer`` or ``SpladeQueryEncoder``), or on ``vectors`` (the topics already
     encoded, in topic order), handed to Pyserini by a stateless ``PreEncodedQueries``.
@@ -83,7 +82,7 @@ def _topic_reader(tsv_path: str | os.PathLike) -> str:
 
 
 def anserini_search(index: str | os.PathLike, tsv_path: str | os.PathLike, *, k: int = 1000, threads: int = 1,
-                    topic_reader: str | None = None, quiet: bool = True) -> Results:
+                    topic_reader: str | None = None, quiet: bool = True) -> Run:
     """Search pre-encoded topics with Anserini ``SearchCollection -impact -pretokenized``."""
     from . import java
 
@@ -105,7 +104,7 @@ def write_tsvint_topics(path: str | os.PathLike, vectors: Mapping[str, dict[str,
 
 # -- Numba reference index --------------------------------------------------------------------------
 def numba_search(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]], *, k: int = 1000,
-                 threads: int = 1) -> Results:
+                 threads: int = 1) -> Run:
     """``NumbaIndex.load(index).batch_search(query_vectors, k, threads)`` (issue 5's contract)."""
     from .numba_index import NumbaIndex
 
@@ -113,7 +112,7 @@ def numba_search(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]]
     found = NumbaIndex.load(os.fspath(index)).batch_search([vectors[q] for q in qids], k, threads)
     if isinstance(found, Mapping):
         found = [found.get(q, []) for q in qids]
-    out: Results = {}
+    out: Run = {}
     for qid, hits in zip(qids, found):
         pairs = [(str(d), float(s)) for d, s in hits]
         out[qid] = rank_hits(pairs, k)
@@ -121,7 +120,7 @@ def numba_search(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]]
 
 
 # -- shared -----------------------------------------------------------------------------------------
-def order_like(results: Mapping[str, list], qids: Sequence[str]) -> Results:
+def order_like(results: Mapping[str, list], qids: Sequence[str]) -> Run:
     """Results in topic-file order, an empty list for a query with no hits."""
     return {qid: list(results.get(qid, [])) for qid in qids}
 
