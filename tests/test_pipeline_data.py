@@ -34,7 +34,9 @@ def slices(tmp_path_factory, data_dir):
     keep = [x for x in lines if json.loads(x)["_id"] in wanted]
     keep += list(itertools.islice((x for x in lines if json.loads(x)["_id"] not in wanted), N_DOCS - len(keep)))
     (conv / "corpus.jsonl").write_text("\n".join(keep) + "\n")
-    extra = [q for q in topics if q not in qrels][:2]   # unjudged topics are not searched
+    unjudged = read_topics(src / "queries.train.tsv")
+    extra = list(unjudged)[:2]                          # unjudged topics are not searched
+    topics.update({q: unjudged[q] for q in extra})
     (conv / "queries.test.tsv").write_text("".join(f"{q}\t{topics[q]}\n" for q in qids + extra))
     (conv / "qrels.test.txt").write_text("".join(f"{q} 0 {d} {r}\n" for q in qids for d, r in qrels[q].items()))
     beir = make_beir_copy(conv, root / "sci-beir")

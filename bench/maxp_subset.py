@@ -1,0 +1,144 @@
+"""Truncation at 256 / 512 against passages (MaxP), scored exactly (Numba) from vectors already encoded.
+
+    python bench/maxp_subset.py --dataset cacm --base work/cacm-splade-tiny/vectors \\
+        --t512 work/maxp-delta/cacm-long-512 --passages work/maxp-delta/cacm-long-p256s128
+
+A cheaper equivalent of ``bench/maxp_table.py`` on a loaded machine. Only documents longer than 256
+WordPiece tokens encode differently in the three settings (a shorter document is one passage
+``docid#0`` with the same text, and 512 tokens truncate nothing more), so ``--t512`` and
+``--passages`` need only hold those documents (``encode_corpus`` on a corpus of the long documents,
+or the committed blocks of an unfinished full encoding); every other document takes its vector from
+``--base`` (the 256-token run). Without ``--all`` the collection is the longest prefix of the corpus
+that the sources cover completely, and the qrels are restricted to it (topics with a judged document
+in it). Scores are exact (Numba, the same ranking as Lucene); passages are searched 5000 deep and
+folded by :func:`conversion.trec.max_passage` into 1000 documents.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def load(paths: list[str]) -> dict[str, dict[str, int]]:
+    from conversion.jsonvector import collection_files, read_jsonvector
+
+    out: dict[str, dict[str, int]] = {}
+    for p in paths:
+        files = collection_files(p) if Path(p).is_dir() else [Path(p)]
+        for f in files:
+            for doc in read_jsonvector(f):
+                out[doc.docid] = dict(doc.vector)
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", default=None)
+    p.add_argument("--base", required=True, help="JsonVectorCollection of the 256-token run")
+    p.add_argument("--t512", nargs="+", required=True, help="vectors at max length 512 (at least the long documents)")
+    p.add_argument("--passages", nargs="+", required=True, help="passage vectors docid#k (at least the long documents)")
+    p.add_argument("--all", action="store_true", help="the whole corpus must be covered (no prefix)")
+    p.add_argument("--model", default="splade-tiny")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+
+    from transformers import AutoTokenizer
+
+    from conversion.trec import max_passage, read_qrels
+    from splade_anserini.data import read_corpus, read_topics, resolve_dataset
+    from splade_anserini.evaluate import evaluate_run
+    from splade_anserini.models import resolve_model
+    from splade_anserini.numba_index import NumbaIndex
+    from splade_anserini.query_encoder import QueryVectorizer
+
+    ds = resolve_dataset(args.dataset, split=args.split)
+    tok = AutoTokenizer.from_pretrained(resolve_model(args.model))
+    docs = list(read_corpus(ds.corpus))
+    lengths = [len(x) for x in tok([d.text for d in docs], verbose=False)["input_ids"]]
+    base, t512, passages = load([args.base]), load(args.t512), load(args.passages)
+    by_doc: dict[str, list[str]] = {}
+    for pid in passages:
+        by_doc.setdefault(pid.rpartition("#")[0], []).append(pid)
+    last_passage_doc = next(reversed(by_doc)) if by_doc else None
+
+    n = 0
+    for d, length in zip(docs, lengths):
+        long = length > 256
+        ok = (not long or d.docid in t512) and (not long or (d.docid in by_doc and d.docid != last_passage_doc
+                                                            or args.all and d.docid in by_doc))
+        if not ok:
+            break
+        n += 1
+    if args.all and n < len(docs):
+        raise SystemExit(f"error: document {docs[n].docid} (long) is missing from --t512 or --passages")
+    subset = docs[:n]
+    # the shortcut's premise, checked wherever a source also holds short documents: same vectors
+    same = [(t512[d.docid] == base[d.docid]) for d, l in zip(subset, lengths) if l <= 256 and d.docid in t512]
+    same += [(passages[f"{d.docid}#0"] == base[d.docid]) for d, l in zip(subset, lengths)
+             if l <= 256 and f"{d.docid}#0" in passages]
+    if same:
+        print(f"short documents also in the sources: {sum(same)} of {len(same)} vectors identical to the 256 run")
+    keep = {d.docid for d in subset}
+    qrels = {q: {d: r for d, r in j.items() if d in keep} for q, j in read_qrels(ds.qrels).items()}
+    qrels = {q: j for q, j in qrels.items() if j}
+    topics = {q: t for q, t in read_topics(ds.topics).items() if q in qrels}
+    enc = QueryVectorizer(args.model, factor=100, max_length=256)
+    qvecs = dict(zip(topics, enc.encode_batch(list(topics.values()))))
+
+    def tokens(texts: list[str], max_length: int) -> int:
+        return sum(len(x) for x in tok(texts, truncation=True, max_length=max_length, verbose=False)["input_ids"])
+
+    configs = {
+        "truncate 256": ([(d.docid, base[d.docid]) for d in subset], 256, False,
+                         tokens([d.text for d in subset], 256)),
+        "truncate 512": ([(d.docid, t512[d.docid] if l > 256 else base[d.docid]) for d, l in zip(subset, lengths)],
+                         512, False, tokens([d.text for d in subset], 512)),
+    }
+    psg_docs, psg_tokens = [], 0
+    from splade_anserini.passages import split_documents
+
+    long_docs = [d for d, l in zip(subset, lengths) if l > 256]
+    texts = {p["_id"]: f"{p['title']} {p['text']}".strip() for p in split_documents(long_docs, tok, 256, 128)}
+    for d, length in zip(subset, lengths):
+        if length > 256:
+            ids = sorted(by_doc[d.docid], key=lambda x: int(x.rpartition("#")[2]))
+            assert ids == [f"{d.docid}#{k}" for k in range(len(ids))] and set(ids) <= set(texts), d.docid
+            psg_docs += [(pid, passages[pid]) for pid in ids]
+            psg_tokens += tokens([texts[pid] for pid in ids], 256)
+        else:
+            psg_docs.append((f"{d.docid}#0", base[d.docid]))
+            psg_tokens += min(length, 256)
+    configs["passages 256, stride 128 (MaxP)"] = (psg_docs, 256, True, psg_tokens)
+
+    rows = []
+    for label, (vectors, _, maxp, n_tokens) in configs.items():
+        idx = NumbaIndex.from_vectors(vectors)
+        found = idx.batch_search(qvecs, k=5000 if maxp else 1000, threads=args.threads)
+        run = {q: [(str(d), float(s)) for d, s in hits] for q, hits in found.items()}
+        if maxp:
+            run = max_passage(run, 1000)
+        scores = evaluate_run(qrels, {q: dict(h) for q, h in run.items()}, ["nDCG@10", "R@100"]).scores
+        rows.append({"config": label, "documents": n, "sequences": len(vectors),
+                     "postings": sum(len(v) for _, v in vectors), "tokens": n_tokens, **scores})
+    print(f"{ds.name}: {n} of {len(docs)} documents ({sum(l > 256 for l in lengths[:n])} longer than 256 tokens), "
+          f"{len(topics)} topics with judgements in them")
+    print("| documents as | nDCG@10 | R@100 | sequences indexed | postings | tokens encoded |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['config']} | {r['nDCG@10']:.4f} | {r['R@100']:.4f} | {r['sequences']:,} | {r['postings']:,} | "
+              f"{r['tokens'] / 1e6:.2f} M |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"dataset": ds.name, "documents": n, "topics": len(topics),
+                                               "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
