@@ -14,7 +14,9 @@ on the same index and topics:
   ``SimpleImpactSearcher`` / the Numba index;
 * ``onnx+lucene`` / ``onnx+numba`` and ``onnx-int8+...``: our ONNX Runtime encoder on the export;
 * ``java-onnx+lucene``: Anserini's Java ONNX SPLADE encoder inside the JVM running the export;
-* ``torch``, ``onnx``, ``onnx-int8``: the encoder alone (its process's RSS without index or JVM).
+* ``torch``, ``onnx``, ``onnx-int8``: the encoder alone (its process's RSS without index or JVM);
+* ``paired``: the three encoders in one process, taking turns on every query, so that their
+  encode-time ratios are measured under the same machine load (no RSS: one process for all).
 
 A query's time is its fastest of ``--passes``; p50/p99 are over the queries. ``encode`` is timed
 apart from ``total`` (encode then search). Threads: ``--threads`` for torch, ONNX Runtime and
@@ -35,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 CONFIGS = ("pyserini-torch+lucene", "torch+lucene", "torch+numba", "onnx+lucene", "onnx+numba",
-           "onnx-int8+lucene", "onnx-int8+numba", "java-onnx+lucene", "torch", "onnx", "onnx-int8")
+           "onnx-int8+lucene", "onnx-int8+numba", "java-onnx+lucene", "torch", "onnx", "onnx-int8", "paired")
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -86,9 +88,35 @@ def _setup(config: str, args):
     return qv.encode, None, (lambda: None)
 
 
+def paired(texts: list[str], args) -> dict:
+    """Encode-only times of the three encoders, interleaved query by query in one process."""
+    import torch
+
+    from splade_anserini.query_encoder import QueryVectorizer
+
+    torch.set_num_threads(args.threads)
+    encoders = {"torch": QueryVectorizer(args.model).encode,
+                "onnx": QueryVectorizer(args.export, threads=args.threads).encode,
+                "onnx-int8": QueryVectorizer(args.export_int8, threads=args.threads).encode}
+    for text in texts[:20]:
+        for encode in encoders.values():
+            encode(text)
+    times = {name: [float("inf")] * len(texts) for name in encoders}
+    for _ in range(args.passes):
+        for i, text in enumerate(texts):
+            for name, encode in encoders.items():
+                s = time.perf_counter()
+                encode(text)
+                times[name][i] = min(times[name][i], time.perf_counter() - s)
+    return {"config": "paired", "queries": len(texts), "encode": {n: percentiles(t) for n, t in times.items()},
+            "threads": args.threads}
+
+
 def child(config: str, args) -> dict:
     from splade_anserini.data import read_topics
 
+    if config == "paired":
+        return paired(list(read_topics(args.topics).values())[:args.queries or None], args)
     texts = list(read_topics(args.topics).values())[:args.queries or None]
     t0 = time.perf_counter()
     encode, search, close = _setup(config, args)
@@ -121,6 +149,8 @@ def table(rows: list[dict]) -> str:
     lines = ["| configuration | encode p50 ms | encode p99 ms | end-to-end p50 ms | end-to-end p99 ms | peak RSS MiB | torch in process |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
+        if r["config"] == "paired":
+            continue
         tot = r["total"]
         lines.append(f"| {r['config']} | {r['encode']['p50']:.2f} | {r['encode']['p99']:.2f} | "
                      f"{tot['p50']:.2f} | {tot['p99']:.2f} | " if tot else
@@ -132,6 +162,13 @@ def table(rows: list[dict]) -> str:
 def ratios(rows: list[dict]) -> list[str]:
     by = {r["config"]: r for r in rows}
     out = []
+    if "paired" in by:
+        enc = by["paired"]["encode"]
+        for name in ("onnx", "onnx-int8"):
+            out.append(f"paired, one process, queries interleaved: {name} encode p50 {enc[name]['p50']:.2f} ms vs torch "
+                       f"{enc['torch']['p50']:.2f} ms: {enc[name]['p50'] / enc['torch']['p50']:.2f}x the time "
+                       f"({enc['torch']['p50'] / enc[name]['p50']:.2f}x faster); p99 {enc[name]['p99']:.2f} vs "
+                       f"{enc['torch']['p99']:.2f} ms")
     if "torch" in by:
         base = by["torch"]
         for name in ("onnx", "onnx-int8"):
@@ -179,6 +216,9 @@ def main(argv=None) -> int:
             continue
         rows.append(json.loads(found[-1][len("RESULT "):]))
         r = rows[-1]
+        if config == "paired":
+            print(f"paired: encode p50 " + ", ".join(f"{n} {e['p50']:.2f} ms" for n, e in r["encode"].items()), flush=True)
+            continue
         print(f"{config}: encode p50 {r['encode']['p50']:.2f} ms"
               + (f", end-to-end p50 {r['total']['p50']:.2f} ms" if r["total"] else "")
               + f", peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)

@@ -276,3 +276,19 @@ def test_pre_encoded_queries_are_stateless():
         enc.vectors["q2"] = {}
     with pytest.raises(KeyError):
         enc.encode("unknown")
+
+
+def test_splade_doc_queries_need_only_the_tokenizer(export, topics, tmp_path):
+    """SPLADE-doc: bags of WordPieces; a directory without model.onnx serves them, like PyTorch's encoder."""
+    from splade_anserini.query_encoder import QueryVectorizer
+    from splade_anserini.splade import SpladeEncoder
+
+    light = tmp_path / "splade-doc"
+    shutil.copytree(export.dir, light)
+    (light / "model.onnx").unlink()
+    meta = json.loads((light / "splade_onnx.json").read_text())
+    (light / "splade_onnx.json").write_text(json.dumps({**meta, "splade_doc": True}))
+    texts = list(topics["cacm"].values())
+    got = QueryVectorizer(str(light)).encode_batch(texts)
+    expected = QueryVectorizer(encoder=SpladeEncoder("splade-tiny", splade_doc=True)).encode_batch(texts)
+    assert got == expected and all(set(v.values()) == {100} for v in got if v)
