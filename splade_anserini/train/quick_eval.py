@@ -19,6 +19,10 @@ from pathlib import Path
 
 
 def dataset_files(root: Path) -> tuple[Path, Path, Path]:
+    from ..pipeline import DATASETS
+
+    if root.name in DATASETS:  # the pipeline's layout of the shared datasets (msmarco-dl19-subset: collection.tsv)
+        return tuple(root / name for name in DATASETS[root.name])  # type: ignore[return-value]
     queries = root / "queries.test.tsv" if (root / "queries.test.tsv").is_file() else root / "queries.tsv"
     qrels = root / "qrels.test.txt" if (root / "qrels.test.txt").is_file() else root / "qrels.txt"
     return root / "corpus.jsonl", queries, qrels
