@@ -1,33 +1,35 @@
-"""The training loop: accelerate-ready, resumable, validated, logged.
+"""The training loop on accelerate: resumable, validated, logged.
 
 The same code runs on one CPU, one GPU or several processes under ``accelerate launch`` /
-``torchrun`` (without accelerate installed it runs as a single process). Per optimizer step, each of
-the ``W`` processes encodes ``batch_size`` queries with their positive and ``n_negatives`` hard
-negatives, ``grad_accum`` times; stream position ``p`` of the data goes to process
-``(p // batch_size) % W``, so a step consumes ``batch_size * grad_accum * W`` examples whatever ``W``.
+``torchrun``. Per optimizer step, each of the ``W`` processes encodes ``batch_size`` queries with
+their positive and ``n_negatives`` hard negatives, ``grad_accum`` times; stream position ``p`` of the
+data goes to process ``(p // batch_size) % W``, so a step consumes ``batch_size * grad_accum * W``
+examples whatever ``W``.
 
 Determinism: data order and negatives depend on ``(seed, position)`` only; dropout draws from the
 torch RNG, whose state (per process) is saved in ``checkpoint-last`` with the optimizer, the
-scheduler and the step. Resuming from step ``k`` therefore reproduces the uninterrupted run.
+scheduler and the :class:`TrainState`. Resuming from step ``k`` therefore reproduces the
+uninterrupted run.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
+import dataclasses
 import json
 import math
-import os
 import random
 import shutil
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..progress import Progress
 from .checkpoint import BEST, LAST, STATE_FILE, WISE, recover_checkpoints, write_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import Stream, build_data, tokenize_batch
@@ -44,93 +46,51 @@ def info(msg: str) -> None:
     print(f"[train] {msg}", file=sys.stderr, flush=True)
 
 
-class _SingleProcess:
-    """The subset of ``accelerate.Accelerator`` the loop uses, for one process without accelerate."""
+@dataclass
+class TrainState:
+    """The trainer's progress besides weights, optimizer, scheduler and RNG: saved in
+    ``checkpoint-last`` (one key each), restored on resume, the same on every process."""
 
-    num_processes, process_index, is_main_process = 1, 0, True
+    step: int = 0
+    best: float | None = None
+    best_step: int | None = None
+    bad_validations: int = 0
+    #: seconds trained before this process started (when saved: up to the save)
+    elapsed: float = 0.0
+    last_valid: dict[str, float] | None = None
+    last_valid_step: int = -1
+    valid_seconds: float = 0.0
 
-    def __init__(self, precision: str):
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if precision == "fp16" and self.device.type == "cuda":
-            raise ConfigError("precision fp16 needs accelerate (pip install accelerate) for its gradient scaler")
-        self._dtype = torch.bfloat16 if (precision == "bf16" and self.device.type == "cuda") else None
-
-    def prepare(self, *objs):
-        return objs
-
-    def autocast(self):
-        if self._dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self._dtype)
-
-    def backward(self, loss):
-        loss.backward()
-
-    def clip_grad_norm_(self, params, max_norm):
-        return torch.nn.utils.clip_grad_norm_(params, max_norm)
-
-    def no_sync(self, model):
-        return contextlib.nullcontext()
-
-    def unwrap_model(self, model):
-        return model
-
-    def wait_for_everyone(self):
-        pass
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> "TrainState":
+        return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
 
 
 def make_accelerator(cfg: TrainConfig):
-    """An ``accelerate.Accelerator`` (mixed precision on GPU only), or the single-process stand-in."""
+    """An ``accelerate.Accelerator``: mixed precision on GPU only, several CPU processes (gloo)
+    under ``torchrun`` / ``accelerate launch`` on a machine without GPU."""
+    from accelerate import Accelerator
+
     cuda = torch.cuda.is_available()
     if cfg.precision != "fp32" and not cuda:
         info(f"precision {cfg.precision} requested but no GPU: training in fp32 (autocast is GPU-only here)")
-    try:
-        from accelerate import Accelerator
-    except ImportError:
-        return _SingleProcess(cfg.precision)
-    # cpu=True on a machine without GPU lets accelerate/torchrun run several CPU processes (gloo)
     return Accelerator(mixed_precision=cfg.precision.replace("fp32", "no") if cuda else "no", cpu=not cuda,
                        step_scheduler_with_optimizer=False)
 
 
-def _distributed(acc) -> bool:
-    return acc.num_processes > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _broadcast(acc, obj):
+def _broadcast(obj):
     """The main process's ``obj`` on every process."""
-    if not _distributed(acc):
-        return obj
-    holder = [obj]
-    torch.distributed.broadcast_object_list(holder, src=0)
-    return holder[0]
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([obj], from_process=0)[0]
 
 
-def _gather_objects(acc, obj) -> list:
-    if not _distributed(acc):
-        return [obj]
-    out = [None] * acc.num_processes
-    torch.distributed.all_gather_object(out, obj)
-    return out
+def _all_gather(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable all-gather along dim 0 (equal shapes): each process's gradient for the gathered
+    tensor is summed and handed back slice by slice."""
+    from torch.distributed.nn.functional import all_gather
 
-
-class _AllGather(torch.autograd.Function):
-    """Differentiable all-gather along dim 0 (equal shapes): the backward sums every process's
-    gradient for the gathered tensor and hands each process its own slice."""
-
-    @staticmethod
-    def forward(ctx, x):
-        world = torch.distributed.get_world_size()
-        parts = [torch.empty_like(x) for _ in range(world)]
-        torch.distributed.all_gather(parts, x.contiguous())
-        ctx.rank, ctx.n = torch.distributed.get_rank(), x.shape[0]
-        return torch.cat(parts)
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.contiguous()
-        torch.distributed.all_reduce(grad)
-        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
+    return torch.cat(all_gather(x.contiguous()))
 
 
 def _rng_state() -> dict[str, Any]:
@@ -242,8 +202,6 @@ class Trainer:
     def __init__(self, cfg: TrainConfig):
         cfg.validate()
         self.cfg = cfg
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         self.acc = make_accelerator(cfg)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         self.out, self.resuming = _prepare_output(cfg, self.acc)
@@ -280,39 +238,26 @@ class Trainer:
         self.lambda_d = QuadraticWarmup(cfg.lambda_d, cfg.lambda_warmup_steps)
         self.regularizer = REGULARIZERS[cfg.regularizer]
 
-        self.step = 0
-        self.best: float | None = None
-        self.best_step: int | None = None
-        self.bad_validations = 0
-        self.elapsed_before = 0.0
-        self.last_valid: dict[str, float] | None = None
-        self.last_valid_step = -1
-        self.valid_seconds = 0.0
+        self.state = TrainState()
         rng_states = None
         if self.resuming:
-            state = torch.load(self.out / LAST / STATE_FILE, map_location="cpu", weights_only=False)
-            self._check_resume_config(state.get("config", {}))
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.step = state["step"]
-            self.best, self.best_step = state.get("best"), state.get("best_step")
-            self.bad_validations = state.get("bad_validations", 0)
-            self.elapsed_before = state.get("elapsed", 0.0)
-            self.last_valid = state.get("last_valid")
-            self.last_valid_step = state.get("last_valid_step", -1)
-            self.valid_seconds = state.get("valid_seconds", 0.0)
-            rng_states = state.get("rng")
-            if state.get("world_size", 1) != self.world:
-                info(f"resuming a {state.get('world_size')}-process run on {self.world} processes: "
+            saved = torch.load(self.out / LAST / STATE_FILE, map_location="cpu", weights_only=False)
+            self._check_resume_config(saved.get("config", {}))
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            self.state = TrainState.from_saved(saved)
+            rng_states = saved.get("rng")
+            if saved.get("world_size", 1) != self.world:
+                info(f"resuming a {saved.get('world_size')}-process run on {self.world} processes: "
                      "the data position is kept, dropout RNG streams are re-seeded")
                 rng_states = None
-            self.log.truncate_after(self.step)
-            info(f"resumed from {self.out / LAST} at step {self.step}")
+            self.log.truncate_after(self.state.step)
+            info(f"resumed from {self.out / LAST} at step {self.state.step}")
         self.model, self.optimizer = self.acc.prepare(self.model, self.optimizer)
         if rng_states is not None:
             _set_rng_state(rng_states[self.rank])
         elif self.resuming:
-            seed_everything(cfg.seed + 1000003 * self.step + self.rank)
+            seed_everything(cfg.seed + 1000003 * self.state.step + self.rank)
 
         self.validator = None
         if self.valid is not None:
@@ -335,18 +280,18 @@ class Trainer:
     def _info(self) -> dict[str, Any]:
         cfg = self.cfg
         return {"base_model": cfg.model, "pooling": cfg.pooling, "splade_doc": cfg.splade_doc,
-                "max_length": cfg.max_length, "query_max_length": cfg.query_max_length, "step": self.step,
-                "epoch": self.step * self.per_step / len(self.data), "validation": self.last_valid}
+                "max_length": cfg.max_length, "query_max_length": cfg.query_max_length, "step": self.state.step,
+                "epoch": self.state.step * self.per_step / len(self.data), "validation": self.state.last_valid}
 
     def save_last(self, elapsed: float) -> None:
-        rng = _gather_objects(self.acc, _rng_state())
+        from accelerate.utils import gather_object
+
+        rng = gather_object([_rng_state()])
         if self.acc.is_main_process:
-            state = {"step": self.step, "position": self.step * self.per_step, "world_size": self.world,
+            state = {**dataclasses.asdict(dataclasses.replace(self.state, elapsed=elapsed)),
+                     "position": self.state.step * self.per_step, "world_size": self.world,
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "rng": rng, "best": self.best, "best_step": self.best_step,
-                     "bad_validations": self.bad_validations, "elapsed": elapsed, "last_valid": self.last_valid,
-                     "last_valid_step": self.last_valid_step, "valid_seconds": self.valid_seconds,
-                     "config": self.cfg.to_dict()}
+                     "rng": rng, "config": self.cfg.to_dict()}
 
             def extra(tmp: Path) -> None:
                 torch.save(state, tmp / STATE_FILE)
@@ -359,31 +304,28 @@ class Trainer:
 
     def validate(self, elapsed: float) -> bool:
         """Validate (main process), keep the best checkpoint; returns whether to stop early."""
-        stop = False
+        stop, st = False, self.state
         if self.acc.is_main_process:
             hf = self.acc.unwrap_model(self.model).hf_model
             metrics = self.validator(hf, self.tokenizer)
-            self.valid_seconds = metrics["valid_seconds"]
+            st.valid_seconds = metrics["valid_seconds"]
             value = metrics[self.cfg.valid_metric]
-            improved = self.best is None or value > self.best
+            improved = st.best is None or value > st.best
             if improved:
-                self.best, self.best_step, self.bad_validations = value, self.step, 0
+                st.best, st.best_step, st.bad_validations = value, st.step, 0
             else:
-                self.bad_validations += 1
-            self.last_valid, self.last_valid_step = metrics, self.step
-            record = {"type": "valid", "step": self.step, **{k: round(v, 6) for k, v in metrics.items()},
+                st.bad_validations += 1
+            st.last_valid, st.last_valid_step = metrics, st.step
+            record = {"type": "valid", "step": st.step, **{k: round(v, 6) for k, v in metrics.items()},
                       "best": improved, "elapsed": round(elapsed, 1)}
             self.log.write(record)
-            info(f"step {self.step}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+            info(f"step {st.step}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()
                                                   if k != "valid_seconds") + (" (best)" if improved else ""))
             if improved:
                 write_checkpoint(self.out, BEST, hf, self.tokenizer, self._info())
             patience = self.cfg.early_stopping_patience
-            stop = bool(patience and self.bad_validations >= patience)
-        state = _broadcast(self.acc, (stop, self.best, self.best_step, self.bad_validations, self.last_valid,
-                                      self.last_valid_step, self.valid_seconds))
-        stop, self.best, self.best_step, self.bad_validations, self.last_valid, self.last_valid_step, \
-            self.valid_seconds = state
+            stop = bool(patience and st.bad_validations >= patience)
+        stop, self.state = _broadcast((stop, st))
         self.acc.wait_for_everyone()
         return stop
 
@@ -392,8 +334,8 @@ class Trainer:
         cfg, B, k = self.cfg, q.shape[0], batch["k"]
         q, d = q.float(), d.float()
         d_all, q_all, offset = d, q, 0
-        if cfg.gather_across_devices and _distributed(self.acc):
-            d_all, q_all = _AllGather.apply(d), _AllGather.apply(q)
+        if cfg.gather_across_devices and self.world > 1:
+            d_all, q_all = _all_gather(d), _all_gather(q)
             offset = self.rank * d.shape[0]
         parts: dict[str, float] = {}
         loss = torch.zeros((), device=q.device)
@@ -448,11 +390,11 @@ class Trainer:
         return batch
 
     def train_step(self) -> dict[str, float]:
-        cfg, step = self.cfg, self.step
+        cfg, step = self.cfg, self.state.step
         sums: dict[str, float] = defaultdict(float)
         for micro in range(cfg.grad_accum):
             batch = self._micro_batch(step, micro)
-            sync = micro == cfg.grad_accum - 1 or not _distributed(self.acc)
+            sync = micro == cfg.grad_accum - 1 or self.world == 1
             with (contextlib.nullcontext() if sync else self.acc.no_sync(self.model)):
                 with self.acc.autocast():
                     q, d = self.model(batch["q_ids"], batch["q_mask"], batch["d_ids"], batch["d_mask"])
@@ -467,7 +409,7 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         sums["lambda_q"], sums["lambda_d"] = self.lambda_q(step), self.lambda_d(step)
-        self.step += 1
+        self.state.step += 1
         return dict(sums)
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -475,12 +417,10 @@ class Trainer:
         """Train to ``total_steps`` (or an earlier stop); returns a summary. ``stop_after_steps``
         interrupts at that absolute step (saving ``checkpoint-last``) as a crash would, so that a
         later ``--resume`` continues the same run."""
-        from tqdm.auto import tqdm
-
         cfg, acc = self.cfg, self.acc
         t0 = time.time()
-        elapsed = lambda: self.elapsed_before + time.time() - t0  # noqa: E731
-        if acc.is_main_process and self.step == 0:
+        elapsed = lambda: self.state.elapsed + time.time() - t0  # noqa: E731
+        if acc.is_main_process and self.state.step == 0:
             info(f"data: {self.data.describe()}" + (f"; validation: {self.valid.describe()}" if self.valid else ""))
             info(f"{self.total_steps} steps of {self.per_step} examples ({self.world} process(es) x "
                  f"{cfg.batch_size} x {cfg.grad_accum} accumulation), "
@@ -490,50 +430,51 @@ class Trainer:
             self.log.write({"type": "start", "step": 0, "total_steps": self.total_steps, "examples": len(self.data),
                             "world_size": self.world, "config": cfg.to_dict()})
         stop_reason = "completed"
-        if self.validator is not None and cfg.valid_at_start and self.step == 0 and self.last_valid_step < 0:
+        if self.validator is not None and cfg.valid_at_start and self.state.step == 0 \
+                and self.state.last_valid_step < 0:
             self.validate(elapsed())
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (acc.is_main_process and cfg.progress),
-                   desc="train", unit="step", dynamic_ncols=True)
+        bar = Progress("train", self.total_steps, initial=self.state.step, unit="step",
+                       enabled=acc.is_main_process and cfg.progress)
         window: dict[str, float] = defaultdict(float)
         n_window = 0
         interrupted = False
-        while self.step < self.total_steps:
+        while self.state.step < self.total_steps:
             parts = self.train_step()
             for key, value in parts.items():
                 window[key] += value
             n_window += 1
             bar.update(1)
             bar.set_postfix(loss=f"{parts['loss']:.3f}", d=f"{parts['d_active']:.0f}", q=f"{parts['q_active']:.0f}")
-            if self.step % cfg.log_every == 0 or self.step == self.total_steps:
-                record = {"type": "train", "step": self.step,
-                          "epoch": round(self.step * self.per_step / len(self.data), 4),
+            if self.state.step % cfg.log_every == 0 or self.state.step == self.total_steps:
+                record = {"type": "train", "step": self.state.step,
+                          "epoch": round(self.state.step * self.per_step / len(self.data), 4),
                           **{k: round(v / n_window, 6) for k, v in window.items()}, "elapsed": round(elapsed(), 1)}
                 self.log.write(record)
                 window, n_window = defaultdict(float), 0
             stop = False
             validated = False
-            if self.validator is not None and cfg.valid_every and self.step % cfg.valid_every == 0 \
-                    and self.step < self.total_steps:
+            if self.validator is not None and cfg.valid_every and self.state.step % cfg.valid_every == 0 \
+                    and self.state.step < self.total_steps:
                 stop = self.validate(elapsed())
                 validated = True
                 if stop:
                     stop_reason = f"early stopping (no gain in {cfg.early_stopping_patience} validations)"
-            if stop_after_steps is not None and self.step >= stop_after_steps:
-                stop, interrupted, stop_reason = True, True, f"stopped at step {self.step} (stop_after_steps)"
+            if stop_after_steps is not None and self.state.step >= stop_after_steps:
+                stop, interrupted, stop_reason = True, True, f"stopped at step {self.state.step} (stop_after_steps)"
             if not stop and cfg.max_time_minutes:
-                reserve = self.valid_seconds if self.validator is not None else 0.0
+                reserve = self.state.valid_seconds if self.validator is not None else 0.0
                 if elapsed() + reserve >= cfg.max_time_minutes * 60:
                     stop, stop_reason = True, f"time limit ({cfg.max_time_minutes:g} min)"
-                stop = bool(_broadcast(acc, stop))
-            if cfg.snapshot_every and self.step % cfg.snapshot_every == 0 and acc.is_main_process:
-                write_checkpoint(self.out, f"checkpoint-step-{self.step}", acc.unwrap_model(self.model).hf_model,
+                stop = bool(_broadcast(stop))
+            if cfg.snapshot_every and self.state.step % cfg.snapshot_every == 0 and acc.is_main_process:
+                write_checkpoint(self.out, f"checkpoint-step-{self.state.step}", acc.unwrap_model(self.model).hf_model,
                                  self.tokenizer, self._info())
             if stop:
                 break
-            if validated or (cfg.save_every and self.step % cfg.save_every == 0):
+            if validated or (cfg.save_every and self.state.step % cfg.save_every == 0):
                 self.save_last(elapsed())
         bar.close()
-        if self.validator is not None and not interrupted and self.last_valid_step != self.step:
+        if self.validator is not None and not interrupted and self.state.last_valid_step != self.state.step:
             self.validate(elapsed())
         total_time = elapsed()
         self.save_last(total_time)
@@ -548,20 +489,34 @@ class Trainer:
             acc.wait_for_everyone()
             wise = str(self.out / WISE)
             total_time = elapsed()
-        summary = {"stop_reason": stop_reason, "steps": self.step, "total_steps": self.total_steps,
-                   "epochs": self.step * self.per_step / len(self.data), "elapsed_seconds": round(total_time, 1),
-                   "best": self.best, "best_step": self.best_step, "last_validation": self.last_valid,
+        summary = {"stop_reason": stop_reason, "steps": self.state.step, "total_steps": self.total_steps,
+                   "epochs": self.state.step * self.per_step / len(self.data), "elapsed_seconds": round(total_time, 1),
+                   "best": self.state.best, "best_step": self.state.best_step, "last_validation": self.state.last_valid,
                    "checkpoint_last": str(self.out / LAST),
-                   "checkpoint_best": str(self.out / BEST) if self.best is not None else None,
+                   "checkpoint_best": str(self.out / BEST) if self.state.best is not None else None,
                    "checkpoint_wise": wise}
         if acc.is_main_process:
-            self.log.write({"type": "end", "step": self.step, **{k: v for k, v in summary.items()
+            self.log.write({"type": "end", "step": self.state.step, **{k: v for k, v in summary.items()
                                                                 if k != "last_validation"}})
-            info(f"{stop_reason}: {self.step} steps in {total_time / 60:.1f} min"
-                 + (f"; best {cfg.valid_metric} {self.best:.4f} at step {self.best_step}" if self.best is not None else ""))
+            st = self.state
+            info(f"{stop_reason}: {st.step} steps in {total_time / 60:.1f} min"
+                 + (f"; best {cfg.valid_metric} {st.best:.4f} at step {st.best_step}" if st.best is not None else ""))
         return summary
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """``torch.set_num_threads(threads)`` for the block (no change when ``threads`` is falsy)."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def train(cfg: TrainConfig, *, stop_after_steps: int | None = None) -> dict[str, Any]:
-    """Build a :class:`Trainer` for ``cfg`` and run it."""
-    return Trainer(cfg).train(stop_after_steps=stop_after_steps)
+    """Build a :class:`Trainer` for ``cfg`` and run it (with ``cfg.threads`` torch threads)."""
+    with _torch_threads(cfg.threads):
+        return Trainer(cfg).train(stop_after_steps=stop_after_steps)
