@@ -58,12 +58,14 @@ def run_summary(target: Path) -> dict:
 
 
 def evaluate(model: str, datasets: list[str], cache: Path) -> dict:
+    """Exact scores of ``model`` per dataset, cached in ``cache`` one dataset at a time."""
     done = json.loads(cache.read_text()) if cache.is_file() else {}
-    missing = [d for d in datasets if Path(d).name not in done]
-    if missing:
+    for name in datasets:
+        if Path(name).name in done:
+            continue
         from splade_anserini.train.quick_eval import evaluate_checkpoint
 
-        done.update(evaluate_checkpoint(model, missing, progress=True))
+        done.update(evaluate_checkpoint(model, [name], progress=True))
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(done, indent=2) + "\n")
     return done
@@ -130,23 +132,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="train/evaluate only these settings (the table has all finished ones)")
     parser.add_argument("--png", default="runs/frontier.png")
     parser.add_argument("--markdown", default="runs/train/frontier.md")
-    parser.add_argument("--no-train", action="store_true", help="tabulate what is finished")
+    parser.add_argument("--no-train", action="store_true", help="evaluate and tabulate what is finished")
+    parser.add_argument("--no-eval", action="store_true", help="train only (evaluate in another call)")
     args = parser.parse_args(argv)
     spec = yaml.safe_load(Path(args.spec).read_text())
     out = Path(spec.get("output_dir", "runs/train/frontier"))
     ood = spec.get("ood", "msmarco-dl19-subset")
     datasets = [ood, "scifact", "cacm"]
-    rows = [{"name": "untuned", "flags": {}, "run": None,
-             "eval": evaluate(spec.get("model", "splade-tiny"), datasets, out / "untuned" / "eval.json")}]
+    rows = [] if args.no_eval else [{"name": "untuned", "flags": {}, "run": None, "eval": evaluate(
+        spec.get("model", "splade-tiny"), datasets, out / "untuned" / "eval.json")}]
     for setting in spec["settings"]:
         name, flags = setting["name"], setting.get("flags", {}) or {}
         target = out / name
         if not args.no_train and (not args.only or name in args.only):
             train_one(spec["base"], name, flags, out)
-        if not _finished(target):
+        if not _finished(target) or args.no_eval:
             continue
         rows.append({"name": name, "flags": flags, "run": run_summary(target),
                      "eval": evaluate(str(target / "checkpoint-best"), datasets, target / "eval.json")})
+    if args.no_eval:
+        return 0
     text = table(rows, ood)
     print(text)
     Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)

@@ -259,6 +259,19 @@ def test_mine_negatives_with_a_splade_model(scifact_slice, tmp_path):
     ref = brute_force_search(ids, enc.encode_documents([corpus[d] for d in ids]), queries, enc.vocab, k=20)
     assert {q: [(d, float(sc)) for d, sc in hits] for q, hits in run.items()} == \
         {q: list(h.items()) for q, h in ref.items()}
+    # --vectors: the corpus as encode_corpus wrote it (x100 JsonVectorCollection): the same run
+    from conversion.jsonvector import VectorDoc, write_jsonvector
+
+    vec_dir = tmp_path / "vectors"
+    vec_dir.mkdir()
+    doc_vecs = enc.encode_documents([corpus[d] for d in ids])
+    write_jsonvector(vec_dir / "part-00000.jsonl", [VectorDoc(d, enc.to_impacts(v), "") for d, v in zip(ids, doc_vecs)])
+    assert main(args[:-2] + ["--vectors", str(vec_dir), "--output", str(tmp_path / "v.trec")]) == 0
+    assert (tmp_path / "a.trec").read_bytes() == (tmp_path / "v.trec").read_bytes()
+    write_jsonvector(vec_dir / "part-00000.jsonl", [VectorDoc(d, enc.to_impacts(v), "")
+                                                    for d, v in list(zip(ids, doc_vecs))[:-1]])
+    assert main(args[:-2] + ["--vectors", str(vec_dir), "--output", str(tmp_path / "w.trec")]) == 2
+    assert not (tmp_path / "w.trec").exists()
     # a second run reuses the stamped index; another model on it is refused in one line, exit 2
     assert main(args + ["--output", str(tmp_path / "b.trec")]) == 0
     assert (tmp_path / "a.trec").read_bytes() == (tmp_path / "b.trec").read_bytes()

@@ -41,9 +41,11 @@ def _recall_stats(judged, run) -> dict:
     return dict(positives=len(pos), positives_in_run=found, avg_negatives=round(sum(negs) / max(1, len(negs)), 1))
 
 
-def _splade_index(model: str, corpus: str, index: str | None, *, max_length: int, batch_size: int, factor: float):
-    """The Numba index of ``corpus`` encoded by ``model`` (built, or reused from ``index`` when its
-    stamp matches), and the encoder."""
+def _splade_index(model: str, corpus: str, index: str | None, *, max_length: int, batch_size: int, factor: float,
+                  vectors: str | None = None):
+    """The Numba index of ``corpus`` encoded by ``model`` (built, reused from ``index`` when its
+    stamp matches, or read from ``vectors``, the corpus already encoded by ``encode_corpus``), and
+    the encoder."""
     import json
     from pathlib import Path
 
@@ -63,6 +65,13 @@ def _splade_index(model: str, corpus: str, index: str | None, *, max_length: int
             raise InputError(str(stamp_file), None, f"index {index} was built with other settings "
                              f"({stamp_file.read_text().strip()}); give another --index")
         return NumbaIndex.load(index), enc
+    if vectors:
+        idx = NumbaIndex.from_jsonvector(vectors, factor)
+        missing = set(load_corpus_texts(corpus)) - set(idx.docids)
+        if missing:
+            raise InputError(vectors, None, f"{len(missing)} documents of {corpus} are missing "
+                             f"(e.g. {sorted(missing)[0]!r}): not the vectors of this corpus")
+        return idx, enc
     if index and Path(index).exists() and any(Path(index).iterdir()):
         raise InputError(index, None, "exists and is not a Numba index mined with --model; give an empty or new --index")
     texts = load_corpus_texts(corpus)
@@ -77,7 +86,7 @@ def _splade_index(model: str, corpus: str, index: str | None, *, max_length: int
 
 def mine_splade(model: str, corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str | None = None,
                 index: str | None = None, threads: int = 1, max_length: int = 256, batch_size: int = 32,
-                factor: float = 100.0) -> dict:
+                factor: float = 100.0, vectors: str | None = None) -> dict:
     """Top ``hits`` per query of exact retrieval with ``model`` over its own x100 impacts (the
     Numba reference index: the same ranking as the Lucene impact index)."""
     from conversion.trec import write_run
@@ -87,7 +96,8 @@ def mine_splade(model: str, corpus: str, queries: str, output: str, *, hits: int
     topics = read_topics(queries)
     judged = _check_qrels(corpus, queries, qrels, topics)
     start = time.time()
-    idx, enc = _splade_index(model, corpus, index, max_length=max_length, batch_size=batch_size, factor=factor)
+    idx, enc = _splade_index(model, corpus, index, max_length=max_length, batch_size=batch_size, factor=factor,
+                             vectors=vectors)
     qids = list(topics)
     q_vecs = enc.encode_queries([topics[q] for q in qids], batch_size=batch_size)
     run = idx.batch_search({q: enc.to_impacts(v, factor) for q, v in zip(qids, q_vecs)}, k=hits, threads=threads)
@@ -132,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-length", type=int, default=256, help="--model: max tokens of documents and queries")
     parser.add_argument("--batch-size", type=int, default=32, help="--model: encoding batch size")
+    parser.add_argument("--vectors", help="--model: the corpus already encoded by this model (encode_corpus output, "
+                                          "x100 JsonVectorCollection); only the queries are encoded")
     parser.add_argument("--k1", type=float, default=0.9)
     parser.add_argument("--b", type=float, default=0.4)
     args = parser.parse_args(argv)
@@ -145,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.model:
             stats = mine_splade(args.model, args.corpus, args.queries, args.output, hits=args.hits, qrels=args.qrels,
                                 index=args.index, threads=args.threads, max_length=args.max_length,
-                                batch_size=args.batch_size)
+                                batch_size=args.batch_size, vectors=args.vectors)
         else:
             stats = mine(args.corpus, args.queries, args.output, hits=args.hits, qrels=args.qrels, index=args.index,
                          threads=args.threads, k1=args.k1, b=args.b)
