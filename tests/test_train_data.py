@@ -161,3 +161,12 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert lines[-1].startswith("error: ") and expected in lines[-1]
         assert not any("Traceback" in line for line in lines)
+
+
+def test_quick_eval_dataset_layouts(data_dir):
+    from splade_anserini.train.quick_eval import dataset_files
+
+    corpus, queries, qrels = dataset_files(data_dir / "msmarco-dl19-subset")  # the out-of-domain validation set
+    assert (corpus.name, queries.name, qrels.name) == ("collection.tsv", "queries.dl19.tsv", "qrels.dl19.txt")
+    assert corpus.is_file() and queries.is_file() and qrels.is_file()
+    assert [p.name for p in dataset_files(data_dir / "scifact")] == ["corpus.jsonl", "queries.test.tsv", "qrels.test.txt"]

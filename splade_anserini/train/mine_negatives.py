@@ -12,7 +12,8 @@ positives when it samples negatives). With ``--qrels``, the judged documents mus
 corpus, and the recall of the positives in the run is reported. ``--index`` keeps the index there
 (BM25: a Lucene index; ``--model``: a Numba index of the model's x100 impacts, stamped with the
 model and settings, reused only when they match); otherwise it is built in memory or a temporary
-directory.
+directory. ``--vectors DIR`` (with ``--model``) takes the corpus as ``encode_corpus`` already wrote it
+with that model (x100 JsonVectorCollection) and encodes only the queries.
 """
 from __future__ import annotations
 
