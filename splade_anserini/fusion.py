@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Mapping, Sequence
+from typing import Sequence
 
 from conversion.errors import InputError
 from conversion.trec import Run, rank_hits, read_ranked, write_run

@@ -178,3 +178,12 @@ def test_native_beir_queries_and_qrels(beir):
     with pytest.raises(InputError) as err:
         build_data(cfg_for(beir, queries=str(beir / "queries.jsonl"), qrels=str(beir / "bad.tsv")))
     assert one_line(err).startswith(f"{beir / 'bad.tsv'}:3: document 'd99' (query 'q2') is not in the corpus")
+
+
+def test_quick_eval_dataset_layouts(data_dir):
+    from splade_anserini.train.quick_eval import dataset_files
+
+    corpus, queries, qrels = dataset_files(data_dir / "msmarco-dl19-subset")  # the out-of-domain validation set
+    assert (corpus.name, queries.name, qrels.name) == ("collection.tsv", "queries.dl19.tsv", "qrels.dl19.txt")
+    assert corpus.is_file() and queries.is_file() and qrels.is_file()
+    assert [p.name for p in dataset_files(data_dir / "scifact")] == ["corpus.jsonl", "queries.test.tsv", "qrels.test.txt"]

@@ -73,6 +73,18 @@ class TrainConfig:
     precision: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16 (autocast, GPU only)"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
 
+    # -- forgetting less, bigger batches (train/lora.py, regularizers.L2SP, train/gradcache.py) -----------
+    lora: int = field(default=0, metadata={
+        "help": "LoRA rank (peft): train low-rank adapters only; checkpoints are saved merged; 0 = full fine-tuning"})
+    lora_alpha: float = field(default=0.0, metadata={"help": "LoRA scaling alpha (0: 2 x rank)"})
+    lora_dropout: float = 0.0
+    lora_targets: str = field(default="query,key,value,dense", metadata={"help": "comma-separated module names to adapt"})
+    l2sp: float = field(default=0.0, metadata={
+        "help": "L2-SP: lambda/2 * ||theta - theta_start||^2 pulls the weights toward the starting model; 0 = off"})
+    grad_cache_mini_batch: int = field(default=0, metadata={
+        "help": "gradient caching (as CachedSpladeLoss): encode N examples at a time, loss and gradients "
+                "over the whole batch; 0 = off"})
+
     wise_alpha: float = field(default=0.0, metadata={
         "help": "after training, also write checkpoint-wise = (1-a)*start + a*best (last without validation): "
                 "WiSE-FT; 0 = off"})
@@ -85,6 +97,9 @@ class TrainConfig:
         "help": "hold out N training queries (with their qrels) for validation instead of valid_queries"})
     valid_negatives_per_query: int = field(default=0, metadata={
         "help": "restrict the validation corpus to positives + top-N of the negatives run per query (0: whole corpus)"})
+    valid_negatives: str | None = field(default=None, metadata={
+        "help": "TREC run for valid_negatives_per_query (default: negatives); fixes the validation corpus "
+                "when settings train on different negatives"})
     valid_max_docs: int = field(default=0, metadata={"help": "cap the validation corpus (random fill, seeded); 0 = none"})
     valid_every: int = field(default=0, metadata={"help": "validate every N steps (0: at the end only)"})
     valid_at_start: bool = field(default=False, metadata={"help": "validate the starting model first"})
@@ -131,18 +146,22 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("n_negatives", "negatives_depth", "max_steps", "warmup_steps", "lambda_warmup_steps",
                      "valid_every", "valid_holdout", "save_every", "snapshot_every", "early_stopping_patience", "threads",
-                     "valid_negatives_per_query", "valid_max_docs"):
+                     "valid_negatives_per_query", "valid_max_docs", "lora", "grad_cache_mini_batch"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lr", "epochs", "distill_temperature"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("lambda_q", "lambda_d", "weight_decay", "max_grad_norm", "max_time_minutes",
-                     "contrastive_weight", "distill_weight"):
+                     "contrastive_weight", "distill_weight", "lora_alpha", "l2sp"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.wise_alpha <= 1:
             raise ConfigError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.lora and not [t for t in self.lora_targets.split(",") if t.strip()]:
+            raise ConfigError("lora_targets names no module")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.valid_holdout and self.triples:
@@ -153,7 +172,7 @@ class TrainConfig:
             raise ConfigError("valid_queries and valid_qrels go together")
         if (self.valid_queries or self.valid_qrels) and not (self.valid_corpus or self.corpus):
             raise ConfigError("validation queries need valid_corpus (or the training corpus)")
-        if self.valid_negatives_per_query and not self.negatives and self.valid_holdout:
+        if self.valid_negatives_per_query and not (self.negatives or self.valid_negatives) and self.valid_holdout:
             raise ConfigError("valid_negatives_per_query needs a negatives run")
         if self.resume and self.overwrite:
             raise ConfigError("resume and overwrite exclude each other")

@@ -267,7 +267,11 @@ def build_data(cfg) -> tuple[TrainingData, ValidationSet | None]:
         held = set(rng.choice(train_qids, size=cfg.valid_holdout, replace=False).tolist())
         vq = {q: queries[q] for q in train_qids if q in held}
         vqrels = {q: qrels[q] for q in vq}
-        vcorpus = restrict_corpus(corpus, vqrels, run, cfg.valid_negatives_per_query, cfg.valid_max_docs, cfg.seed)
+        vrun = run
+        if cfg.valid_negatives:
+            vrun = read_ranked_run(cfg.valid_negatives)
+            check_references(corpus, queries, {}, vrun, {**paths, "negatives": cfg.valid_negatives})
+        vcorpus = restrict_corpus(corpus, vqrels, vrun, cfg.valid_negatives_per_query, cfg.valid_max_docs, cfg.seed)
         valid = ValidationSet(vcorpus, vq, vqrels)
         train_qids = [q for q in train_qids if q not in held]
     elif cfg.valid_queries:

@@ -33,9 +33,10 @@ from ..progress import Progress
 from .checkpoint import BEST, LAST, STATE_FILE, WISE, recover_checkpoints, write_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import Stream, build_data, tokenize_batch
+from .gradcache import cached_step
 from .losses import contrastive_loss, in_batch_scores, kl_loss, margin_mse_loss, own_scores
 from .model import SpladeTrainModel
-from .regularizers import REGULARIZERS, QuadraticWarmup, active_dims, batch_flops
+from .regularizers import L2SP, REGULARIZERS, QuadraticWarmup, active_dims, batch_flops
 
 #: config keys that may change between a run and its resumption without a warning
 _RESUME_FREE = {"wise_alpha", "resume", "overwrite", "max_time_minutes", "progress", "max_steps", "epochs", "threads",
@@ -212,10 +213,26 @@ class Trainer:
 
         self.data, self.valid = build_data(cfg)
         self.stream = Stream(self.data, cfg.seed)
-        tokenizer, hf = load_model(self.out / LAST if self.resuming else cfg.model)
+        # under LoRA, checkpoint-last holds merged weights: a resumed run rebuilds the start + its adapters
+        tokenizer, hf = load_model(self.out / LAST if (self.resuming and not cfg.lora) else cfg.model)
         self.tokenizer = tokenizer
         hf.train()
         self.device = self.acc.device
+        self.lora = self.l2sp = None
+        if cfg.lora:
+            from .lora import ADAPTER_FILE, LoraAdapter
+
+            self.lora = LoraAdapter(hf, cfg.lora, cfg.lora_alpha or None, cfg.lora_dropout, cfg.lora_targets)
+            if self.resuming:
+                self.lora.load_adapter_state(torch.load(self.out / LAST / ADAPTER_FILE, map_location="cpu"))
+            if self.acc.is_main_process:
+                info(self.lora.describe())
+        if cfg.l2sp:
+            if self.lora is not None:
+                self.l2sp = L2SP.from_lora(cfg.l2sp, self.lora)
+            else:  # anchored to the starting model, also when resuming from a later checkpoint
+                start = load_model(cfg.model)[1].state_dict() if self.resuming else hf.state_dict()
+                self.l2sp = L2SP.from_start(cfg.l2sp, hf, start)
         self.model = SpladeTrainModel(hf, tokenizer, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
                                       fused=cfg.fused_head).to(self.device)
         self.teacher = None
@@ -277,9 +294,16 @@ class Trainer:
             info("warning: resuming with changed settings: " +
                  ", ".join(f"{k}={saved[k]!r}->{current[k]!r}" for k in changed))
 
+    def _plain_model(self):
+        """The HF model to save or validate: under LoRA, the adapters merged into a plain copy."""
+        return self.lora.merged() if self.lora is not None else self.acc.unwrap_model(self.model).hf_model
+
     def _info(self) -> dict[str, Any]:
         cfg = self.cfg
-        return {"base_model": cfg.model, "pooling": cfg.pooling, "splade_doc": cfg.splade_doc,
+        from .lora import info as lora_info
+
+        extra = {"lora": lora_info(self.lora)} if self.lora is not None else {}
+        return {**extra, "base_model": cfg.model, "pooling": cfg.pooling, "splade_doc": cfg.splade_doc,
                 "max_length": cfg.max_length, "query_max_length": cfg.query_max_length, "step": self.state.step,
                 "epoch": self.state.step * self.per_step / len(self.data), "validation": self.state.last_valid}
 
@@ -297,16 +321,19 @@ class Trainer:
                 torch.save(state, tmp / STATE_FILE)
                 with open(tmp / "training_config.json", "w", encoding="utf-8") as fh:
                     json.dump(self.cfg.to_dict(), fh, indent=2)
+                if self.lora is not None:
+                    from .lora import ADAPTER_FILE
 
-            write_checkpoint(self.out, LAST, self.acc.unwrap_model(self.model).hf_model, self.tokenizer,
-                             self._info(), extra)
+                    torch.save(self.lora.adapter_state(), tmp / ADAPTER_FILE)
+
+            write_checkpoint(self.out, LAST, self._plain_model(), self.tokenizer, self._info(), extra)
         self.acc.wait_for_everyone()
 
     def validate(self, elapsed: float) -> bool:
         """Validate (main process), keep the best checkpoint; returns whether to stop early."""
         stop, st = False, self.state
         if self.acc.is_main_process:
-            hf = self.acc.unwrap_model(self.model).hf_model
+            hf = self._plain_model()
             metrics = self.validator(hf, self.tokenizer)
             st.valid_seconds = metrics["valid_seconds"]
             value = metrics[self.cfg.valid_metric]
@@ -396,12 +423,21 @@ class Trainer:
             batch = self._micro_batch(step, micro)
             sync = micro == cfg.grad_accum - 1 or self.world == 1
             with (contextlib.nullcontext() if sync else self.acc.no_sync(self.model)):
-                with self.acc.autocast():
-                    q, d = self.model(batch["q_ids"], batch["q_mask"], batch["d_ids"], batch["d_mask"])
-                loss, parts = self._loss(batch, q, d, step)
-                self.acc.backward(loss / cfg.grad_accum)
+                if cfg.grad_cache_mini_batch:
+                    no_sync = (lambda: self.acc.no_sync(self.model)) if self.world > 1 else None
+                    _, parts = cached_step(self.model, batch, lambda q, d: self._loss(batch, q, d, step),
+                                           cfg.grad_cache_mini_batch, backward=self.acc.backward,
+                                           scale=1.0 / cfg.grad_accum, no_sync=no_sync, autocast=self.acc.autocast)
+                else:
+                    with self.acc.autocast():
+                        q, d = self.model(batch["q_ids"], batch["q_mask"], batch["d_ids"], batch["d_mask"])
+                    loss, parts = self._loss(batch, q, d, step)
+                    self.acc.backward(loss / cfg.grad_accum)
             for key, value in parts.items():
                 sums[key] += value / cfg.grad_accum
+        if self.l2sp is not None:  # the same on every process: added after the all-reduce, before clipping
+            scaler = getattr(self.acc, "scaler", None)
+            sums["l2sp_distance"] = self.l2sp.add_gradient(scaler.get_scale() if scaler is not None else 1.0)
         if cfg.max_grad_norm > 0:
             sums["grad_norm"] = float(self.acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm))
         sums["lr"] = self.scheduler.get_last_lr()[0]
@@ -467,7 +503,7 @@ class Trainer:
                     stop, stop_reason = True, f"time limit ({cfg.max_time_minutes:g} min)"
                 stop = bool(_broadcast(stop))
             if cfg.snapshot_every and self.state.step % cfg.snapshot_every == 0 and acc.is_main_process:
-                write_checkpoint(self.out, f"checkpoint-step-{self.state.step}", acc.unwrap_model(self.model).hf_model,
+                write_checkpoint(self.out, f"checkpoint-step-{self.state.step}", self._plain_model(),
                                  self.tokenizer, self._info())
             if stop:
                 break

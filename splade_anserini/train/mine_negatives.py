@@ -1,12 +1,19 @@
-"""Mine BM25 hard negatives through Anserini (Pyserini's LuceneSearcher): a TREC run for ``--negatives``.
+"""Mine hard negatives as a TREC run for the trainer's ``--negatives``: BM25 through Anserini
+(Pyserini's LuceneSearcher), or a SPLADE model through our exact Numba index (``--model``), the
+second stage of the SPLADE v2 recipe (negatives from a first-stage SPLADE model).
 
     python -m splade_anserini.train.mine_negatives --corpus corpus.jsonl --queries queries.tsv \\
         --qrels qrels.txt --output runs/bm25-train.trec --hits 100 [--index DIR] [--threads N]
+    python -m splade_anserini.train.mine_negatives --model runs/train/stage1/checkpoint-best \\
+        --corpus corpus.jsonl --queries queries.tsv --qrels qrels.txt --output runs/splade-train.trec
 
-The run holds BM25's top ``--hits`` per query (positives included: the trainer drops a query's
+The run holds the top ``--hits`` per query (positives included: the trainer drops a query's
 positives when it samples negatives). With ``--qrels``, the judged documents must exist in the
-corpus, and the recall of the positives in the run is reported. ``--index`` keeps the BM25 index
-there (reused when present); otherwise it is built in a temporary directory.
+corpus, and the recall of the positives in the run is reported. ``--index`` keeps the index there
+(BM25: a Lucene index; ``--model``: a Numba index of the model's x100 impacts, stamped with the
+model and settings, reused only when they match); otherwise it is built in memory or a temporary
+directory. ``--vectors DIR`` (with ``--model``) takes the corpus as ``encode_corpus`` already wrote it
+with that model (x100 JsonVectorCollection) and encodes only the queries.
 """
 from __future__ import annotations
 
@@ -17,20 +24,101 @@ import time
 from ..cli import ArgumentParser, command, positive_int
 
 
+def _check_qrels(corpus: str, queries: str, qrels: str | None, topics: dict):
+    from ..data import read_corpus, read_qrels
+    from .data import check_references
+
+    if not qrels:
+        return None
+    judged = read_qrels(qrels)
+    doc_ids = {d.docid: "" for d in read_corpus(corpus)}
+    check_references(doc_ids, topics, judged, None, {"qrels": qrels, "queries": queries, "corpus": corpus})
+    return judged
+
+
+def _recall_stats(judged, run) -> dict:
+    pos = [(q, d) for q, docs in judged.items() for d, r in docs.items() if r > 0]
+    found = sum(1 for q, d in pos if d in {h for h, _ in run.get(q, [])})
+    negs = [sum(1 for h, _ in run.get(q, []) if judged.get(q, {}).get(h, 0) <= 0) for q in judged]
+    return dict(positives=len(pos), positives_in_run=found, avg_negatives=round(sum(negs) / max(1, len(negs)), 1))
+
+
+def _splade_index(model: str, corpus: str, index: str | None, *, max_length: int, batch_size: int, factor: float,
+                  vectors: str | None = None):
+    """The Numba index of ``corpus`` encoded by ``model`` (built, reused from ``index`` when its
+    stamp matches, or read from ``vectors``, the corpus already encoded by ``encode_corpus``), and
+    the encoder."""
+    import json
+    from pathlib import Path
+
+    from conversion.errors import InputError
+
+    from ..models import resolve_model
+    from ..numba_index import NumbaIndex
+    from ..splade import SpladeEncoder
+    from .data import load_corpus_texts
+
+    enc = SpladeEncoder(model, max_length=max_length, query_max_length=max_length)
+    stamp = {"model": str(Path(resolve_model(model)).resolve()) if Path(resolve_model(model)).is_dir() else model,
+             "corpus": str(Path(corpus).resolve()), "max_length": max_length, "factor": factor}
+    stamp_file = Path(index) / "mined_with.json" if index else None
+    if stamp_file is not None and stamp_file.is_file():
+        if json.loads(stamp_file.read_text()) != stamp:
+            raise InputError(str(stamp_file), None, f"index {index} was built with other settings "
+                             f"({stamp_file.read_text().strip()}); give another --index")
+        return NumbaIndex.load(index), enc
+    if vectors:
+        idx = NumbaIndex.from_jsonvector(vectors, factor)
+        missing = set(load_corpus_texts(corpus)) - set(idx.docids)
+        if missing:
+            raise InputError(vectors, None, f"{len(missing)} documents of {corpus} are missing "
+                             f"(e.g. {sorted(missing)[0]!r}): not the vectors of this corpus")
+        return idx, enc
+    if index and Path(index).exists() and any(Path(index).iterdir()):
+        raise InputError(index, None, "exists and is not a Numba index mined with --model; give an empty or new --index")
+    texts = load_corpus_texts(corpus)
+    ids = list(texts)
+    vectors = enc.encode_documents([texts[d] for d in ids], batch_size=batch_size)
+    idx = NumbaIndex.from_encoded(ids, vectors, enc.vocab, factor)
+    if index:
+        idx.save(index)
+        stamp_file.write_text(json.dumps(stamp) + "\n")
+    return idx, enc
+
+
+def mine_splade(model: str, corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str | None = None,
+                index: str | None = None, threads: int = 1, max_length: int = 256, batch_size: int = 32,
+                factor: float = 100.0, vectors: str | None = None) -> dict:
+    """Top ``hits`` per query of exact retrieval with ``model`` over its own x100 impacts (the
+    Numba reference index: the same ranking as the Lucene impact index)."""
+    from conversion.trec import write_run
+
+    from ..data import read_topics
+
+    topics = read_topics(queries)
+    judged = _check_qrels(corpus, queries, qrels, topics)
+    start = time.time()
+    idx, enc = _splade_index(model, corpus, index, max_length=max_length, batch_size=batch_size, factor=factor,
+                             vectors=vectors)
+    qids = list(topics)
+    q_vecs = enc.encode_queries([topics[q] for q in qids], batch_size=batch_size)
+    run = idx.batch_search({q: enc.to_impacts(v, factor) for q, v in zip(qids, q_vecs)}, k=hits, threads=threads)
+    n = write_run(output, run, tag="splade")
+    stats = {"queries": len(topics), "lines": n, "seconds": round(time.time() - start, 1)}
+    if judged is not None:
+        stats.update(_recall_stats(judged, run))
+    return stats
+
+
 def mine(corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str | None = None,
          index: str | None = None, threads: int = 1, k1: float = 0.9, b: float = 0.4) -> dict:
     from conversion.trec import write_run
 
     from ..bm25 import bm25_search, build_bm25_index
-    from ..data import read_corpus, read_qrels, read_topics
-    from .data import check_references
+    from ..data import read_topics
 
     topics = read_topics(queries)
-    judged = None
-    if qrels:
-        judged = read_qrels(qrels)
-        doc_ids = {d.docid: "" for d in read_corpus(corpus)}
-        check_references(doc_ids, topics, judged, None, {"qrels": qrels, "queries": queries, "corpus": corpus})
+    judged = _check_qrels(corpus, queries, qrels, topics)
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="bm25-index-") as tmp:
         idx = build_bm25_index(corpus, index or f"{tmp}/index", threads=threads)
@@ -38,29 +126,37 @@ def mine(corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str 
     n = write_run(output, run, tag="bm25")
     stats = {"queries": len(topics), "lines": n, "seconds": round(time.time() - start, 1)}
     if judged is not None:
-        pos = [(q, d) for q, docs in judged.items() for d, r in docs.items() if r > 0]
-        found = sum(1 for q, d in pos if d in {h for h, _ in run.get(q, [])})
-        negs = [sum(1 for h, _ in run.get(q, []) if judged.get(q, {}).get(h, 0) <= 0) for q in judged]
-        stats.update(positives=len(pos), positives_in_run=found,
-                     avg_negatives=round(sum(negs) / max(1, len(negs)), 1))
+        stats.update(_recall_stats(judged, run))
     return stats
 
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(description="Mine BM25 hard negatives (Anserini via Pyserini) as a TREC run.")
+    parser = ArgumentParser(description="Mine hard negatives as a TREC run: BM25 (Anserini via Pyserini), "
+                                       "or a SPLADE model (--model) through the exact Numba index.")
+    parser.add_argument("--model", help="mine with this SPLADE checkpoint (directory, hub id or splade-tiny) "
+                                        "instead of BM25")
     parser.add_argument("--corpus", required=True, help="BEIR corpus.jsonl or MS MARCO collection.tsv")
     parser.add_argument("--queries", required=True, help="qid<TAB>text")
     parser.add_argument("--qrels", help="check judged documents exist; report recall of positives")
     parser.add_argument("--output", required=True, help="TREC run to write")
     parser.add_argument("--hits", type=positive_int, default=100)
-    parser.add_argument("--index", help="BM25 index directory to build or reuse (default: temporary)")
+    parser.add_argument("--index", help="index directory to build or reuse (BM25: Lucene; --model: Numba)")
     parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--max-length", type=positive_int, default=256, help="--model: max tokens of documents and queries")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="--model: encoding batch size")
+    parser.add_argument("--vectors", help="--model: the corpus already encoded by this model (encode_corpus output, "
+                                          "x100 JsonVectorCollection); only the queries are encoded")
     parser.add_argument("--k1", type=float, default=0.9)
     parser.add_argument("--b", type=float, default=0.4)
     args = parser.parse_args(argv)
-    stats = mine(args.corpus, args.queries, args.output, hits=args.hits, qrels=args.qrels, index=args.index,
-                 threads=args.threads, k1=args.k1, b=args.b)
+    if args.model:
+        stats = mine_splade(args.model, args.corpus, args.queries, args.output, hits=args.hits, qrels=args.qrels,
+                            index=args.index, threads=args.threads, max_length=args.max_length,
+                            batch_size=args.batch_size, vectors=args.vectors)
+    else:
+        stats = mine(args.corpus, args.queries, args.output, hits=args.hits, qrels=args.qrels, index=args.index,
+                     threads=args.threads, k1=args.k1, b=args.b)
     msg = f"wrote {stats['lines']} lines for {stats['queries']} queries to {args.output} in {stats['seconds']}s"
     if "positives" in stats:
         msg += (f"; {stats['positives_in_run']}/{stats['positives']} positives in the top {args.hits}, "

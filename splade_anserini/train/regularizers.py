@@ -50,3 +50,77 @@ def batch_flops(q: torch.Tensor, d: torch.Tensor) -> float:
     if not q.numel() or not d.numel():
         return 0.0
     return float(((q > 0).float().mean(0) * (d > 0).float().mean(0)).sum())
+
+
+class L2SP:
+    """L2-SP (Li et al. 2018): ``lam / 2 * ||theta - theta_0||^2``, a pull toward the starting weights
+    instead of toward zero, so fine-tuning moves only as far from the start as the task pays for.
+
+    ``pairs`` are ``(parameter, starting value)``; under LoRA the frozen weights cannot move and the
+    distance is the adapters' ``B A`` product (``deltas``, a callable returning the differentiable
+    deltas). :meth:`add_gradient` adds ``lam * (theta - theta_0)`` (through autograd for LoRA) to the
+    parameters' ``.grad`` directly: the penalty is the same on every process, so it needs no
+    all-reduce, and it never enters the DDP-wrapped forward.
+    """
+
+    def __init__(self, lam: float, pairs: list[tuple[torch.nn.Parameter, torch.Tensor]] | None = None,
+                 deltas=None, params: list[torch.nn.Parameter] | None = None):
+        if lam < 0:
+            raise ValueError(f"L2-SP weight must be >= 0, got {lam}")
+        if (pairs is None) == (deltas is None):
+            raise ValueError("give either (parameter, start) pairs or a deltas callable")
+        self.lam = float(lam)
+        self.pairs = pairs
+        self.deltas = deltas
+        self.params = [p for p, _ in pairs] if pairs is not None else list(params or [])
+
+    @classmethod
+    def from_start(cls, lam: float, model: torch.nn.Module, start_state: dict[str, torch.Tensor]) -> "L2SP":
+        """Anchor every trainable parameter of ``model`` to the tensor of the same name in
+        ``start_state`` (a ``state_dict`` of the starting checkpoint; tied weights counted once)."""
+        pairs, seen = [], set()
+        for name, p in model.named_parameters():
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            if name not in start_state:
+                raise ValueError(f"L2-SP: parameter {name} has no starting value")
+            start = start_state[name]
+            if start.shape != p.shape:
+                raise ValueError(f"L2-SP: {name} is {tuple(p.shape)}, its starting value {tuple(start.shape)}")
+            pairs.append((p, start.detach().to(device=p.device, dtype=torch.float32).clone()))
+        return cls(lam, pairs=pairs)
+
+    @classmethod
+    def from_lora(cls, lam: float, adapter) -> "L2SP":
+        """Under LoRA: the distance of the effective weights from the start is ``sum ||(alpha/r) B A||^2``."""
+        params = [p for p in adapter.hf_model.parameters() if p.requires_grad]
+        return cls(lam, deltas=adapter.delta_weights, params=params)
+
+    def distance(self) -> torch.Tensor:
+        """``||theta - theta_0||^2`` (fp32, differentiable)."""
+        if self.pairs is not None:
+            terms = [(p.float() - a).pow(2).sum() for p, a in self.pairs]
+        else:
+            terms = [d.float().pow(2).sum() for d in self.deltas()]
+        return torch.stack(terms).sum() if terms else torch.zeros(())
+
+    def add_gradient(self, scale: float = 1.0) -> float:
+        """Add ``scale * d(lam/2 * distance)/d theta`` to ``.grad``; returns the distance (for the log)."""
+        if self.pairs is not None:  # closed form, no graph
+            with torch.no_grad():
+                dist = 0.0
+                for p, a in self.pairs:
+                    diff = p.float() - a
+                    dist += float(diff.pow(2).sum())
+                    if self.lam:
+                        g = (self.lam * scale * diff).to(p.dtype)
+                        p.grad = g if p.grad is None else p.grad.add_(g)
+            return dist
+        dist_t = self.distance()
+        if self.lam and self.params:
+            grads = torch.autograd.grad(0.5 * self.lam * scale * dist_t, self.params, allow_unused=True)
+            for p, g in zip(self.params, grads):
+                if g is not None:
+                    p.grad = g.to(p.dtype) if p.grad is None else p.grad.add_(g.to(p.dtype))
+        return float(dist_t.detach())

@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""The fine-tuning frontier: train one model per setting (one at a time), measure it, tabulate and plot.
+
+    python scripts/frontier.py --spec runs/train/configs/frontier.yaml [--only NAME ...] \\
+        [--png runs/frontier.png] [--markdown runs/train/frontier.md]
+
+The spec names a base config and a list of settings (``name``, ``flags``: config overrides). Each
+setting is ``python -m splade_anserini.train --config BASE --flag value ... --output-dir OUT/NAME``;
+its ``checkpoint-best`` (the best held-out nDCG@10) is then scored exactly
+(:mod:`splade_anserini.train.quick_eval`, Numba over the x100 impacts: the Lucene figures) on the
+spec's datasets. Finished runs and evaluations are reused, so an interrupted frontier continues.
+
+Selection uses validation data only: the held-out training queries (``valid`` column, from the run's
+log) and the out-of-domain validation set (the spec's ``ood`` dataset, msmarco-dl19-subset by
+default). The test sets (SciFact test, CACM) are measured for the table and the plot, never ranked on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _finished(target: Path) -> bool:
+    log = target / "log.jsonl"
+    return log.is_file() and any(json.loads(line).get("type") == "end" for line in open(log) if line.strip())
+
+
+def train_one(base: str, name: str, flags: dict, out: Path) -> Path:
+    target = out / name
+    if _finished(target):
+        print(f"[frontier] {name}: reusing {target}", file=sys.stderr)
+        return target
+    cmd = [sys.executable, "-m", "splade_anserini.train", "--config", base, "--output-dir", str(target)]
+    for key, value in flags.items():
+        flag = "--" + key.replace("_", "-")
+        cmd += [flag, str(value).lower() if isinstance(value, bool) else str(value)]
+    cmd += ["--resume"] if (target / "checkpoint-last").is_dir() else ["--overwrite"]
+    print("[frontier] " + " ".join(cmd), file=sys.stderr, flush=True)
+    start = time.time()
+    subprocess.run(cmd, check=True)
+    (target / "wall_seconds.txt").write_text(f"{time.time() - start:.1f}\n")
+    return target
+
+
+def run_summary(target: Path) -> dict:
+    records = [json.loads(line) for line in open(target / "log.jsonl") if line.strip()]
+    end = next(r for r in reversed(records) if r["type"] == "end")
+    valid = [r for r in records if r["type"] == "valid"]
+    best = max(valid, key=lambda r: r["nDCG@10"]) if valid else None
+    wall = target / "wall_seconds.txt"
+    return {"steps": end["steps"], "best_step": end.get("best_step"), "elapsed": end.get("elapsed_seconds"),
+            "wall": float(wall.read_text()) if wall.is_file() else None,
+            "valid_ndcg": best["nDCG@10"] if best else None, "valid_start": valid[0]["nDCG@10"] if valid else None}
+
+
+def evaluate(model: str, datasets: list[str], cache: Path) -> dict:
+    """Exact scores of ``model`` per dataset, cached in ``cache`` one dataset at a time."""
+    done = json.loads(cache.read_text()) if cache.is_file() else {}
+    for name in datasets:
+        if Path(name).name in done:
+            continue
+        from splade_anserini.train.quick_eval import evaluate_checkpoint
+
+        done.update(evaluate_checkpoint(model, [name], progress=True))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(done, indent=2) + "\n")
+    return done
+
+
+def table(rows: list[dict], ood: str) -> str:
+    head = ("| setting | flags | train min | best step | held-out nDCG@10 (valid) | "
+            f"{ood} nDCG@10 (valid) | SciFact test nDCG@10 | CACM nDCG@10 | SciFact doc nnz | SciFact FLOPS |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        e = r["eval"]
+        fl = ", ".join(f"{k}={v}" for k, v in r["flags"].items()) or "-"
+        wall = f"{r['run']['wall'] / 60:.1f}" if r.get("run") and r["run"].get("wall") else "-"
+        best = r["run"]["best_step"] if r.get("run") else "-"
+        valid = f"{r['run']['valid_ndcg']:.4f}" if r.get("run") and r["run"].get("valid_ndcg") is not None else "-"
+        lines.append(f"| {r['name']} | {fl} | {wall} | {best} | {valid} | {e[ood]['nDCG@10']:.4f} | "
+                     f"{e['scifact']['nDCG@10']:.4f} | {e['cacm']['nDCG@10']:.4f} | "
+                     f"{e['scifact']['doc_nonzeros']:.0f} | {e['scifact']['flops']:.2f} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.6))
+    for r in rows:
+        e = r["eval"]
+        base = r["name"] == "untuned"
+        style = dict(marker="*" if base else "o", s=140 if base else 50, color="black" if base else None, zorder=3)
+        ax1.scatter(e["scifact"]["nDCG@10"], e["cacm"]["nDCG@10"], **style)
+        ax1.annotate(r["name"], (e["scifact"]["nDCG@10"], e["cacm"]["nDCG@10"]), textcoords="offset points",
+                     xytext=(5, 3), fontsize=7)
+        ax2.scatter(e["scifact"]["flops"], e["scifact"]["nDCG@10"], **style)
+        ax2.annotate(f"{r['name']} ({e['scifact']['doc_nonzeros']:.0f} nnz)",
+                     (e["scifact"]["flops"], e["scifact"]["nDCG@10"]), textcoords="offset points", xytext=(5, 3),
+                     fontsize=7)
+    untuned = next((r["eval"] for r in rows if r["name"] == "untuned"), None)
+    if untuned:
+        ax1.axhline(untuned["cacm"]["nDCG@10"], color="grey", ls="--", lw=0.8)
+    ax1.axvline(0.70, color="tab:red", ls=":", lw=0.8)
+    ax1.set_xlabel("SciFact test nDCG@10 (in domain)")
+    ax1.set_ylabel("CACM nDCG@10 (out of domain)")
+    ax1.set_title("gain in domain vs forgetting out of domain")
+    ax2.set_xlabel("FLOPS (SciFact, x100 impacts)")
+    ax2.set_ylabel("SciFact test nDCG@10")
+    ax2.set_title("effectiveness vs FLOPS")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.suptitle("splade-tiny fine-tuned on SciFact train: the levers alone and combined (exact x100 retrieval)",
+                 fontsize=9)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=130)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import yaml
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("--only", nargs="*", help="train/evaluate only these settings (the table has all finished ones)")
+    parser.add_argument("--png", default="runs/frontier.png")
+    parser.add_argument("--markdown", default="runs/train/frontier.md")
+    parser.add_argument("--no-train", action="store_true", help="evaluate and tabulate what is finished")
+    parser.add_argument("--no-eval", action="store_true", help="train only (evaluate in another call)")
+    args = parser.parse_args(argv)
+    spec = yaml.safe_load(Path(args.spec).read_text())
+    out = Path(spec.get("output_dir", "runs/train/frontier"))
+    ood = spec.get("ood", "msmarco-dl19-subset")
+    datasets = [ood, "scifact", "cacm"]
+    rows = [] if args.no_eval else [{"name": "untuned", "flags": {}, "run": None, "eval": evaluate(
+        spec.get("model", "splade-tiny"), datasets, out / "untuned" / "eval.json")}]
+    for setting in spec["settings"]:
+        name, flags = setting["name"], setting.get("flags", {}) or {}
+        target = out / name
+        if not args.no_train and (not args.only or name in args.only):
+            train_one(spec["base"], name, flags, out)
+        if not _finished(target) or args.no_eval:
+            continue
+        rows.append({"name": name, "flags": flags, "run": run_summary(target),
+                     "eval": evaluate(str(target / "checkpoint-best"), datasets, target / "eval.json")})
+    if args.no_eval:
+        return 0
+    text = table(rows, ood)
+    print(text)
+    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.markdown).write_text(text + "\n")
+    plot(rows, Path(args.png))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
