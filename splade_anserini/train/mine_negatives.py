@@ -102,7 +102,7 @@ def mine_splade(model: str, corpus: str, queries: str, output: str, *, hits: int
                              vectors=vectors)
     qids = list(topics)
     q_vecs = enc.encode_queries([topics[q] for q in qids], batch_size=batch_size)
-    run = idx.batch_search({q: enc.to_impacts(v, factor) for q, v in zip(qids, q_vecs)}, k=hits, threads=threads)
+    run = idx.search_run({q: enc.to_impacts(v, factor) for q, v in zip(qids, q_vecs)}, k=hits, threads=threads)
     n = write_run(output, run, tag="splade")
     stats = {"queries": len(topics), "lines": n, "seconds": round(time.time() - start, 1)}
     if judged is not None:
