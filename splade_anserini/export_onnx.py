@@ -24,7 +24,6 @@ WordPiece tokenizer cannot read, is a one-line error (exit 2).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -38,8 +37,9 @@ from typing import Sequence
 
 import numpy as np
 
+from .cli import ArgumentParser, command
 from .models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_METADATA, EXPORT_MODEL, EXPORT_TOKENIZER,
-                     EXPORT_VOCAB, ModelNotFoundError)
+                     EXPORT_VOCAB)
 
 OPSET = 17
 #: ONNX Runtime 1.17 (the Java build inside the Anserini 1.7.1 fatjar) reads IR versions up to 9.
@@ -336,8 +336,9 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
     return meta
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Export a SPLADE checkpoint (with its pooling) to ONNX in Anserini's "
+    p = ArgumentParser(description="Export a SPLADE checkpoint (with its pooling) to ONNX in Anserini's "
                                             "query-encoder contract, parity-checked against PyTorch.")
     p.add_argument("--model", default="splade-tiny", help="checkpoint directory, hub id or splade-tiny")
     p.add_argument("--output", required=True, help="export directory to create")
@@ -350,22 +351,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
     args = p.parse_args(argv)
 
-    from conversion.errors import InputError
+    extra: list[str] = []
+    if args.parity_topics:
+        from .data import read_topics
 
-    try:
-        extra: list[str] = []
-        if args.parity_topics:
-            from .data import read_topics
-
-            extra = list(read_topics(args.parity_topics).values())
-        export(args.model, args.output, int8=args.int8, max_length=args.max_length, pooling=args.pooling,
-               splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite)
-    except (ExportError, ModelNotFoundError, InputError, ValueError) as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
-    except ParityError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        extra = list(read_topics(args.parity_topics).values())
+    export(args.model, args.output, int8=args.int8, max_length=args.max_length, pooling=args.pooling,
+           splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite)
     return 0
 
 

@@ -19,13 +19,13 @@ with the same tie-break, ``--k`` hits per query.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Sequence
 
-from conversion.errors import InputError
 from conversion.trec import Run, rank_hits, read_ranked, write_run
+
+from .cli import ArgumentParser, command
 
 METHODS = ("interpolation", "rrf")
 DEFAULT_METHOD = "interpolation"
@@ -93,8 +93,9 @@ def describe(method: str, alpha: float | None = None, weights: Sequence[float] |
     return f"interpolation, alpha={DEFAULT_ALPHA if alpha is None else alpha:g}"
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Fuse TREC runs: min-max interpolation or reciprocal rank fusion.")
+    p = ArgumentParser(description="Fuse TREC runs: min-max interpolation or reciprocal rank fusion.")
     p.add_argument("--runs", nargs="+", required=True, metavar="RUN", help="two or more TREC run files")
     p.add_argument("--output", required=True, help="fused TREC run to write")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
@@ -114,16 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--alpha and --weights are for --method interpolation")
     if args.depth < 1 or args.k < 1 or args.rrf_k < 1:
         p.error("--depth, --k and --rrf-k must be positive")
-    try:
-        fusion_weights(len(args.runs), args.alpha, args.weights) if args.method == "interpolation" else None
-        runs = [read_ranked(path) for path in args.runs]
-        fused = fuse(runs, args.method, alpha=args.alpha, weights=args.weights, rrf_k=args.rrf_k,
-                     depth=args.depth, k=args.k)
-        tag = args.tag or os.path.splitext(os.path.basename(args.output))[0].replace(" ", "_") or "fusion"
-        n = write_run(args.output, fused, tag=tag, k=args.k)
-    except (InputError, ValueError, OSError) as exc:
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+    if args.method == "interpolation":
+        fusion_weights(len(args.runs), args.alpha, args.weights)
+    runs = [read_ranked(path) for path in args.runs]
+    fused = fuse(runs, args.method, alpha=args.alpha, weights=args.weights, rrf_k=args.rrf_k,
+                 depth=args.depth, k=args.k)
+    tag = args.tag or os.path.splitext(os.path.basename(args.output))[0].replace(" ", "_") or "fusion"
+    n = write_run(args.output, fused, tag=tag, k=args.k)
     print(f"fused {len(args.runs)} runs ({describe(args.method, args.alpha, args.weights, args.rrf_k)}): "
           f"{n:,} hits for {len(fused)} queries written to {args.output}")
     return 0
