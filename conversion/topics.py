@@ -35,12 +35,19 @@ class Topic(NamedTuple):
 
 
 def detect_topic_format(path: str | os.PathLike) -> str:
-    """``"jsonl"`` when the first non-blank line is a JSON object, else ``"tsv"``; an empty file
-    goes by its name (``.jsonl``/``.json``)."""
-    line = first_line(path).lstrip()
-    if line:
-        return "jsonl" if line.startswith("{") else "tsv"
-    return "jsonl" if strip_gz(path).endswith((".jsonl", ".json")) else "tsv"
+    """``"jsonl"`` for a ``.jsonl``/``.json`` name or a first line that is a JSON object with a query id
+    (BEIR ``queries.jsonl`` under any name), else ``"tsv"`` (so a TSV query id may start with ``{``)."""
+    if strip_gz(path).endswith((".jsonl", ".json")):
+        return "jsonl"
+    line = first_line(path).strip()
+    if line.startswith("{"):
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):
+            return "tsv"
+        if isinstance(obj, dict) and any(k in obj for k in _ID_KEYS):
+            return "jsonl"
+    return "tsv"
 
 
 def _check_qid(path, lineno: int, qid: str) -> str:

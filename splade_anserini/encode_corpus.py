@@ -65,6 +65,7 @@ from conversion.quantize import GUARD_TOKEN, quantize_sparse, resolve_factor
 
 from .cli import ArgumentParser, command
 from .data import read_corpus
+from .progress import Progress
 
 MANIFEST_VERSION = 1
 DEFAULT_BLOCK = 1000
@@ -133,30 +134,6 @@ def _check_mlm(encoder, model: str) -> None:
                                       "SPLADE needs the MLM head")
 
 
-class _Progress:
-    """tqdm on stderr with docs/s (nothing when tqdm is missing or progress is off)."""
-
-    def __init__(self, total: int, initial: int, enabled: bool):
-        self.bar = None
-        if enabled:
-            try:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, initial=initial, unit="doc", desc="encode", file=sys.stderr,
-                                dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0,
-                                smoothing=0.1)
-            except ImportError:  # pragma: no cover
-                pass
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 # -- the encoder ----------------------------------------------------------------------------------------
 def _load_encoder(model: str, *, device: str, max_length: int, precision: str, pooling: str):
     from .splade import SpladeEncoder
@@ -176,7 +153,7 @@ def _check_max_length(encoder, max_length: int) -> None:
 
 
 def _encode_block(encoder, docs: list, lo: int, hi: int, *, factor: float, batch_size: int,
-                  contents: bool, progress: _Progress, workers: int) -> tuple[list[str], dict]:
+                  contents: bool, progress: Progress, workers: int) -> tuple[list[str], dict]:
     """Encode a whole block (``docs`` = its documents, in corpus order); return the JSON lines and
     the statistics of the documents with corpus index in ``[lo, hi)`` (this shard's part of it)."""
     t0 = time.time()
@@ -526,21 +503,22 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
 
         # 3. encode the missing blocks, each committed on its own
         start, end = job.range
-        bar = _Progress(sum(job.block_len(b) for b in blocks), sum(job.block_len(b) for b in done), progress)
+        bar = Progress("encode", sum(job.block_len(b) for b in blocks), initial=sum(job.block_len(b) for b in done),
+                       unit="doc", enabled=progress, smoothing=0.1)
         encoded_docs = 0
         encode_seconds = 0.0
         torch_threads = torch.get_num_threads()
         if cpu:
             torch.set_num_threads(1)
         try:
-            for b, docs in job.documents({b for b in blocks if b not in done}):
-                lines, stats = _encode_block(encoder, docs, start, end, factor=factor, batch_size=batch_size,
-                                             contents=contents, progress=bar, workers=workers)
-                job.commit_block(b, lines, stats)
-                encoded_docs += stats["docs"]
-                encode_seconds += stats["seconds"]
+            with bar:  # a summary line off a terminal, none when the stage fails
+                for b, docs in job.documents({b for b in blocks if b not in done}):
+                    lines, stats = _encode_block(encoder, docs, start, end, factor=factor, batch_size=batch_size,
+                                                 contents=contents, progress=bar, workers=workers)
+                    job.commit_block(b, lines, stats)
+                    encoded_docs += stats["docs"]
+                    encode_seconds += stats["seconds"]
         finally:
-            bar.close()
             torch.set_num_threads(torch_threads)
 
         # 4. all blocks committed: the part files, then the summary, then the work folder goes

@@ -51,13 +51,14 @@ class Progress:
         if self._bar is not None:
             self._bar.set_postfix(**values)
 
-    def close(self) -> None:
+    def close(self, *, summary: bool = True) -> None:
+        """End the display; ``summary=False`` (a failed stage) writes no summary line."""
         if self._closed:
             return
         self._closed = True
         if self._bar is not None:
             self._bar.close()
-        elif self._line:
+        elif self._line and summary:
             seconds = time.monotonic() - self._start
             done = self.n - self._initial
             of = f"/{self.total}" if self.total is not None else ""
@@ -67,5 +68,5 @@ class Progress:
     def __enter__(self) -> "Progress":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.close(summary=exc_type is None)

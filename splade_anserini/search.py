@@ -105,7 +105,7 @@ def write_tsvint_topics(path: str | os.PathLike, vectors: Mapping[str, dict[str,
 # -- Numba reference index --------------------------------------------------------------------------
 def numba_search(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]], *, k: int = 1000,
                  threads: int = 1) -> Run:
-    """``NumbaIndex.load(index).batch_search(query_vectors, k, threads)`` (issue 5's contract)."""
+    """``NumbaIndex.load(index).batch_search(query_vectors, k, threads)``."""
     from .numba_index import NumbaIndex
 
     qids = list(vectors)
