@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import zlib
 from typing import IO, Iterator
@@ -48,3 +49,16 @@ def first_line(path: str | os.PathLike) -> str:
 def strip_gz(path: str | os.PathLike) -> str:
     """The file name without a ``.gz`` suffix, for detecting a format from the name."""
     return os.path.basename(os.fspath(path)).removesuffix(".gz")
+
+
+def json_object(path: str | os.PathLike, lineno: int, line: str | bytes, expected: str = "a JSON object") -> dict:
+    """Parse one JSON-lines record; malformed or non-object lines are an :class:`InputError` naming the line."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(path, lineno, "malformed JSON (nested too deeply)") from None
+    if not isinstance(obj, dict):
+        raise InputError(path, lineno, f"expected {expected}")
+    return obj

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, NamedTuple
 from .atomic import atomic_open
 from .errors import InputError
 from .jsonvector import docid_problem
-from .textfile import first_line, numbered_lines, strip_gz
+from .textfile import first_line, json_object, numbered_lines, strip_gz
 
 TOPIC_FORMATS = ("jsonl", "tsv")
 _ID_KEYS = ("_id", "id", "qid", "query_id")
@@ -65,12 +65,7 @@ def iter_topics(path: str | os.PathLike, fmt: str | None = None) -> Iterator[Top
         raise ValueError(f"unknown topic format {fmt!r} (expected one of {TOPIC_FORMATS})")
     for lineno, line in numbered_lines(path):
         if fmt == "jsonl":
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise InputError(path, lineno, "expected a JSON object with '_id' and 'text'")
+            obj = json_object(path, lineno, line, "a JSON object with '_id' and 'text'")
             qid = next((obj[k] for k in _ID_KEYS if k in obj), None)
             text = next((obj[k] for k in _TEXT_KEYS if k in obj), None)
             if qid is None or isinstance(qid, (dict, list, bool)):

@@ -6,7 +6,6 @@ file, the line and the problem. Topics and qrels are read by :mod:`conversion.to
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Iterator, NamedTuple
 
 from conversion.errors import InputError
 from conversion.jsonvector import docid_problem, encodable
-from conversion.textfile import first_line, numbered_lines
+from conversion.textfile import first_line, json_object, numbered_lines
 from conversion.topics import read_topics  # noqa: F401  (the one topics reader, re-exported)
 from conversion.trec import check_qrels, read_qrels  # noqa: F401  (the one qrels reader, re-exported)
 
@@ -62,14 +61,7 @@ def read_corpus(path: str | os.PathLike, fmt: str | None = None, *, check_duplic
     seen: set[str] = set()
     for lineno, line in numbered_lines(path):
         if fmt == "beir":
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
-            except RecursionError:
-                raise InputError(path, lineno, "malformed JSON (nested too deeply)") from None
-            if not isinstance(obj, dict):
-                raise InputError(path, lineno, "expected a JSON object")
+            obj = json_object(path, lineno, line)
             docid = obj.get("_id", obj.get("id", obj.get("docid")))
             if docid is None or str(docid).strip() == "":
                 raise InputError(path, lineno, "missing document id field '_id'")
