@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conversion.trec import read_qrels, read_ranked  # noqa: E402
 from splade_anserini.evaluate import evaluate_run  # noqa: E402

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 CONFIGS = {  # label -> (work folder tag, pipeline flags)
     "truncate 256": ("", ["--max-length", "256"]),
     "truncate 512": ("truncate512", ["--max-length", "512"]),

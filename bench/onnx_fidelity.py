@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 DATASETS = {"scifact": ("queries.test.tsv", "qrels.test.txt"), "cacm": ("queries.tsv", "qrels.txt")}
 

@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 CONFIGS = ("pyserini-torch+lucene", "torch+lucene", "torch+numba", "onnx+lucene", "onnx+numba",
            "onnx-int8+lucene", "onnx-int8+numba", "java-onnx+lucene", "torch", "onnx", "onnx-int8", "paired")

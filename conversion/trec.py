@@ -5,9 +5,10 @@ Qrels (:func:`read_qrels`), the layout chosen from the file's content, ``.gz`` o
 * TREC / Anserini / MS MARCO: ``qid iter docid relevance`` (``iter`` is ``0`` or ``Q0``, ignored);
 * BEIR ``qrels/<split>.tsv``: ``query-id<TAB>corpus-id<TAB>score``, with or without that header line.
 
-Runs are written atomically and ranked by score descending, ties broken by docid ascending (the
-order Anserini's ``ScoreTiesAdjusterReranker`` and ``SearchCollection`` produce), so a run
-written from any backend is byte-identical when the hits are.
+A run is ranked by the backend that produced it (score descending, ties broken by docid ascending:
+the order Anserini's searchers and the Numba index produce); :func:`write_run` writes it as it comes,
+atomically, and refuses hits out of score order, so a run written from any backend is
+byte-identical when the hits are.
 """
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from .atomic import atomic_open
 from .errors import InputError
 from .textfile import numbered_lines
 
-#: A run: ``{qid: [(docid, score), ...]}``, each query's hits ranked (score desc, docid asc). The
-#: one shape every backend returns and :func:`write_run` writes.
-Run = dict[str, list[tuple[str, float]]]
+#: One query's hits ``[(docid, score), ...]``, ranked (score desc, docid asc); scores are integers
+#: for exact impact retrieval, floats otherwise.
+Hits = list[tuple[str, float]]
+#: A run: ``{qid: Hits}``. The one shape every backend returns and :func:`write_run` writes.
+Run = dict[str, Hits]
 
 
 def rank_hits(hits: Iterable[tuple[str, float]], k: int | None = None) -> list[tuple[str, float]]:
@@ -38,34 +41,35 @@ def format_score(score: float) -> str:
     return f"{score:.6f}"
 
 
-def run_lines(results: Run, tag: str = "splade-anserini", *, sort: bool = True,
-              k: int | None = None) -> Iterable[str]:
-    """The lines (without newlines) of a run; queries in ``results`` order, hits ranked from 1."""
+def run_lines(results: Run, tag: str = "splade-anserini", *, k: int | None = None) -> Iterable[str]:
+    """The lines (without newlines) of a run: queries in ``results`` order, each query's first ``k``
+    hits in their given order, ranked from 1. Raises ValueError on a score above the one before it."""
     if not tag or any(c.isspace() for c in tag):
         raise ValueError(f"run tag {tag!r} must be non-empty and contain no whitespace")
     for qid, hits in results.items():
         if not qid or any(c.isspace() for c in qid):
             raise ValueError(f"query id {qid!r} must be non-empty and contain no whitespace")
-        ranked = rank_hits(hits, k) if sort else list(hits)[:k] if k is not None else list(hits)
-        for rank, (docid, score) in enumerate(ranked, 1):
+        previous = math.inf
+        for rank, (docid, score) in enumerate(hits[:k] if k is not None else hits, 1):
             if not docid or any(c.isspace() for c in docid):
                 raise ValueError(f"query {qid}: document id {docid!r} must be non-empty and contain no whitespace")
+            if score > previous:
+                raise ValueError(f"query {qid}: hit {rank} ({docid}, {score}) scores above hit {rank - 1} "
+                                 f"({previous}); a run must come ranked")
+            previous = score
             yield f"{qid} Q0 {docid} {rank} {format_score(score)} {tag}"
 
 
 def write_run(path: str | os.PathLike, results: Run, tag: str = "splade-anserini", *,
-              sort: bool = True, k: int | None = None) -> int:
-    """Write ``{qid: [(docid, score), ...]}`` as a TREC run, atomically; returns the number of lines.
-
-    With ``sort`` (the default) each query's hits are re-ranked by score desc, docid asc; ``k`` cuts
-    each query after ranking.
-    """
+              k: int | None = None) -> int:
+    """Write a ranked run ``{qid: [(docid, score), ...]}`` as a TREC run, atomically (the first ``k``
+    hits of each query when given); returns the number of lines."""
     n = 0
     parent = os.path.dirname(os.fspath(path))
     if parent:
         os.makedirs(parent, exist_ok=True)
     with atomic_open(path) as fh:
-        for line in run_lines(results, tag, sort=sort, k=k):
+        for line in run_lines(results, tag, k=k):
             fh.write(line)
             fh.write("\n")
             n += 1
@@ -115,9 +119,14 @@ def read_run(path: str | os.PathLike, *, scored_pairs: bool = False) -> dict[str
     return run
 
 
-def read_ranked(path: str | os.PathLike) -> dict[str, list[tuple[str, float]]]:
-    """Read a run (validated as :func:`read_run`) as ranked ``(docid, score)`` lists."""
-    return {qid: rank_hits(hits.items()) for qid, hits in read_run(path).items()}
+def read_ranked(path: str | os.PathLike, *, as_written: bool = False) -> Run:
+    """Read a run (validated as :func:`read_run`) as ranked ``(docid, score)`` lists: ranked here
+    (score desc, docid asc; a run from elsewhere may come in any order), or ``as_written`` in the
+    file's order (a run a searcher wrote, whose order it owns)."""
+    run = read_run(path)
+    if as_written:
+        return {qid: list(hits.items()) for qid, hits in run.items()}
+    return {qid: rank_hits(hits.items()) for qid, hits in run.items()}
 
 
 # -- qrels ----------------------------------------------------------------------------------------------

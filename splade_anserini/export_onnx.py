@@ -202,6 +202,55 @@ def _export_graph(hf_model, tokenizer, pooling: str, path: Path) -> None:
                           input_names=["input_ids", "attention_mask", "token_type_ids"],
                           output_names=["output_idx", "output_weights"], dynamic_axes=axes,
                           opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    import onnx
+
+    graph = onnx.load(str(path))
+    if share_tied_embeddings(graph):
+        onnx.save(graph, str(path))
+
+
+def share_tied_embeddings(model) -> bool:
+    """Keep one copy of tied word embeddings (in place); True when the graph changed.
+
+    The exporter writes a tied matrix twice: ``E [V, H]`` for the input lookup and ``E^T [H, V]`` for
+    the vocabulary projection, each 15.6 MB for BERT's vocabulary. The lookup is rewritten to read
+    columns of ``E^T`` (``Gather(E^T, ids, axis=1)``, then ``[H, B, L] -> [B, L, H]``): the same values,
+    one matrix in the file and in the serving process.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    projections = [n.input[1] for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    for pos, node in enumerate(graph.node):
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if node.op_type != "Gather" or axis != 0 or node.input[0] not in inits or uses[node.input[0]] != 1 \
+                or node.input[1] not in ranks:
+            continue
+        table = inits[node.input[0]]
+        for name in projections:
+            proj = inits[name]
+            if list(proj.dims) != list(table.dims)[::-1] or proj.data_type != table.data_type \
+                    or not np.array_equal(numpy_helper.to_array(proj).T, numpy_helper.to_array(table)):
+                continue
+            rank = ranks[node.input[1]]
+            columns = node.output[0] + "_columns"
+            graph.node.remove(node)
+            graph.node.insert(pos, helper.make_node("Transpose", [columns], [node.output[0]],
+                                                    perm=[*range(1, rank + 1), 0], name=node.name + "_rows"))
+            graph.node.insert(pos, helper.make_node("Gather", [name, node.input[1]], [columns], axis=1,
+                                                    name=node.name + "_tied"))
+            graph.initializer.remove(table)
+            onnx.checker.check_model(model)
+            return True
+    return False
 
 
 def _check_ir(path: Path) -> dict:

@@ -39,7 +39,7 @@ def _trec_run(results: Run, depth: int | None):
 
     rows = [(qid, "Q0", docid, rank, float(score), "run")
             for qid, hits in results.items()
-            for rank, (docid, score) in enumerate(rank_hits(hits, depth), 1)]
+            for rank, (docid, score) in enumerate(hits[:depth] if depth is not None else hits, 1)]
     return TrecRun.from_list(rows)
 
 

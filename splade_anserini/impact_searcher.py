@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-Hits = list[tuple[str, float]]
+from conversion.trec import Hits
 
 
 class ImpactSearcher:

@@ -290,7 +290,7 @@ def index_collection(options: Mapping[str, object], *, expected: int, expected_e
 
 def search_collection(options: Mapping[str, object], *, quiet: bool = True) -> dict[str, list[tuple[str, float]]]:
     """Run ``SearchCollection`` (``options`` as for :func:`command_line`, ``-output`` excluded) and
-    return the run it wrote, ranked; raises :class:`AnseriniError` when it wrote none."""
+    return the run it wrote, in Anserini's order; raises :class:`AnseriniError` when it wrote none."""
     from conversion.trec import read_ranked
 
     with tempfile.TemporaryDirectory(prefix="splade-anserini-run-") as tmp:
@@ -301,4 +301,4 @@ def search_collection(options: Mapping[str, object], *, quiet: bool = True) -> d
         _run("SearchCollection", dict(options, output=out), quiet)
         if not out.is_file():
             raise AnseriniError(f"Anserini SearchCollection wrote no run for {options['topics']}")
-        return read_ranked(out)
+        return read_ranked(out, as_written=True)

@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from .cli import ArgumentParser, command, positive_int
+from conversion.trec import Hits
 
-Hits = list[tuple[str, int]]
+from .cli import ArgumentParser, command, positive_int
 
 
 @dataclass

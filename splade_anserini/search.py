@@ -31,10 +31,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
 
 from conversion.errors import UsageError
-from conversion.trec import Run, max_passage, rank_hits, write_run
+from conversion.trec import Run, max_passage, write_run
 
 from .cli import ArgumentParser, command, positive_int
 
@@ -66,7 +67,7 @@ def pyserini_search(index: str | os.PathLike, topics: Mapping[str, str], encoder
         hits = searcher.batch_search(qids, qids, k=k, threads=threads)
     finally:
         searcher.close()
-    return {qid: rank_hits(((h.docid, float(h.score)) for h in hits.get(qid, [])), k) for qid in qids}
+    return {qid: [(h.docid, float(h.score)) for h in hits.get(qid, [])[:k]] for qid in qids}
 
 
 # -- Lucene through Anserini SearchCollection -------------------------------------------------------
@@ -90,7 +91,7 @@ def anserini_search(index: str | os.PathLike, tsv_path: str | os.PathLike, *, k:
         {"index": os.fspath(index), "topics": os.fspath(tsv_path),
          "topicReader": topic_reader or _topic_reader(tsv_path), "impact": True, "pretokenized": True,
          "hits": k, "threads": threads, "format": "trec", "runtag": "anserini"}, quiet=quiet)
-    return {qid: rank_hits(hits, k) for qid, hits in found.items()}
+    return found
 
 
 def write_tsvint_topics(path: str | os.PathLike, vectors: Mapping[str, dict[str, int]]) -> int:
@@ -105,24 +106,114 @@ def write_tsvint_topics(path: str | os.PathLike, vectors: Mapping[str, dict[str,
 # -- Numba reference index --------------------------------------------------------------------------
 def numba_search(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]], *, k: int = 1000,
                  threads: int = 1) -> Run:
-    """``NumbaIndex.load(index).batch_search(query_vectors, k, threads)``."""
+    """``NumbaIndex.load(index).search_run(vectors, k, threads)``: exact, ranked by the index."""
     from .numba_index import NumbaIndex
 
-    qids = list(vectors)
-    found = NumbaIndex.load(os.fspath(index)).batch_search([vectors[q] for q in qids], k, threads)
-    if isinstance(found, Mapping):
-        found = [found.get(q, []) for q in qids]
-    out: Run = {}
-    for qid, hits in zip(qids, found):
-        pairs = [(str(d), float(s)) for d, s in hits]
-        out[qid] = rank_hits(pairs, k)
-    return out
+    return NumbaIndex.load(os.fspath(index)).search_run(vectors, k, threads)
 
 
 # -- shared -----------------------------------------------------------------------------------------
 def order_like(results: Mapping[str, list], qids: Sequence[str]) -> Run:
     """Results in topic-file order, an empty list for a query with no hits."""
     return {qid: list(results.get(qid, [])) for qid in qids}
+
+
+@dataclass
+class Searched:
+    """What a route found: the run, the topic ids in file order, how, and the query encoding time."""
+
+    results: Run
+    qids: list[str]
+    how: str
+    encode_s: float | None = None
+
+
+def _encoded_topics(args, topics: None = None) -> Searched:
+    """Pre-encoded TsvInt topics (``--encoded-topics``): no model."""
+    from conversion.topics import read_tsvint
+
+    vectors = read_tsvint(args.encoded_topics)
+    if args.backend == "numba":
+        return _numba(args, vectors, list(vectors), 0.0)
+    return Searched(anserini_search(args.index, args.encoded_topics, k=args.hits, threads=args.threads),
+                    list(vectors), "Anserini SearchCollection (pre-encoded TsvInt topics)")
+
+
+def _java_encoder(args, topics: Mapping[str, str]) -> Searched:
+    """Anserini's ONNX SPLADE encoder encodes the topics inside the JVM."""
+    from conversion.quantize import resolve_factor
+
+    from .java_encoder import java_search
+
+    if args.backend != "lucene":
+        raise UsageError("--java-encoder searches the Lucene index (--backend lucene)")
+    results = java_search(args.index, topics, args.java_encoder, resolve_factor(args.factor), k=args.hits)
+    return Searched(results, list(topics), f"Anserini's Java ONNX SPLADE encoder ({args.java_encoder}) + "
+                                           "SimpleImpactSearcher")
+
+
+def _pyserini(args, topics: Mapping[str, str]) -> Searched:
+    """Pyserini's ``LuceneImpactSearcher`` with our PyTorch query encoder."""
+    from .query_encoder import SpladeQueryEncoder
+
+    encoder = SpladeQueryEncoder(**_encoder_options(args))
+    results = pyserini_search(args.index, topics, encoder, k=args.hits, threads=args.threads,
+                              batch_size=args.batch_size)
+    return Searched(results, list(topics), "Pyserini LuceneImpactSearcher.batch_search + SpladeQueryEncoder")
+
+
+def _vectors_first(args, topics: Mapping[str, str]) -> Searched:
+    """Encode every topic up front, then search: ONNX Runtime + Anserini (no torch in the process),
+    TsvInt topics + ``SearchCollection``, or the Numba index."""
+    from .query_encoder import QueryVectorizer
+
+    qids = list(topics)
+    t0 = time.perf_counter()
+    vectors = dict(zip(qids, QueryVectorizer(**_encoder_options(args)).encode_batch(list(topics.values()))))
+    encode_s = time.perf_counter() - t0
+    if args.backend == "numba":
+        return _numba(args, vectors, qids, encode_s)
+    if args.pretokenized_topics:
+        write_tsvint_topics(args.pretokenized_topics, vectors)
+        results = anserini_search(args.index, args.pretokenized_topics, k=args.hits, threads=args.threads)
+        return Searched(results, qids, f"Anserini SearchCollection (TsvInt topics written to "
+                                       f"{args.pretokenized_topics})", encode_s)
+    from .impact_searcher import impact_search  # ONNX Runtime + Anserini: no torch in the process
+
+    return Searched(impact_search(args.index, vectors, k=args.hits, threads=args.threads), qids,
+                    "ONNX Runtime query encoding + Anserini SimpleImpactSearcher", encode_s)
+
+
+def _numba(args, vectors: Mapping[str, dict[str, int]], qids: list[str], encode_s: float) -> Searched:
+    return Searched(numba_search(args.index, vectors, k=args.hits, threads=args.threads), qids,
+                    "Numba reference index", encode_s)
+
+
+def _encoder_options(args) -> dict:
+    return dict(model=args.model, factor=args.factor, splade_doc=args.splade_doc, max_length=args.max_length,
+                device=args.device, batch_size=args.batch_size)
+
+
+def route(args) -> Callable[..., Searched]:
+    """The one way to search what the arguments ask for."""
+    from .models import is_onnx_export
+
+    if args.encoded_topics:
+        return _encoded_topics
+    if args.java_encoder:
+        return _java_encoder
+    if args.backend == "lucene" and not args.pretokenized_topics and not is_onnx_export(args.model):
+        return _pyserini
+    return _vectors_first
+
+
+def _check_index(index: Path, backend: str) -> None:
+    if backend == "lucene" and not any(index.glob("segments_*")):
+        raise UsageError(f"{index}: not a Lucene index (no segments file); build it with "
+                         "`python -m splade_anserini.index`")
+    if backend == "numba" and not (index / "header.json").is_file():
+        raise UsageError(f"{index}: not a Numba index (no header.json); build it with "
+                         "`python -m splade_anserini.index --backend numba`")
 
 
 @command
@@ -161,80 +252,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.encoded_topics and args.topics:
         parser.error("--encoded-topics replaces --topics: give one of them")
     tag = args.tag or Path(args.output).stem.replace(" ", "_") or "splade-anserini"
-    index = Path(args.index)
-    if args.backend == "lucene" and not any(index.glob("segments_*")):
-        raise UsageError(f"{index}: not a Lucene index (no segments file); build it with "
-                         "`python -m splade_anserini.index`")
-    if args.backend == "numba" and not (index / "header.json").is_file():
-        raise UsageError(f"{index}: not a Numba index (no header.json); build it with "
-                         "`python -m splade_anserini.index --backend numba`")
+    _check_index(Path(args.index), args.backend)
     start = time.perf_counter()
     if args.encoded_topics:
-        from conversion.topics import read_tsvint
-
-        vectors = read_tsvint(args.encoded_topics)
-        qids = list(vectors)
-        encode_s = 0.0
-        if args.backend == "lucene":
-            results = anserini_search(args.index, args.encoded_topics, k=args.hits, threads=args.threads)
-            how = "Anserini SearchCollection (pre-encoded TsvInt topics)"
+        topics = None
     else:
         from .data import read_topics
-        from .models import is_onnx_export
-        from .query_encoder import QueryVectorizer
 
         topics = read_topics(args.topics)
-        qids = list(topics)
-        common = dict(model=args.model, factor=args.factor, splade_doc=args.splade_doc,
-                      max_length=args.max_length, device=args.device, batch_size=args.batch_size)
-        if args.java_encoder:
-            from conversion.quantize import resolve_factor
-
-            from .java_encoder import java_search
-
-            if args.backend != "lucene":
-                raise UsageError("--java-encoder searches the Lucene index (--backend lucene)")
-            results = java_search(args.index, topics, args.java_encoder, resolve_factor(args.factor), k=args.hits)
-            encode_s = None
-            how = f"Anserini's Java ONNX SPLADE encoder ({args.java_encoder}) + SimpleImpactSearcher"
-        elif args.backend == "lucene" and not args.pretokenized_topics and is_onnx_export(args.model):
-            from .impact_searcher import impact_search  # ONNX Runtime + Anserini: no torch in the process
-
-            encoder = QueryVectorizer(**common)
-            t0 = time.perf_counter()
-            vectors = dict(zip(qids, encoder.encode_batch(list(topics.values()))))
-            encode_s = time.perf_counter() - t0
-            results = impact_search(args.index, vectors, k=args.hits, threads=args.threads)
-            how = "ONNX Runtime query encoding + Anserini SimpleImpactSearcher"
-        elif args.backend == "lucene" and not args.pretokenized_topics:
-            from .query_encoder import SpladeQueryEncoder
-
-            encoder = SpladeQueryEncoder(**common)
-            results = pyserini_search(args.index, topics, encoder, k=args.hits, threads=args.threads,
-                                      batch_size=args.batch_size)
-            encode_s = None
-            how = "Pyserini LuceneImpactSearcher.batch_search + SpladeQueryEncoder"
-        else:
-            encoder = QueryVectorizer(**common)
-            t0 = time.perf_counter()
-            vectors = dict(zip(qids, encoder.encode_batch(list(topics.values()))))
-            encode_s = time.perf_counter() - t0
-            if args.backend == "lucene":
-                write_tsvint_topics(args.pretokenized_topics, vectors)
-                results = anserini_search(args.index, args.pretokenized_topics, k=args.hits,
-                                          threads=args.threads)
-                how = f"Anserini SearchCollection (TsvInt topics written to {args.pretokenized_topics})"
-    if args.backend == "numba":
-        results = numba_search(args.index, vectors, k=args.hits, threads=args.threads)
-        how = "Numba reference index"
-    results = order_like(results, qids)
+    found = route(args)(args, topics)
+    results = order_like(found.results, found.qids)
     if args.max_passage:  # one aggregation over the ranked hits, whatever the backend
         results = max_passage(results, args.max_passage_hits, args.max_passage_delimiter)
     n = write_run(args.output, results, tag, k=args.max_passage_hits if args.max_passage else args.hits)
     elapsed = time.perf_counter() - start
     empty = sum(1 for hits in results.values() if not hits)
-    print(f"{len(qids)} queries searched with {how}: {n:,} hits written to {args.output} in {elapsed:.1f} s"
-          + (f" (query encoding {encode_s:.1f} s)" if encode_s else "")
+    print(f"{len(found.qids)} queries searched with {found.how}: {n:,} hits written to {args.output} in "
+          f"{elapsed:.1f} s" + (f" (query encoding {found.encode_s:.1f} s)" if found.encode_s else "")
           + (f"; {empty} queries had no hit" if empty else ""))
     return 0
 

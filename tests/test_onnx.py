@@ -83,6 +83,10 @@ def test_export_is_in_anserinis_contract(export):
         [("input_ids", int64, 2), ("attention_mask", int64, 2), ("token_type_ids", int64, 2)]
     assert [(o.name, o.type.tensor_type.elem_type) for o in model.graph.output] == \
         [("output_idx", int64), ("output_weights", float32)]
+    # the tied word embeddings are stored once (lookup and vocabulary projection share E^T)
+    vocab_sized = [i.name for i in model.graph.initializer if sorted(i.dims) == [128, 30522]]
+    assert len(vocab_sized) == 1 and list(next(i for i in model.graph.initializer if i.name == vocab_sized[0]).dims) \
+        == [128, 30522]
     meta = json.loads((export.dir / "splade_onnx.json").read_text())
     assert meta["pooling"] == "max" and meta["factor"] == 100 and meta["quantization"] == "fp32"
     assert len(meta["source_sha256"]) == 64 and meta["parity"]["single"]["max_abs_diff"] <= 1

@@ -9,7 +9,7 @@ from conversion.trec import rank_hits, read_ranked, read_run, write_run
 
 def test_write_then_read_roundtrip(tmp_path):
     path = tmp_path / "runs" / "r.trec"
-    n = write_run(path, {"q2": [("d1", 3.0), ("d2", 5.5)], "q1": [("d9", 1.0)]}, tag="t")
+    n = write_run(path, {"q2": [("d2", 5.5), ("d1", 3.0)], "q1": [("d9", 1.0)]}, tag="t")
     assert n == 3
     assert path.read_text().splitlines() == [
         "q2 Q0 d2 1 5.500000 t",
@@ -25,8 +25,20 @@ def test_ties_break_by_docid_and_cut_after_ranking(tmp_path):
     hits = [("d3", 2.0), ("d10", 2.0), ("d1", 2.0), ("d0", 1.0), ("d5", 3.0)]
     assert rank_hits(hits) == [("d5", 3.0), ("d1", 2.0), ("d10", 2.0), ("d3", 2.0), ("d0", 1.0)]
     assert rank_hits(hits, 3) == [("d5", 3.0), ("d1", 2.0), ("d10", 2.0)]
-    write_run(tmp_path / "r.trec", {"q": hits}, k=2)
+    write_run(tmp_path / "r.trec", {"q": rank_hits(hits)}, k=2)
     assert [line.split()[2] for line in (tmp_path / "r.trec").read_text().splitlines()] == ["d5", "d1"]
+
+
+def test_writer_keeps_the_backends_order_and_refuses_an_unranked_run(tmp_path):
+    path = tmp_path / "r.trec"
+    ties = [("d9", 2.0), ("d1", 2.0), ("d0", 1)]  # a backend's own tie order is written as it comes
+    write_run(path, {"q": ties}, tag="t")
+    assert [line.split()[2:4] for line in path.read_text().splitlines()] == [["d9", "1"], ["d1", "2"], ["d0", "3"]]
+    assert read_ranked(path, as_written=True)["q"] == [("d9", 2.0), ("d1", 2.0), ("d0", 1.0)]
+    assert read_ranked(path)["q"] == [("d1", 2.0), ("d9", 2.0), ("d0", 1.0)]
+    with pytest.raises(ValueError, match="hit 2 .*scores above hit 1"):
+        write_run(tmp_path / "u.trec", {"q": [("d1", 3.0), ("d2", 5.5)]})
+    assert not list(tmp_path.glob("*u.trec*"))
 
 
 def test_failed_write_leaves_previous_file(tmp_path):
