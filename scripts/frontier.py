@@ -46,6 +46,10 @@ def train_one(base: str, name: str, flags: dict, out: Path) -> Path:
     return target
 
 
+def _evaluated(cache: Path, datasets: list[str]) -> bool:
+    return cache.is_file() and set(datasets) <= set(json.loads(cache.read_text()))
+
+
 def run_summary(target: Path) -> dict:
     records = [json.loads(line) for line in open(target / "log.jsonl") if line.strip()]
     end = next(r for r in reversed(records) if r["type"] == "end")
@@ -141,15 +145,24 @@ def main(argv: list[str] | None = None) -> int:
     datasets = [ood, "scifact", "cacm"]
     rows = [] if args.no_eval else [{"name": "untuned", "flags": {}, "run": None, "eval": evaluate(
         spec.get("model", "splade-tiny"), datasets, out / "untuned" / "eval.json")}]
-    for setting in spec["settings"]:
+    names = [s["name"] for s in spec["settings"]]
+    unknown = sorted(set(args.only or ()) - set(names))
+    if unknown:
+        parser.error(f"--only: no setting named {', '.join(unknown)} in {args.spec}")
+    first = {n: i for i, n in enumerate(args.only or ())}  # --only's order first (two calls can share the work)
+    for setting in sorted(spec["settings"], key=lambda s: first.get(s["name"], len(first))):
         name, flags = setting["name"], setting.get("flags", {}) or {}
         target = out / name
-        if not args.no_train and (not args.only or name in args.only):
+        mine = not args.only or name in args.only
+        if mine and not args.no_train:
             train_one(spec["base"], name, flags, out)
         if not _finished(target) or args.no_eval:
             continue
+        if not mine and not _evaluated(target / "eval.json", datasets):
+            continue  # another call's setting: tabulated once that call has scored it
         rows.append({"name": name, "flags": flags, "run": run_summary(target),
                      "eval": evaluate(str(target / "checkpoint-best"), datasets, target / "eval.json")})
+    rows.sort(key=lambda r: names.index(r["name"]) if r["name"] in names else -1)
     if args.no_eval:
         return 0
     text = table(rows, ood)
