@@ -61,6 +61,15 @@ def run_summary(target: Path) -> dict:
             "valid_ndcg": best["nDCG@10"] if best else None, "valid_start": valid[0]["nDCG@10"] if valid else None}
 
 
+def untuned_summary(target: Path) -> dict | None:
+    """The held-out validation before the first step of ``target`` (the untuned model), if run."""
+    if not _finished(target):
+        return None
+    records = [json.loads(line) for line in open(target / "log.jsonl") if line.strip()]
+    start = next((r for r in records if r["type"] == "valid" and r["step"] == 0), None)
+    return None if start is None else {"best_step": 0, "wall": None, "valid_ndcg": start["nDCG@10"]}
+
+
 def evaluate(model: str, datasets: list[str], cache: Path) -> dict:
     """Exact scores of ``model`` per dataset, cached in ``cache`` one dataset at a time."""
     done = json.loads(cache.read_text()) if cache.is_file() else {}
@@ -143,8 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(spec.get("output_dir", "runs/train/frontier"))
     ood = spec.get("ood", "msmarco-dl19-subset")
     datasets = [ood, "scifact", "cacm"]
-    rows = [] if args.no_eval else [{"name": "untuned", "flags": {}, "run": None, "eval": evaluate(
-        spec.get("model", "splade-tiny"), datasets, out / "untuned" / "eval.json")}]
+    if not args.no_train and not args.only:
+        # the starting model on the held-out queries: one step with a validation before it
+        train_one(spec["base"], "untuned-valid", {"max_steps": 1, "valid_at_start": True}, out)
+    rows = [] if args.no_eval else [{"name": "untuned", "flags": {}, "run": untuned_summary(out / "untuned-valid"),
+                                     "eval": evaluate(spec.get("model", "splade-tiny"), datasets,
+                                                      out / "untuned" / "eval.json")}]
     names = [s["name"] for s in spec["settings"]]
     unknown = sorted(set(args.only or ()) - set(names))
     if unknown:
