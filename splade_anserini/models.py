@@ -9,6 +9,7 @@ CLI: ``python -m splade_anserini.models splade-tiny`` fetches it and prints the 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
 from .cli import ArgumentParser, command
 
@@ -212,6 +214,21 @@ def check_device(device: str) -> str:
     return device
 
 
+@contextlib.contextmanager
+def hf_progress_bars_off() -> Iterator[None]:
+    """Hugging Face's own progress bars (loading, saving shards) off for the block, then as they were:
+    in a log file each bar is a line of carriage returns."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
     """Load ``(tokenizer, AutoModelForMaskedLM)`` with one-line errors for missing or non-MLM models."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
@@ -219,13 +236,12 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
 
     check_device(device)
     resolved = resolve_model(name_or_path)
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in every CLI run
     verbosity = hf_logging.get_verbosity()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved)
-        hf_logging.set_verbosity_error()  # missing weights become our one-line error, not a load report
-        model, info = AutoModelForMaskedLM.from_pretrained(resolved, output_loading_info=True)
+        with hf_progress_bars_off():  # a per-tensor "Loading weights" bar is noise in every CLI run
+            tokenizer = AutoTokenizer.from_pretrained(resolved)
+            hf_logging.set_verbosity_error()  # missing weights become our one-line error, not a load report
+            model, info = AutoModelForMaskedLM.from_pretrained(resolved, output_loading_info=True)
     except OSError as exc:
         if Path(resolved).is_dir():
             raise ModelNotFoundError(f"model {name_or_path}: cannot load checkpoint from {resolved}: "
@@ -238,8 +254,6 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
                                  f"({str(exc).splitlines()[0]})") from None
     finally:  # the caller's logging settings, as they were
         hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
     missing = sorted(info.get("missing_keys") or ())
     if missing:  # e.g. a base encoder saved without its MLM head: SPLADE would project with random weights
         raise ModelNotFoundError(f"model {name_or_path}: checkpoint {resolved} lacks {len(missing)} masked-LM "

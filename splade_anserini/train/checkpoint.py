@@ -54,7 +54,10 @@ def write_checkpoint(out: str | os.PathLike, name: str, hf_model, tokenizer, inf
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        hf_model.save_pretrained(tmp, safe_serialization=True)
+        from ..models import hf_progress_bars_off
+
+        with hf_progress_bars_off():
+            hf_model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         with open(tmp / INFO_FILE, "w", encoding="utf-8") as fh:
             json.dump(info, fh, indent=2, sort_keys=True)
