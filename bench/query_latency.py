@@ -216,7 +216,7 @@ def main(argv=None) -> int:
         rows.append(json.loads(found[-1][len("RESULT "):]))
         r = rows[-1]
         if config == "paired":
-            print(f"paired: encode p50 " + ", ".join(f"{n} {e['p50']:.2f} ms" for n, e in r["encode"].items()), flush=True)
+            print("paired: encode p50 " + ", ".join(f"{n} {e['p50']:.2f} ms" for n, e in r["encode"].items()), flush=True)
             continue
         print(f"{config}: encode p50 {r['encode']['p50']:.2f} ms"
               + (f", end-to-end p50 {r['total']['p50']:.2f} ms" if r["total"] else "")
