@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from .models import (EXPORT_MODEL, EXPORT_TOKENIZER, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata)
-from .vectors import SparseVector, VocabularyOutput
+from .vectors import SparseVector, VocabularyOutput, in_input_order, length_batches
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("output_idx", "output_weights")
@@ -110,15 +110,9 @@ class OnnxSpladeEncoder(VocabularyOutput):
     def encode_token_ids(self, token_ids: Sequence[Sequence[int]], batch_size: int = 32,
                          progress=None) -> list[SparseVector]:
         """Encode tokenized inputs in length-sorted batches; results keep the input order."""
-        order = sorted(range(len(token_ids)), key=lambda i: -len(token_ids[i]))
-        out: list[SparseVector | None] = [None] * len(token_ids)
-        for lo in range(0, len(order), max(1, batch_size)):
-            idx = order[lo:lo + max(1, batch_size)]
-            for i, vec in zip(idx, self._run([token_ids[i] for i in idx])):
-                out[i] = vec
-            if progress is not None:
-                progress.update(len(idx))
-        return out  # type: ignore[return-value]
+        batches = length_batches(token_ids, batch_size)
+        return in_input_order(len(token_ids), ((idx, self._run([token_ids[i] for i in idx])) for idx in batches),
+                              progress)
 
     def encode_documents(self, texts: Sequence[str], batch_size: int = 32, progress=None) -> list[SparseVector]:
         """Encode documents (max length ``self.max_length``)."""

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .vectors import SparseVector, VocabularyOutput
+from .vectors import SparseVector, VocabularyOutput, in_input_order, length_batches
 
 from .head import (POOLINGS, fast_bf16_cpu, head_reproduces_logits, mlm_head, pool_inference,  # noqa: F401
                    screen_candidates, splade_activation)
@@ -233,10 +233,8 @@ class SpladeEncoder(VocabularyOutput):
         different batches at once, each with a single torch thread: no synchronisation between
         cores inside an operation, and the same numbers whatever the number of workers.
         """
-        order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]), reverse=True)
-        results: list[SparseVector | None] = [None] * len(token_ids)
         pad_id = self.tokenizer.pad_token_id or 0
-        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        batches = length_batches(token_ids, batch_size)
 
         def run(idx: list[int]) -> tuple[list[int], list[SparseVector]]:
             width = max(len(token_ids[i]) for i in idx)
@@ -254,21 +252,10 @@ class SpladeEncoder(VocabularyOutput):
             torch.set_num_threads(1)
             try:
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="splade") as pool:
-                    done = pool.map(run, batches)
-                    for idx, vecs in done:
-                        for i, vec in zip(idx, vecs):
-                            results[i] = vec
-                        if progress is not None:
-                            progress.update(len(idx))
+                    return in_input_order(len(token_ids), pool.map(run, batches), progress)
             finally:
                 torch.set_num_threads(previous)
-            return results  # type: ignore[return-value]
-        for idx, vecs in map(run, batches):
-            for i, vec in zip(idx, vecs):
-                results[i] = vec
-            if progress is not None:
-                progress.update(len(idx))
-        return results  # type: ignore[return-value]
+        return in_input_order(len(token_ids), map(run, batches), progress)
 
     # -- public API --------------------------------------------------------------------------------
     def encode_documents(self, texts: Sequence[str], batch_size: int = 32, progress=None) -> list[SparseVector]:

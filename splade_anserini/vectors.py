@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -17,6 +18,27 @@ class SparseVector:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def length_batches(token_ids: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
+    """Input positions in batches of ``batch_size``, longest first (a stable sort): the batch plan of
+    both encoders. It depends only on the inputs, so the PyTorch and ONNX encoders pad alike."""
+    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]), reverse=True)
+    size = max(1, int(batch_size))
+    return [order[lo:lo + size] for lo in range(0, len(order), size)]
+
+
+def in_input_order(n: int, done: Iterable[tuple[list[int], list[SparseVector]]],
+                   progress=None) -> list[SparseVector]:
+    """The vectors of ``done`` (``(positions, vectors)`` per batch, in any order) placed back at their
+    input positions; ``progress.update`` after each batch."""
+    out: list[SparseVector | None] = [None] * n
+    for idx, vecs in done:
+        for i, vec in zip(idx, vecs):
+            out[i] = vec
+        if progress is not None:
+            progress.update(len(idx))
+    return out  # type: ignore[return-value]
 
 
 class VocabularyOutput:
