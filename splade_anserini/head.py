@@ -12,6 +12,7 @@ tells which vocabulary entries can have a positive pooled logit. Entries screene
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -129,9 +130,11 @@ def head_reproduces_logits(hf_model: nn.Module, head: MlmHead, tokenizer, device
         return False
 
 
+@functools.lru_cache(maxsize=1)
 def fast_bf16_cpu() -> bool:
     """Whether this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX) through oneDNN: only
-    then is the screened decoder faster than the plain fp32 one."""
+    then is the screened decoder faster than the plain fp32 one. Asked once per process (the fused
+    training head asks at every forward pass)."""
     try:
         if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
             return False

@@ -187,3 +187,27 @@ def test_quick_eval_dataset_layouts(data_dir):
     assert (corpus.name, queries.name, qrels.name) == ("collection.tsv", "queries.dl19.tsv", "qrels.dl19.txt")
     assert corpus.is_file() and queries.is_file() and qrels.is_file()
     assert [p.name for p in dataset_files(data_dir / "scifact")] == ["corpus.jsonl", "queries.test.tsv", "qrels.test.txt"]
+
+
+def test_holdout_command_writes_the_trainers_validation_queries(data_dir, tmp_path):
+    """`train.holdout` writes the queries (and qrels) the trainer validates on, for a real SciFact config."""
+    from conversion.trec import read_qrels
+    from splade_anserini.data import read_topics
+
+    sci = data_dir / "scifact"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"corpus: {sci / 'corpus.jsonl'}\nqueries: {sci / 'queries.train.tsv'}\n"
+                   f"qrels: {sci / 'qrels.train.txt'}\noutput_dir: {tmp_path / 'out'}\nvalid_holdout: 50\nseed: 7\n")
+    proc = subprocess.run([sys.executable, "-m", "splade_anserini.train.holdout", "--config", str(cfg),
+                           "--output", str(tmp_path / "held")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    data, valid = build_data(parse_args(["--config", str(cfg)]))
+    written = read_topics(tmp_path / "held.queries.tsv")
+    assert written == valid.queries and len(written) == 50
+    assert read_qrels(tmp_path / "held.qrels.txt") == valid.qrels
+    assert not set(written) & set(data.qids)  # held out: never trained on
+    cfg.write_text(f"queries: {sci / 'queries.train.tsv'}\noutput_dir: {tmp_path / 'out'}\n")
+    proc = subprocess.run([sys.executable, "-m", "splade_anserini.train.holdout", "--config", str(cfg),
+                           "--output", str(tmp_path / "none")], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: ") and "valid_holdout" in proc.stderr
+    assert not list(tmp_path.glob("none*"))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from splade_anserini.head import fast_bf16_cpu
 from splade_anserini.train import config_from_dict, train
 from splade_anserini.train.checkpoint import BEST, LAST, STATE_FILE, recover_checkpoints, write_checkpoint
 
@@ -115,6 +116,9 @@ def test_mini_run_loss_decreases_and_log_is_complete(triples, tmp_path):
     assert after < 0.8 * before, (before, after)
     records = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
     assert records[0]["type"] == "start" and records[-1]["type"] == "end"
+    # what decides whether the run's bits can be reproduced: the thread count and the head path
+    assert records[0]["torch_threads"] == 1  # small() trains with threads=1
+    assert records[0]["cpu_native_bf16"] == fast_bf16_cpu()
     steps = [r for r in records if r["type"] == "train"]
     assert [r["step"] for r in steps] == [3, 6, 9, 12]
     for key in ("loss", "contrastive", "reg_q", "reg_d", "lambda_q", "lambda_d", "q_active", "d_active", "flops", "lr"):

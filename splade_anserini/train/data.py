@@ -229,6 +229,22 @@ def restrict_corpus(corpus: dict[str, str], qrels: dict[str, dict[str, int]], ru
     return {d: corpus[d] for d in sorted(keep)}
 
 
+def held_out_qids(queries: dict[str, str], qrels: dict[str, dict[str, int]], n: int, seed: int,
+                  qrels_path: str | os.PathLike | None = None) -> list[str]:
+    """The ``n`` training queries ``valid_holdout`` keeps out of training (seeded; in file order).
+
+    Only queries with a positive judgement are candidates. The trainer validates on them; the
+    ``holdout`` command writes them out so that choices made after training (fusion weights,
+    passages) can be validated on the same queries."""
+    train_qids = [q for q in queries if any(r > 0 for r in qrels.get(q, {}).values())]
+    if n >= len(train_qids):
+        raise InputError(qrels_path, None, f"valid_holdout={n} leaves no training query "
+                                           f"({len(train_qids)} have positives)")
+    rng = np.random.default_rng([seed, 1717])
+    held = set(rng.choice(train_qids, size=n, replace=False).tolist())
+    return [q for q in train_qids if q in held]
+
+
 def build_data(cfg) -> tuple[TrainingData, ValidationSet | None]:
     """Training data and the validation set described by a :class:`~.config.TrainConfig`."""
     if cfg.triples:
@@ -260,11 +276,7 @@ def build_data(cfg) -> tuple[TrainingData, ValidationSet | None]:
     train_qids = [q for q in queries if any(r > 0 for r in qrels.get(q, {}).values())]
     valid = None
     if cfg.valid_holdout:
-        if cfg.valid_holdout >= len(train_qids):
-            raise InputError(cfg.qrels, None, f"valid_holdout={cfg.valid_holdout} leaves no training query "
-                                              f"({len(train_qids)} have positives)")
-        rng = np.random.default_rng([cfg.seed, 1717])
-        held = set(rng.choice(train_qids, size=cfg.valid_holdout, replace=False).tolist())
+        held = set(held_out_qids(queries, qrels, cfg.valid_holdout, cfg.seed, cfg.qrels))
         vq = {q: queries[q] for q in train_qids if q in held}
         vqrels = {q: qrels[q] for q in vq}
         vrun = run

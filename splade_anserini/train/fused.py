@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..head import screen_candidates
+from ..head import fast_bf16_cpu, screen_candidates
 
 
 def _exact_max(w: torch.Tensor, c: torch.Tensor | None, hb_t: torch.Tensor):
@@ -98,8 +98,6 @@ def fused_max_splade(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Ten
     bf16-screened path described above; without native bf16 it is about 6x slower than fp32.
     """
     if screen is None:
-        from ..splade import fast_bf16_cpu
-
         screen = hidden.device.type == "cpu" and hidden.dtype == torch.float32 and weight.dtype == torch.float32 \
             and fast_bf16_cpu()
     return _FusedMaxSplade.apply(hidden, weight, bias, mask, chunk, bool(screen))

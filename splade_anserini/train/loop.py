@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..head import fast_bf16_cpu
 from ..progress import Progress
 from .checkpoint import BEST, LAST, STATE_FILE, WISE, recover_checkpoints, write_checkpoint
 from .config import ConfigError, TrainConfig
@@ -463,8 +464,14 @@ class Trainer:
                  f"{self.total_steps * self.per_step / len(self.data):.2f} epochs; "
                  f"{'fused' if acc.unwrap_model(self.model).fused else 'autograd'} SPLADE-{cfg.pooling} head"
                  + (", SPLADE-doc" if cfg.splade_doc else "") + f", device {self.device}")
+            threads = torch.get_num_threads()
+            if self.device.type == "cpu" and threads > 1:
+                info(f"{threads} torch threads: the weights are bit-for-bit reproducible on an otherwise idle "
+                     "machine only (--threads 1 is, under any load)")
             self.log.write({"type": "start", "step": 0, "total_steps": self.total_steps, "examples": len(self.data),
-                            "world_size": self.world, "config": cfg.to_dict()})
+                            "world_size": self.world, "torch_threads": threads,
+                            "cpu_native_bf16": fast_bf16_cpu() if self.device.type == "cpu" else None,
+                            "config": cfg.to_dict()})
         stop_reason = "completed"
         if self.validator is not None and cfg.valid_at_start and self.state.step == 0 \
                 and self.state.last_valid_step < 0:
