@@ -229,14 +229,16 @@ def restrict_corpus(corpus: dict[str, str], qrels: dict[str, dict[str, int]], ru
     return {d: corpus[d] for d in sorted(keep)}
 
 
-def held_out_qids(queries: dict[str, str], qrels: dict[str, dict[str, int]], n: int, seed: int,
-                  qrels_path: str | os.PathLike | None = None) -> list[str]:
-    """The ``n`` training queries ``valid_holdout`` keeps out of training (seeded; in file order).
+def queries_with_positives(queries: dict[str, str], qrels: dict[str, dict[str, int]]) -> list[str]:
+    """The queries (in file order) with at least one positive judgement: the ones a trainer can use."""
+    return [q for q in queries if any(r > 0 for r in qrels.get(q, {}).values())]
 
-    Only queries with a positive judgement are candidates. The trainer validates on them; the
-    ``holdout`` command writes them out so that choices made after training (fusion weights,
-    passages) can be validated on the same queries."""
-    train_qids = [q for q in queries if any(r > 0 for r in qrels.get(q, {}).values())]
+
+def held_out_qids(train_qids: list[str], n: int, seed: int, qrels_path: str | os.PathLike | None = None) -> list[str]:
+    """The ``n`` of ``train_qids`` that ``valid_holdout`` keeps out of training (seeded; in their order).
+
+    The trainer validates on them; the ``holdout`` command writes them out so that choices made after
+    training (fusion weights, passages) can be validated on the same queries."""
     if n >= len(train_qids):
         raise InputError(qrels_path, None, f"valid_holdout={n} leaves no training query "
                                            f"({len(train_qids)} have positives)")
@@ -273,11 +275,11 @@ def build_data(cfg) -> tuple[TrainingData, ValidationSet | None]:
             line = _first_line(cfg.teacher, lambda p: p[0] == unknown)
             raise InputError(cfg.teacher, line, f"unknown topic {unknown!r}: not in the queries file {cfg.queries}")
 
-    train_qids = [q for q in queries if any(r > 0 for r in qrels.get(q, {}).values())]
+    train_qids = queries_with_positives(queries, qrels)
     valid = None
     if cfg.valid_holdout:
-        held = set(held_out_qids(queries, qrels, cfg.valid_holdout, cfg.seed, cfg.qrels))
-        vq = {q: queries[q] for q in train_qids if q in held}
+        held = held_out_qids(train_qids, cfg.valid_holdout, cfg.seed, cfg.qrels)
+        vq = {q: queries[q] for q in held}
         vqrels = {q: qrels[q] for q in vq}
         vrun = run
         if cfg.valid_negatives:
@@ -285,7 +287,7 @@ def build_data(cfg) -> tuple[TrainingData, ValidationSet | None]:
             check_references(corpus, queries, {}, vrun, {**paths, "negatives": cfg.valid_negatives})
         vcorpus = restrict_corpus(corpus, vqrels, vrun, cfg.valid_negatives_per_query, cfg.valid_max_docs, cfg.seed)
         valid = ValidationSet(vcorpus, vq, vqrels)
-        train_qids = [q for q in train_qids if q not in held]
+        train_qids = [q for q in train_qids if q not in vq]
     elif cfg.valid_queries:
         vcorpus_path = cfg.valid_corpus or cfg.corpus
         vcorpus = corpus if vcorpus_path == cfg.corpus else load_corpus_texts(vcorpus_path)

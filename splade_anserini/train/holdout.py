@@ -20,7 +20,7 @@ from ..cli import ArgumentParser, command
 def main(argv: list[str] | None = None) -> int:
     from ..data import read_qrels, read_topics
     from .config import ConfigError, TrainConfig, load_config_file
-    from .data import held_out_qids
+    from .data import held_out_qids, queries_with_positives
 
     parser = ArgumentParser(description="Write a training config's held-out validation queries and their qrels.")
     parser.add_argument("--config", required=True, help="the training config (YAML or JSON)")
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise ConfigError(f"config {args.config}: no held-out queries (needs {', '.join(missing)})")
     queries, qrels = read_topics(cfg["queries"]), read_qrels(cfg["qrels"])
-    qids = held_out_qids(queries, qrels, cfg["valid_holdout"], cfg.get("seed", TrainConfig.seed), cfg["qrels"])
+    qids = held_out_qids(queries_with_positives(queries, qrels), cfg["valid_holdout"], cfg.get("seed", TrainConfig.seed),
+                         cfg["qrels"])
     with atomic_open(f"{args.output}.queries.tsv") as fh:
         fh.writelines(f"{q}\t{queries[q]}\n" for q in qids)
     with atomic_open(f"{args.output}.qrels.txt") as fh:
