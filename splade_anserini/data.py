@@ -25,11 +25,11 @@ def data_root() -> Path:
     else ``../shared/data``, both relative to the current directory (never to the installed source)."""
     env = os.environ.get(DATA_ENV)
     if env:
-        return Path(env).expanduser().absolute()
-    for candidate in (Path("data"), Path("..") / "shared" / "data"):
-        if candidate.is_dir():
-            return candidate.absolute()
-    return (Path("..") / "shared" / "data").absolute()
+        return Path(os.path.abspath(os.path.expanduser(env)))
+    for candidate in ("data", os.path.join("..", "shared", "data")):
+        if os.path.isdir(candidate):
+            return Path(os.path.abspath(candidate))
+    return Path(os.path.abspath(os.path.join("..", "shared", "data")))
 
 
 class Doc(NamedTuple):
