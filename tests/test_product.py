@@ -29,8 +29,11 @@ def test_version_names_the_package_python_pyserini_and_anserini():
     out = proc.stdout.strip()
     assert out.startswith("splade-anserini 0.1.0 (Python 3.")
     assert "pyserini 1.6.0" in out and "Anserini 1.7.1" in out
-    assert "jnius" not in sys.modules  # the in-process helper starts no JVM either
     assert command.version_text() == out
+    probe = ("import sys; from splade_anserini.__main__ import version_text; version_text(); "
+             "print(sorted(m for m in ('jnius', 'torch', 'pyserini') if m in sys.modules))")
+    quiet = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert quiet.stdout.strip() == "[]", quiet.stderr  # no JVM, no model, not even pyserini imported
 
 
 def test_subcommands_run_the_module_mains_under_their_name(tmp_path):
