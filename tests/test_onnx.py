@@ -178,7 +178,9 @@ def test_broken_export_directories_fail_in_one_line(export, sl, tmp_path):
 
     cases = {}
     for name, damage in (("no-vocab", lambda d: (d / "vocab.txt").unlink()),
-                         ("corrupt-model", lambda d: (d / "model.onnx").write_bytes(b"\x08\x07garbage")),
+                         ("corrupt-model", lambda d: [(d / "model.onnx").write_bytes(b"\x08\x07garbage"),
+                                                      (d / "hidden.onnx").unlink()]),
+                         ("corrupt-query-graph", lambda d: (d / "hidden.onnx").write_bytes(b"\x08\x07garbage")),
                          ("corrupt-metadata", lambda d: (d / "splade_onnx.json").write_text("{\"format\": ")),
                          ("no-tokenizer", lambda d: (d / "tokenizer.json").unlink())):
         broken = tmp_path / name
