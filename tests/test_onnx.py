@@ -298,3 +298,24 @@ def test_splade_doc_queries_need_only_the_tokenizer(export, topics, tmp_path):
     got = QueryVectorizer(str(light)).encode_batch(texts)
     expected = QueryVectorizer(encoder=SpladeEncoder("splade-tiny", splade_doc=True)).encode_batch(texts)
     assert got == expected and all(set(v.values()) == {100} for v in got if v)
+
+
+def test_screened_query_graph_gives_the_graphs_impacts(export, encoder, topics):
+    """fp32 exports carry the screened query graph; queries through it get the contract graph's impacts."""
+    from splade_anserini.export_onnx import fidelity
+    from splade_anserini.onnx_encoder import OnnxSpladeEncoder
+    from splade_anserini.splade import SpladeEncoder
+
+    assert {"hidden.onnx", "decoder.npz"} <= {p.name for p in export.dir.iterdir()} and export.meta["query_graph"]
+    screened, graph = OnnxSpladeEncoder(export.dir), OnnxSpladeEncoder(export.dir, screen=False)
+    assert screened.screened and not graph.screened
+    full = SpladeEncoder(tokenizer=encoder.tokenizer, hf_model=encoder.model, int8_queries=False)
+    for name in ("scifact", "cacm"):
+        texts = list(topics[name].values())
+        got = screened.encode_queries(texts, batch_size=1)
+        for reference in (graph.encode_queries(texts, batch_size=1), full.encode_queries(texts)):
+            fid = fidelity(reference, got, 100, 30522)
+            assert fid.max_abs_diff <= 1 and fid.identical >= 0.9999, (name, fid.line())
+        padded = screened.encode_queries(texts, batch_size=16)
+        assert all(np.array_equal(x.ids, y.ids) for x, y in zip(padded, got))
+    assert screened._session is None  # the contract graph was never opened for screened queries
