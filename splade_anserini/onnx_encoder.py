@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from .models import (EXPORT_MODEL, EXPORT_TOKENIZER, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata)
-from .vectors import SparseVector, VocabularyOutput, in_input_order, length_batches
+from .vectors import SparseVector, VocabularyOutput, bag_of_tokens, in_input_order, length_batches
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("output_idx", "output_weights")
@@ -48,11 +48,14 @@ class OnnxSpladeEncoder(VocabularyOutput):
     come from the export (a different ``pooling`` is refused: it is part of the graph).
     ``threads``: ONNX Runtime intra-op threads (0: its default, all cores). ``screen``: encode queries
     with the screened query graph (default: when the export has one; True requires it).
+    ``query_weights``: SPLADE-doc query token weights (:mod:`.query_weights`; default: the export's
+    ``query_weights.json`` if it has one, else 1).
     """
 
     def __init__(self, export_dir: str | os.PathLike, *, max_length: int | None = None,
                  query_max_length: int | None = None, pooling: str | None = None,
-                 splade_doc: bool | None = None, threads: int = 0, screen: bool | None = None):
+                 splade_doc: bool | None = None, threads: int = 0, screen: bool | None = None,
+                 query_weights: dict | None = None):
         from tokenizers import Tokenizer
 
         self.export_dir = Path(os.fspath(export_dir)).expanduser()
@@ -93,6 +96,11 @@ class OnnxSpladeEncoder(VocabularyOutput):
         self.screened = bool(screen or (screen is None and not self.splade_doc and has_query_graph(self.export_dir)
                                          and _importable("onnx")))
         self._query_graph = None
+        from .query_weights import QUERY_WEIGHTS, read_table, weights_by_id
+
+        if query_weights is None and self.splade_doc and (self.export_dir / QUERY_WEIGHTS).is_file():
+            query_weights = read_table(self.export_dir / QUERY_WEIGHTS)
+        self._query_weights = None if query_weights is None else weights_by_id(query_weights, self.vocab)
 
     # -- ONNX Runtime ------------------------------------------------------------------------------
     @property
@@ -149,15 +157,11 @@ class OnnxSpladeEncoder(VocabularyOutput):
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> list[SparseVector]:
         """Encode queries with the graph or, for SPLADE-doc, as the set of their WordPiece tokens
-        (weight 1, special tokens dropped): the tokenizer alone."""
+        (weight 1 or the ``query_weights`` table's, special tokens dropped): the tokenizer alone."""
         seqs = self._tokenize(texts, self.query_max_length)
         if not self.splade_doc:
             return self.encode_token_ids(seqs, batch_size, screened=self.screened)
-        out = []
-        for seq in seqs:
-            ids = np.setdiff1d(np.unique(np.asarray(seq, dtype=np.int64)), self._special).astype(np.int32)
-            out.append(SparseVector(ids, np.ones(len(ids), dtype=np.float32)))
-        return out
+        return [bag_of_tokens(seq, self._special, self._query_weights) for seq in seqs]
 
 
 def _importable(name: str) -> bool:

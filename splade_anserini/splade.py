@@ -18,7 +18,11 @@ once (``sliced``, about 2x the plain path); GPUs and fp16/bf16 autocast compute 
 in sub-batches (``plain``). :attr:`SpladeEncoder.head_path` says which.
 
 SPLADE-doc (paper Eq. 7) encodes documents only; a query is the set of its WordPiece tokens,
-weight 1 each (no [CLS]/[SEP]/[PAD]), as naver/splade does.
+weight 1 each (no [CLS]/[SEP]/[PAD]), as naver/splade does, or the weights of a table
+(``query_weights``, e.g. the index's IDF: :mod:`.query_weights`).
+
+Queries on CPU in fp32 run the exact int8-screened decoder (:mod:`.int8_screen`) when ONNX Runtime
+is installed (:attr:`SpladeEncoder.query_head_path`): the same impacts as the fp32 decoder.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .vectors import SparseVector, VocabularyOutput, in_input_order, length_batches
+from .vectors import SparseVector, VocabularyOutput, bag_of_tokens, in_input_order, length_batches
 
 from .head import (POOLINGS, fast_bf16_cpu, head_reproduces_logits, mlm_head, pool_inference,  # noqa: F401
                    screen_candidates, splade_activation)
@@ -57,7 +61,8 @@ class SpladeEncoder(VocabularyOutput):
     def __init__(self, model: str = "splade-tiny", *, pooling: str = "max", device: str = "cpu",
                  max_length: int = 256, query_max_length: int = 256, precision: str = "fp32",
                  splade_doc: bool = False, chunk_bytes: int = 256 << 20, tokenizer=None, hf_model=None,
-                 screen: bool | None = None, workers: int = 1, int8_queries: bool | None = None):
+                 screen: bool | None = None, workers: int = 1, int8_queries: bool | None = None,
+                 query_weights: dict | None = None):
         from .models import load_model
 
         if pooling not in POOLINGS:
@@ -80,6 +85,11 @@ class SpladeEncoder(VocabularyOutput):
         inv = {i: t for t, i in self.tokenizer.get_vocab().items()}
         self.vocab: list[str] = [inv.get(i, f"[id{i}]") for i in range(self.vocab_size)]
         self._special = np.array(sorted(set(self.tokenizer.all_special_ids)), dtype=np.int64)
+        self._query_weights = None
+        if query_weights is not None:
+            from .query_weights import weights_by_id
+
+            self._query_weights = weights_by_id(query_weights, self.vocab)
         self._screen_cache: tuple | None = None
         #: Batches encoded concurrently by this many threads (CPU: each with one torch thread).
         self.workers = max(1, int(workers))
@@ -304,12 +314,9 @@ class SpladeEncoder(VocabularyOutput):
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> list[SparseVector]:
         """Encode queries: the model (max length ``self.query_max_length``) or, for SPLADE-doc, the
-        set of their WordPiece tokens with weight 1."""
+        set of their WordPiece tokens with weight 1 (or the ``query_weights`` table's)."""
         if not self.splade_doc:
             return self.encode_token_ids(self._tokenize(texts, self.query_max_length), batch_size,
                                          head_path=self.query_head_path)
-        out = []
-        for seq in self._tokenize(texts, self.query_max_length):
-            ids = np.setdiff1d(np.unique(np.asarray(seq, dtype=np.int64)), self._special).astype(np.int32)
-            out.append(SparseVector(ids, np.ones(len(ids), dtype=np.float32)))
-        return out
+        return [bag_of_tokens(seq, self._special, self._query_weights)
+                for seq in self._tokenize(texts, self.query_max_length)]
