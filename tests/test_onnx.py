@@ -319,3 +319,23 @@ def test_screened_query_graph_gives_the_graphs_impacts(export, encoder, topics):
         padded = screened.encode_queries(texts, batch_size=16)
         assert all(np.array_equal(x.ids, y.ids) for x, y in zip(padded, got))
     assert screened._session is None  # the contract graph was never opened for screened queries
+
+
+@pytest.mark.jvm
+def test_lean_lucene_route_at_k10_is_the_top_10_of_k1000(export, sl):
+    """The serving route hands over only the hits asked for: the same ten as the first ten of 1,000."""
+    from splade_anserini.data import read_topics
+    from splade_anserini.impact_searcher import ImpactSearcher
+    from splade_anserini.query_encoder import QueryVectorizer
+
+    topics = read_topics(sl.topics)
+    vectors = dict(zip(topics, QueryVectorizer(str(export.dir)).encode_batch(list(topics.values()))))
+    searcher = ImpactSearcher(sl.lucene)
+    try:
+        for vec in vectors.values():
+            top = searcher.search(vec, 10)
+            assert len(top) == 10 and top == searcher.search(vec, 1000)[:10]
+        assert searcher.batch_search(vectors, 10) == {q: h[:10] for q, h in searcher.batch_search(vectors, 1000).items()}
+        assert len(searcher._integers) <= len({w for v in vectors.values() for w in v.values()})
+    finally:
+        searcher.close()
