@@ -4,6 +4,8 @@
 query only about 0.2% of the vocabulary entries are. :class:`Int8Screen` proves the others
 non-positive with an int8 product, then computes the exact fp32 logits of the candidates only.
 
+The candidates' logits are then computed one dot product at a time (Numba, float64 sums).
+
 With per-row scales, ``h_i ~ s_i q_i`` (``q_i`` integers in [-63, 63]) and ``W_j ~ t_j Q_j``
 (``Q_j`` in [-127, 127]), the integer product ``c_ij = q_i . Q_j`` gives ``a_ij = s_i t_j c_ij`` and
 
@@ -47,6 +49,33 @@ def _screen(c, s, t, bias_slack, wn, f, e_max, hq_max, out):
     for j in range(vocab):
         if t[j] * best[j] + bias_slack[j] + e_max * wn[j] + hq_max * f[j] > 0.0:
             out[n] = j
+            n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _exact_pool(h, weight, bias, cand, max_pool, ids, weights):
+    """``pool_i log1p(relu(h_i . W_j + b_j))`` for the candidates ``j`` (float64 sums of fp32 products:
+    no BLAS call, whose threads cost more than these few dot products); the positive ones go to
+    ``ids``/``weights``, their count is returned."""
+    n_rows, hidden = h.shape
+    n = 0
+    for c in range(len(cand)):
+        j = cand[c]
+        pooled = 0.0
+        for i in range(n_rows):
+            acc = 0.0
+            for k in range(hidden):
+                acc += np.float64(h[i, k]) * np.float64(weight[j, k])
+            logit = np.float32(acc + bias[j])
+            act = np.log1p(logit) if logit > 0 else 0.0
+            if max_pool:
+                pooled = max(pooled, act)
+            else:
+                pooled += act
+        if pooled > 0:
+            ids[n] = j
+            weights[n] = pooled
             n += 1
     return n
 
@@ -128,11 +157,7 @@ class Int8Screen:
         if h.shape[0] == 0:
             return SparseVector(np.empty(0, np.int32), np.empty(0, np.float32))
         cand = self.candidates(h)
-        logits = h @ self.weight[cand].T + self.bias[cand]  # exact fp32 logits of the candidates
-        if self.pooling == "max":
-            rep = np.log1p(np.maximum(logits.max(axis=0, initial=-np.inf), 0.0)) if len(cand) else \
-                np.empty(0, np.float32)
-        else:
-            rep = np.log1p(np.maximum(logits, 0.0)).sum(axis=0)
-        keep = rep > 0
-        return SparseVector(cand[keep].astype(np.int32), rep[keep].astype(np.float32))
+        ids = np.empty(len(cand), np.int32)
+        weights = np.empty(len(cand), np.float32)
+        n = _exact_pool(h, self.weight, self.bias, cand, self.pooling == "max", ids, weights)
+        return SparseVector(ids[:n], weights[:n])
