@@ -45,6 +45,20 @@ def idf_table(vectors: Iterable[Mapping[str, float]]) -> dict:
             "weights": {token: idf(count, n_docs) for token, count in sorted(df.items())}}
 
 
+def corpus_idf_table(texts: Iterable[str], tokenizer, batch_size: int = 256) -> dict:
+    """The IDF table of the WordPiece tokens of texts (special tokens excluded): the trainer's, whose
+    documents' SPLADE vectors change while it learns."""
+    special = set(tokenizer.all_special_ids)
+    texts = list(texts)
+
+    def bags():
+        for lo in range(0, len(texts), batch_size):
+            for ids in tokenizer(texts[lo:lo + batch_size], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]:
+                yield {token: 1 for token in tokenizer.convert_ids_to_tokens(sorted(set(ids) - special))}
+
+    return {**idf_table(bags()), "source": "training corpus WordPiece tokens"}
+
+
 def write_table(path: str | os.PathLike, table: dict) -> Path:
     """Write a table (a temporary name, then renamed): ``path`` is a file or a folder to hold it."""
     path = Path(os.fspath(path))

@@ -129,3 +129,38 @@ def test_lucene_index_carries_the_table_and_ranks_like_numba(sl, tmp_path):
             str(sl.root / "topics.tsv"), "--splade-doc", "--query-weights", "idf", "--hits", "20", "--threads", "1",
             "--output", str(runs[backend]), "--tag", "t")
     assert runs["lucene"].read_bytes() == runs["numba"].read_bytes()
+
+
+def test_trainer_learns_with_idf_query_weights(data_dir, encoder, tmp_path):
+    """--splade-doc --query-weights idf: the corpus table is written beside the checkpoints, the training
+    queries carry it, and validation encodes queries with it like the encoder does."""
+    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.train import config_from_dict, train
+    from splade_anserini.train.model import SpladeTrainModel
+    from splade_anserini.query_weights import weights_by_id
+
+    sci = data_dir / "scifact"
+    cfg = config_from_dict(dict(
+        corpus=str(sci / "corpus.jsonl"), queries=str(sci / "queries.train.tsv"), qrels=str(sci / "qrels.train.txt"),
+        output_dir=str(tmp_path), valid_holdout=4, valid_max_docs=40, valid_every=1, splade_doc=True,
+        query_weights="idf", lambda_q=0.0, batch_size=2, max_length=32, query_max_length=16, max_steps=1,
+        lr=1e-5, progress=False, threads=1))
+    out = train(cfg)
+    assert out["steps"] == 1
+    table = read_table(tmp_path / QUERY_WEIGHTS)
+    assert table["documents"] == 5183 and table["weights"]["the"] < table["weights"]["protein"]
+    texts = ["aspirin lowers the risk of heart attacks", "protein folding"]
+    tok = encoder.tokenizer(texts, padding=True, return_tensors="pt")
+    vocab = encoder.tokenizer.convert_ids_to_tokens(list(range(len(encoder.tokenizer))))
+    import torch
+
+    model = SpladeTrainModel(encoder.model, encoder.tokenizer, splade_doc=True,
+                             query_weights=torch.from_numpy(weights_by_id(table, vocab)))
+    bag = model.bag_of_tokens(tok["input_ids"], tok["attention_mask"])
+    ref = SpladeEncoder(tokenizer=encoder.tokenizer, hf_model=encoder.model, splade_doc=True,
+                        query_weights=table).encode_queries(texts)
+    for row, vec in zip(bag, ref):
+        assert row.nonzero().flatten().tolist() == vec.ids.tolist()
+        np.testing.assert_allclose(row[row > 0].numpy(), vec.weights, rtol=1e-6)
+    with pytest.raises(ValueError, match="splade_doc"):
+        config_from_dict(dict(triples="x", output_dir=str(tmp_path / "o"), query_weights="idf"))
