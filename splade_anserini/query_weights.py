@@ -64,6 +64,7 @@ def write_table(path: str | os.PathLike, table: dict) -> Path:
     path = Path(os.fspath(path))
     if path.is_dir():
         path = path / QUERY_WEIGHTS
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(table, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
