@@ -1,7 +1,8 @@
 """Export a SPLADE checkpoint to ONNX with its pooling, in Anserini's query-encoder contract.
 
     python -m splade_anserini.export_onnx --model M --output DIR [--int8] [--max-length 256]
-        [--pooling max|sum] [--splade-doc] [--factor 100] [--parity-topics T.tsv] [--overwrite]
+        [--pooling max|sum] [--splade-doc [--query-weights INDEX_OR_FILE]] [--factor 100] [--parity-topics T.tsv]
+        [--overwrite]
 
 ``DIR/model.onnx`` computes the whole SPLADE representation of one text: MLM logits, max (SPLADE-max)
 or sum (SPLADE v1) pooling of ``log(1 + ReLU(.))`` under the attention mask, and the non-zero terms.
@@ -294,7 +295,8 @@ def weights_sha256(hf_model) -> str:
 # -- the export -------------------------------------------------------------------------------------
 def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_length: int = 256,
            pooling: str = "max", splade_doc: bool = False, factor: float | str = 100,
-           parity_queries: Sequence[str] = (), overwrite: bool = False, log=print) -> dict:
+           parity_queries: Sequence[str] = (), overwrite: bool = False, log=print,
+           query_weights: str | os.PathLike | None = None) -> dict:
     """Write the export directory; return its metadata. See the module docstring."""
     from conversion.quantize import resolve_factor
 
@@ -337,6 +339,10 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         screened = not int8 and write_query_graph(hf_model, tokenizer, tmp, OPSET)
         if screened:
             _check_ir(tmp / EXPORT_HIDDEN)
+        if query_weights is not None:  # SPLADE-doc's inference-free query weights travel with the export
+            from .query_weights import QUERY_WEIGHTS, read_table, write_table
+
+            write_table(tmp / QUERY_WEIGHTS, read_table(query_weights))
         tokenizer.save_pretrained(str(tmp))  # tokenizer.json, tokenizer_config.json, ... (HF files)
         (tmp / EXPORT_TOKENIZER).write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
         (tmp / EXPORT_VOCAB).write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
@@ -409,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
     p.add_argument("--factor", default="100", help="the documents' quantization factor (number, naver, pyserini)")
     p.add_argument("--parity-topics", help="qid<TAB>text queries added to the parity check")
+    p.add_argument("--query-weights", metavar="FILE_OR_INDEX",
+                   help="SPLADE-doc query weight table to ship with the export (a file, or an index's table)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
     args = p.parse_args(argv)
 
@@ -418,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         extra = list(read_topics(args.parity_topics).values())
     export(args.model, args.output, int8=args.int8, max_length=args.max_length, pooling=args.pooling,
-           splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite)
+           splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite,
+           query_weights=args.query_weights)
     return 0
 
 
