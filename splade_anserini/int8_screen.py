@@ -131,7 +131,6 @@ class Int8Screen:
         self._f = np.linalg.norm(self.weight - self._t[:, None] * wq, axis=1)
         self._bias_slack = self.bias.astype(np.float64) + SLACK_ABS
         self._session = _matmul_integer_session(wq.astype(np.int8), threads)
-        self._out = np.empty(vocab, dtype=np.int64)
         #: Candidates of the last call (for measurements).
         self.last_candidates = 0
 
@@ -147,9 +146,10 @@ class Int8Screen:
         hq_max = float(np.sqrt((hq ** 2).sum(axis=1).max()))
         c = self._session.run(None, {"a": (q + ZERO_POINT).astype(np.uint8)})[0]
         e_max += SLACK_REL * (hq_max + e_max)  # float rounding of the screen and of the fp32 reference
-        n = _screen(c, s.astype(np.float32), self._t, self._bias_slack, self._wn, self._f, e_max, hq_max, self._out)
+        out = np.empty(len(self._t), dtype=np.int64)  # per call: concurrent callers share the object
+        n = _screen(c, s.astype(np.float32), self._t, self._bias_slack, self._wn, self._f, e_max, hq_max, out)
         self.last_candidates = n
-        return self._out[:n].copy()
+        return out[:n]
 
     def pool(self, h: np.ndarray) -> SparseVector:
         """The exact SPLADE vector of one text's ``[L, H]`` hidden states (padding excluded)."""
