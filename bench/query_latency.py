@@ -256,13 +256,16 @@ def environment() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    cpu = platform.processor()
+    cpu, flags = platform.processor(), []
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="ascii", errors="replace")
-                   if line.startswith("model name"))
+        lines = open("/proc/cpuinfo", encoding="ascii", errors="replace").read().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        flags = sorted({f for line in lines if line.startswith("flags") for f in line.split(":", 1)[1].split()
+                        if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")})
     except (OSError, StopIteration):
         pass
-    return {"python": platform.python_version(), "versions": versions, "cpu": cpu, "cores": os.cpu_count(),
+    return {"python": platform.python_version(), "versions": versions, "cpu": cpu, "cpu_flags": flags,
+            "cores": os.cpu_count(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
