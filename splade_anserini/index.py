@@ -16,7 +16,9 @@ directory and renamed into place only when complete; an existing index is never 
 ``overwrite`` is given. Anserini's counters are checked after the run: skipped, unindexable, empty
 or errored documents, or fewer indexed documents than the input holds, fail the build
 (:class:`IndexBuildError`, exit status 1) instead of ending as a log line. Folders left by a
-killed build are removed by the next build of the same index.
+killed build are removed by the next build of the same index. Both backends store the IDF table of
+the documents' tokens beside the index (``query_weights.json``, :mod:`.query_weights`): the
+inference-free query weights of SPLADE-doc models.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from conversion.errors import InputError, UsageError
 from conversion.jsonvector import collection_files, read_jsonvector, write_jsonvector
 
 from .cli import ArgumentParser, command, positive_int
+from .query_weights import write_index_table
 
 BACKENDS = ("lucene", "numba")
 REPORT_NAME = "splade-anserini-index.json"
@@ -198,6 +201,7 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
         report.seconds = time.perf_counter() - start
         report.size_bytes = directory_size(tmp)
         (tmp / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2) + "\n")
+        write_index_table(tmp, input_path, quantize)  # SPLADE-doc's inference-free query weights
         _check_target(index, overwrite)  # someone may have created it meanwhile
         _install(tmp, index)
         return report
@@ -227,6 +231,7 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
         report = IndexReport(backend="numba", index=str(index), input=str(input_path), input_documents=built.n_docs,
                              indexed=built.n_docs, seconds=time.perf_counter() - start,
                              size_bytes=directory_size(tmp), quantized=quantize, guarded=len(guarded))
+        write_index_table(tmp, input_path, quantize)  # SPLADE-doc's inference-free query weights
         _check_target(index, overwrite)
         _install(tmp, index)
         return report

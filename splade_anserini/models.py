@@ -46,6 +46,10 @@ EXPORT_MODEL = "model.onnx"
 EXPORT_VOCAB = "vocab.txt"
 EXPORT_TOKENIZER = "tokenizer.json"
 EXPORT_METADATA = "splade_onnx.json"
+#: Optional, beside the contract's graph: the model up to the decoder's input and the decoder's fp32
+#: weights, for exact int8-screened query encoding in Python (:mod:`splade_anserini.query_graph`).
+EXPORT_HIDDEN = "hidden.onnx"
+EXPORT_DECODER = "decoder.npz"
 EXPORT_FORMAT = "splade-anserini-onnx"
 EXPORT_FORMAT_VERSION = 1
 _METADATA_KEYS = {"format": str, "format_version": int, "pooling": str, "max_length": int, "factor": (int, float),

@@ -28,6 +28,9 @@ class TrainConfig:
     output_dir: str = field(default="", metadata={"help": "where checkpoint-last/, checkpoint-best/ and log.jsonl go"})
     pooling: str = field(default="max", metadata={"help": "max (SPLADE-max) or sum (SPLADE-sum)"})
     splade_doc: bool = field(default=False, metadata={"help": "SPLADE-doc: queries are bags of WordPiece tokens"})
+    query_weights: str = field(default="ones", metadata={
+        "help": "SPLADE-doc query token weights: ones, or idf (the training corpus's WordPiece IDF, written to "
+                "OUTPUT_DIR/query_weights.json)"})
     max_length: int = field(default=256, metadata={"help": "document max tokens"})
     query_max_length: int = field(default=256, metadata={"help": "query max tokens"})
     fused_head: bool = field(default=True, metadata={
@@ -178,6 +181,10 @@ class TrainConfig:
             raise ConfigError("resume and overwrite exclude each other")
         if self.splade_doc and self.lambda_q:
             raise ConfigError("SPLADE-doc has no query encoder: lambda_q must be 0")
+        if self.query_weights not in ("ones", "idf"):
+            raise ConfigError(f"query_weights must be ones or idf, got {self.query_weights!r}")
+        if self.query_weights != "ones" and not self.splade_doc:
+            raise ConfigError("query_weights weighs SPLADE-doc queries: set splade_doc")
         return self
 
     def to_dict(self) -> dict[str, Any]:
