@@ -107,6 +107,12 @@ class TrainConfig:
     valid_every: int = field(default=0, metadata={"help": "validate every N steps (0: at the end only)"})
     valid_at_start: bool = field(default=False, metadata={"help": "validate the starting model first"})
     valid_metric: str = field(default="nDCG@10", metadata={"help": "metric for the best checkpoint"})
+    guard_corpus: str | None = field(default=None, metadata={
+        "help": "out-of-domain guard: a corpus whose queries must not get worse (e.g. msmarco-dl19-subset)"})
+    guard_queries: str | None = None
+    guard_qrels: str | None = None
+    guard_max_drop: float = field(default=0.01, metadata={
+        "help": "a checkpoint can be best only while its guard metric stays within this of the starting model's"})
     valid_batch_size: int = 64
     early_stopping_patience: int = field(default=0, metadata={"help": "stop after N validations without gain; 0 = off"})
     save_every: int = field(default=0, metadata={"help": "save checkpoint-last every N steps (0: at validation/end)"})
@@ -177,6 +183,13 @@ class TrainConfig:
             raise ConfigError("validation queries need valid_corpus (or the training corpus)")
         if self.valid_negatives_per_query and not (self.negatives or self.valid_negatives) and self.valid_holdout:
             raise ConfigError("valid_negatives_per_query needs a negatives run")
+        guard = [self.guard_corpus, self.guard_queries, self.guard_qrels]
+        if any(guard) and not all(guard):
+            raise ConfigError("guard_corpus, guard_queries and guard_qrels go together")
+        if all(guard) and not (self.valid_holdout or self.valid_queries):
+            raise ConfigError("the out-of-domain guard needs a validation set (valid_holdout or valid_queries)")
+        if self.guard_max_drop < 0:
+            raise ConfigError(f"guard_max_drop must be >= 0, got {self.guard_max_drop}")
         if self.resume and self.overwrite:
             raise ConfigError("resume and overwrite exclude each other")
         if self.splade_doc and self.lambda_q:
