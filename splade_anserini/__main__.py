@@ -39,6 +39,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("export-onnx", "splade_anserini.export_onnx", "export a checkpoint to ONNX for serving"),
     Subcommand("model", "splade_anserini.models", "resolve (and fetch) a model, print its folder"),
     Subcommand("train", "splade_anserini.train.__main__", "fine-tune a SPLADE model"),
+    Subcommand("pseudo-queries", "splade_anserini.train.pseudo_queries",
+               "pseudo-queries cut out of a corpus without labels (for adaptation)"),
     Subcommand("mine-negatives", "splade_anserini.train.mine_negatives", "mine hard negatives as a TREC run"),
     Subcommand("holdout", "splade_anserini.train.holdout", "write a training config's held-out queries"),
     Subcommand("quick-eval", "splade_anserini.train.quick_eval", "exact nDCG@10 of a checkpoint"),
