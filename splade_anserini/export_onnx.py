@@ -24,7 +24,6 @@ WordPiece tokenizer cannot read, is a one-line error (exit 2).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from .cli import ArgumentParser, command
+from .provenance import weights_sha256  # noqa: F401  (re-exported: the digest an export records)
 from .models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_METADATA, EXPORT_MODEL, EXPORT_TOKENIZER,
                      EXPORT_VOCAB)
 
@@ -275,18 +275,6 @@ def _quantize_int8(src: Path, dst: Path) -> None:
     # uint8 weights and activations: without VNNI, the u8 x s8 kernels can saturate their int16
     # intermediate sums (measured on SciFact queries: cosine to PyTorch 0.997 with s8, 0.998 with u8).
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"])
-
-
-def weights_sha256(hf_model) -> str:
-    """sha256 of the parameters (names, shapes, bytes) in name order: the same for any file format."""
-    import torch
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(hf_model.state_dict().items()):
-        data = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(data.shape)}:{data.dtype}\n".encode())
-        h.update(data.view(-1).view(dtype=torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 # -- the export -------------------------------------------------------------------------------------
