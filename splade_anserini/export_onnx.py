@@ -279,9 +279,12 @@ def _quantize_int8(src: Path, dst: Path) -> None:
 
 # -- the export -------------------------------------------------------------------------------------
 def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_length: int = 256,
-           pooling: str = "max", splade_doc: bool = False, factor: float | str = 100,
-           parity_queries: Sequence[str] = (), overwrite: bool = False, log=print) -> dict:
-    """Write the export directory; return its metadata. See the module docstring."""
+           pooling: str = "max", splade_doc: bool = False, factor: float | str | None = None,
+           parity_queries: Sequence[str] = (), overwrite: bool = False, log=print,
+           index: str | os.PathLike | None = None, allow_other: bool = False) -> dict:
+    """Write the export directory; return its metadata. See the module docstring. ``index``: the
+    index the export will search; its factor is the default, and a model other than the one that
+    encoded it is refused unless ``allow_other``."""
     from conversion.quantize import resolve_factor
 
     from .models import load_model, resolve_model
@@ -293,12 +296,22 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         raise ExportError(f"--pooling must be one of {POOLINGS}, got {pooling!r}")
     if max_length < 2:
         raise ExportError(f"--max-length must be at least 2, got {max_length}")
-    factor = resolve_factor(factor)
+    plan = None
+    if index is not None:
+        from .provenance import plan_search
+
+        plan = plan_search(index, factor=factor)
+        factor = plan.factor
+    factor = resolve_factor(factor if factor is not None else 100)
     if output.exists() and not overwrite:
         raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
     t0 = time.perf_counter()
     tokenizer, hf_model = load_model(model)
     source_dir = resolve_model(model)
+    if plan is not None:
+        from .provenance import check_query_model
+
+        check_query_model(plan, index, {"name": str(model), "sha256": weights_sha256(hf_model)}, allow_other=allow_other)
     tokenizer_json = json.loads(tokenizer.backend_tokenizer.to_str()) if hasattr(tokenizer, "backend_tokenizer") \
         else None
     if tokenizer_json is None:
@@ -383,7 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-length", type=int, default=256, help="query max length recorded for serving")
     p.add_argument("--pooling", default="max", help="max (SPLADE-max, default) or sum (SPLADE v1)")
     p.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
-    p.add_argument("--factor", default="100", help="the documents' quantization factor (number, naver, pyserini)")
+    p.add_argument("--factor", default=None,
+                   help="the documents' quantization factor (number, naver, pyserini; default: --index's, else 100)")
+    p.add_argument("--index", default=None, help="the index the export will search: its factor and model are checked")
+    p.add_argument("--allow-other-query-encoder", action="store_true",
+                   help="with --index: export a model other than the one that encoded the index")
     p.add_argument("--parity-topics", help="qid<TAB>text queries added to the parity check")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
     args = p.parse_args(argv)
@@ -394,7 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         extra = list(read_topics(args.parity_topics).values())
     export(args.model, args.output, int8=args.int8, max_length=args.max_length, pooling=args.pooling,
-           splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite)
+           splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite,
+           index=args.index, allow_other=args.allow_other_query_encoder)
     return 0
 
 

@@ -226,3 +226,12 @@ def side_file(run: str | os.PathLike) -> Path:
     """``<run>.provenance.json`` beside a run: what searched it (written when a check was overridden)."""
     run = Path(run)
     return run.with_name(run.name + ".provenance.json")
+
+
+def run_provenance(run: str | os.PathLike) -> dict | None:
+    """What a run's side file records (``file`` added), ``None`` without one."""
+    path = side_file(run)
+    try:
+        return {**json.loads(path.read_text(encoding="utf-8")), "file": str(path)}
+    except (OSError, ValueError, TypeError):
+        return None

@@ -72,6 +72,14 @@ def pyserini_search(index: str | os.PathLike, topics: Mapping[str, str], encoder
     return {qid: [(h.docid, float(h.score)) for h in hits.get(qid, [])[:k]] for qid in qids}
 
 
+def java_cause(exc: BaseException) -> str:
+    """``IndexSearcher$TooManyClauses: maxClauseCount is set to 1024``: the Java class and its first line."""
+    from .java_encoder import java_error
+
+    name = getattr(exc, "classname", None)
+    return f"{name.rsplit('.', 1)[-1]}: {java_error(exc)}" if name else java_error(exc)
+
+
 class UnansweredQueryError(RuntimeError):
     """A backend could not answer a query: the run is not written (exit 1)."""
 
@@ -81,20 +89,19 @@ def answer_every_query(batch: Callable[[], dict], qids: Sequence[str], one: Call
     search says only ``queryCount = N is not equal to completedTaskCount = M``) the queries are
     searched one by one to name those that fail and why: :class:`UnansweredQueryError`."""
     from . import java
-    from .java_encoder import java_error
 
     with java.java_stderr():
         try:
             return batch()
         except Exception as exc:  # noqa: BLE001 - a Java exception through pyjnius: named below
-            batch_error = java_error(exc)
+            batch_error = java_cause(exc)
     failed: dict[str, str] = {}
     with java.java_stderr():
         for qid in qids:
             try:
                 one(qid)
             except Exception as exc:  # noqa: BLE001
-                failed[qid] = java_error(exc)
+                failed[qid] = java_cause(exc)
     if not failed:
         raise UnansweredQueryError(f"{how} failed: {batch_error}; no run written")
     first = next(iter(failed))
