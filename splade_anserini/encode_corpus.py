@@ -13,12 +13,15 @@ before anything is written: a malformed line stops the run with ``error: file:li
 and no output. Empty text is a counted warning and gets the guard vector ``{"[unused993]": 1}``, as
 does a vector whose impacts all quantize to 0 (Anserini rejects empty documents).
 
-Output: ``--output`` holds only collection files, ``part-00000.jsonl`` ... (``--num-files`` of them,
+Output: ``--output`` holds the collection files, ``part-00000.jsonl`` ... (``--num-files`` of them,
 contiguous and nearly equal, so Anserini can index with that many threads; ``.jsonl.gz`` with
 ``--gzip``). With ``--shard-num S`` the names are ``shard-0000I-of-0000S.part-0000K.jsonl`` so shards
 can share a directory; shards are Pyserini's (contiguous, ``floor(N / S)`` documents, the last one
-takes the rest). A summary (documents, empty documents, average non-zeros, FLOPS, wall time) is
-printed and written next to the directory as ``<output>.summary.json`` (``<output>.shard-...``).
+takes the rest). Beside them ``splade-anserini.provenance`` records the model (name and weights
+digest), factor, max length, pooling and passages; ``index`` carries it into the index and
+``search`` checks it (:mod:`splade_anserini.provenance`; a name Anserini does not read as data).
+A summary (documents, empty documents, average non-zeros, FLOPS, wall time) is printed and written
+next to the directory as ``<output>.summary.json`` (``<output>.shard-...``).
 
 Resumable and atomic: the shard is encoded in blocks of ``--block-size`` documents, fixed by
 position in the corpus. Each block is committed to a hidden work folder beside the output
