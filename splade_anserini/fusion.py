@@ -2,7 +2,7 @@
 
     python -m splade_anserini.fusion --runs runs/a.trec runs/b.trec [...] --output runs/hybrid.trec
         [--method interpolation|rrf] [--alpha 0.5 | --weights W1 W2 ...] [--rrf-k 60]
-        [--depth 1000] [--k 1000] [--runtag hybrid]
+        [--depth 1000] [--k 1000] [--runtag hybrid] [--union-topics]
 
 * ``interpolation`` (default): each run's scores are min-max normalized per query (Pyserini's
   ``RescoreMethod.NORMALIZE``, as its hybrid searchers normalize), then summed with weights: ``alpha``
@@ -13,7 +13,9 @@
 * ``rrf``: reciprocal rank fusion, ``sum 1 / (k + rank)`` with ``k = 60`` (Cormack et al., 2009),
   ``pyserini.fusion.reciprocal_rank_fusion``.
 
-Runs are read and validated by :func:`conversion.trec.read_ranked` (ranks are recomputed by score
+Runs over different topic sets are refused in one line naming each run's count; ``--union-topics``
+fuses over their union (as Pyserini does: a topic missing from a run is fused from the others),
+with a warning line. Runs are read and validated by :func:`conversion.trec.read_ranked` (ranks are recomputed by score
 descending, docid ascending), cut at ``--depth`` per query, and the fused run is written atomically
 with the same tie-break, ``--k`` hits per query.
 """

@@ -17,6 +17,11 @@ directory and renamed into place only when complete; an existing index is never 
 or errored documents, or fewer indexed documents than the input holds, fail the build
 (:class:`IndexBuildError`, exit status 1) instead of ending as a log line. Folders left by a
 killed build are removed by the next build of the same index.
+
+The provenance ``encode_corpus`` wrote into the vectors folder (model and weights digest, factor,
+max length, pooling, passages) is carried into the index: the ``provenance`` key of
+``splade-anserini-index.json`` (Lucene) or ``header.json`` (Numba), which ``search`` checks. A
+``--factor`` or ``--quantize`` other than the vectors' factor is refused.
 """
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """Check that the Numba index and the Lucene impact index return identical rankings.
 
     python -m splade_anserini.parity --index LUCENE_INDEX --numba-index NUMBA_INDEX \\
-        --topics queries.test.tsv [--model splade-tiny] [--factor 100] [--hits 1000] [--threads 2]
+        --topics queries.test.tsv [--model splade-tiny] [--factor F] [--hits 1000] [--threads 2]
     python -m splade_anserini.parity --index LUCENE_INDEX --numba-index NUMBA_INDEX --encoded-topics T.tsv
 
-Both indexes must hold the same JsonVectorCollection. The queries are encoded once (our SPLADE
+Both indexes must hold the same JsonVectorCollection (their recorded provenance must agree; the
+factor defaults to theirs and the query model is checked as ``search`` checks it). The queries are encoded once (our SPLADE
 encoder, or read pre-encoded from a TsvInt file) and the same ``{token: int weight}`` vectors go to
 Lucene (Pyserini ``LuceneImpactSearcher`` with ``min_idf=-inf``, so tokens present in every document
 are kept) and to ``NumbaIndex.batch_search``. Scores are integer dot products, so the comparison is

@@ -1,7 +1,8 @@
 """Search an index with SPLADE queries and write a TREC run.
 
     python -m splade_anserini.search --index I --topics T --output runs/X.trec
-        [--hits 1000] [--threads N] [--batch-size B] [--model splade-tiny] [--factor 100]
+        [--hits 1000] [--threads N] [--batch-size B] [--model splade-tiny] [--factor F]
+        [--allow-other-query-encoder]
         [--max-length 256] [--splade-doc] [--backend lucene|numba] [--tag T]
         [--pretokenized-topics OUT.tsv | --encoded-topics IN.tsv | --java-encoder EXPORT_DIR]
         [--max-passage [--max-passage-hits 100] [--max-passage-delimiter '#']]
@@ -24,6 +25,16 @@ All paths rank by score descending, docid ascending (Anserini's tie-break) and p
 runs. ``--backend numba`` searches a Numba reference index with the same query vectors.
 ``--max-passage`` (Pyserini's MaxP flags) folds passage hits ``docid#k`` into documents scored by
 their best passage, after the search and identically for every backend.
+
+Checked before any query is encoded, against the provenance the index records
+(:mod:`splade_anserini.provenance`): ``--factor`` defaults to the index's factor and another is
+refused; a query model whose weights differ from the documents' model is refused unless
+``--allow-other-query-encoder`` (then ``<output>.provenance.json`` records it); an ONNX export
+(``--model`` or ``--java-encoder``) must record the index's factor; ``--max-passage`` needs an index
+of passages. An index without provenance searches with a one-line notice. Blank queries are named
+in one warning line and get no hits. Lucene's clause limit is lifted, so every route answers
+queries of any length with the Numba index's hits; a query a backend still cannot answer fails
+the command (exit 1) naming it and the cause, and no run is written.
 """
 from __future__ import annotations
 
