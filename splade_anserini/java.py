@@ -132,8 +132,9 @@ def start_jvm(max_heap: str | None = None) -> None:
 def _raise_clause_limit() -> None:
     """Lucene refuses a query of more than ``IndexSearcher.maxClauseCount`` (1,024) terms, and a SPLADE
     query can have thousands: every route (Pyserini, ``SearchCollection``, ``SimpleImpactSearcher``)
-    builds one clause per term, so the limit is lifted for this JVM, as Anserini's own long-query
-    searchers do, and every query length gets the hits the Numba index gives."""
+    builds one clause per term. Anserini 1.7.1 and Pyserini 1.6.0 never raise the limit (a long query
+    is dropped by ``SearchCollection`` and fails Pyserini's batch), so it is lifted for this JVM and
+    every query length gets the hits the Numba index gives."""
     from jnius import autoclass as _autoclass
 
     _autoclass("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(_autoclass("java.lang.Integer").MAX_VALUE)

@@ -311,3 +311,23 @@ def test_search_refuses_options_its_backend_ignores(sl, tmp_path, capsys):
     assert search("--index", sl.lucene, "--topics", sl.topics, "--output", tmp_path / "r.trec",
                   "--max-length", "1000") == 2
     assert "has 512 positions" in one_error(capsys) and list(tmp_path.iterdir()) == []
+
+
+def test_parity_takes_the_indexes_factor_and_refuses_another(sl, capsys):
+    from splade_anserini.parity import main as parity
+
+    common = ["--index", str(sl.lucene), "--numba-index", str(sl.numba), "--topics", str(sl.topics),
+              "--max-length", str(MAX_LENGTH)]
+    assert parity(common + ["--factor", "50"]) == 2
+    assert "--factor 50: the index" in one_error(capsys)
+    assert parity(common) == 0
+    assert f"{N_QUERIES}/{N_QUERIES} queries identical" in capsys.readouterr().out
+
+
+def test_export_for_an_index_refuses_another_model(sl, noisy_model, tmp_path):
+    from splade_anserini.export_onnx import export
+    from splade_anserini.provenance import ProvenanceError
+
+    with pytest.raises(ProvenanceError, match="--allow-other-query-encoder"):
+        export(str(noisy_model), tmp_path / "export", index=sl.lucene, log=lambda m: None)
+    assert not (tmp_path / "export").exists()
