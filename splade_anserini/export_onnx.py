@@ -381,6 +381,8 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     size = (output / EXPORT_MODEL).stat().st_size
+    if plan is not None:
+        plan.tell()
     log(f"exported {model} ({meta['quantization']}, {pooling} pooling, opset {meta['opset']}, IR "
         f"{meta['ir_version']}, {size / 2**20:.1f} MiB) to {output} in {time.perf_counter() - t0:.1f} s")
     return meta

@@ -148,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         vectors = read_tsvint(args.encoded_topics)
     report = check(args.index, args.numba_index, vectors, args.hits, args.threads)
+    plan.tell()
     print(f"parity at k={args.hits}: {report.summary()} [{time.perf_counter() - start:.1f} s]")
     return 0 if report.ok else 1
 

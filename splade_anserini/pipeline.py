@@ -310,6 +310,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
         if passage_length:
             results = max_passage(results, hits)
         write_run(run_file, results, tag=name, k=hits)
+        plan.tell()
         return f"{len(topic_list)} queries, encoding {enc_s:.1f} s" + (", MaxP" if passage_length else "")
 
     stamps.run("search", srch_params, [run_file, tsvint], search)

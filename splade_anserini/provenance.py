@@ -169,6 +169,11 @@ class SearchPlan:
     other_encoder: dict | None = None
     notes: list[str] = field(default_factory=list)
 
+    def tell(self) -> None:
+        """Print the notes, one ``notice:`` line each (once the work is done: an error stays one line)."""
+        for note in self.notes:
+            notice(note)
+
     def side_record(self, query_model: dict | None) -> dict:
         return {"index_provenance": self.provenance, "query_model": query_model, "factor": self.factor,
                 "other_query_encoder_allowed": self.other_encoder is not None, "notes": self.notes}
@@ -183,9 +188,9 @@ def plan_search(index: str | os.PathLike, *, factor: str | None, max_passage: bo
     prov = read_index(index)
     wanted = resolve_factor(factor) if factor is not None else None
     if prov is None:
-        notice(f"{index}: the index records no provenance (built before it was recorded, or from vectors "
-               "another tool wrote): the query model and factor cannot be checked")
-        return SearchPlan(wanted or DEFAULT_FACTOR, delimiter or DEFAULT_DELIMITER)
+        return SearchPlan(wanted or DEFAULT_FACTOR, delimiter or DEFAULT_DELIMITER, notes=[
+            f"{index}: the index records no provenance (built before it was recorded, or from vectors another "
+            "tool wrote): the query model and factor were not checked"])
     if wanted is not None and wanted != prov["factor"]:
         raise ProvenanceError(f"--factor {wanted:g}: the index {index} was quantized with factor {prov['factor']:g}; "
                               "leave --factor out to use the index's")
@@ -212,7 +217,6 @@ def check_query_model(plan: SearchPlan, index, query_model: dict, *, allow_other
     plan.notes.append(f"query model {query_model['name']} (sha256 {query_model['sha256']}) differs from the "
                       f"documents' {prov['model']['name']} (sha256 {prov['model']['sha256']}); accepted by "
                       f"{ALLOW_OTHER_ENCODER}")
-    notice(plan.notes[-1])
 
 
 def check_export(plan: SearchPlan, index, export_dir, meta: dict) -> None:

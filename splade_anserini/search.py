@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_open(provenance.side_file(args.output)) as fh:
             json.dump(plan.side_record(query_model), fh, indent=2)
             fh.write("\n")
+    plan.tell()
     elapsed = time.perf_counter() - start
     empty = sum(1 for hits in results.values() if not hits)
     print(f"{len(found.qids)} queries searched with {found.how}: {n:,} hits written to {args.output} in "
