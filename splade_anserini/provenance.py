@@ -104,16 +104,18 @@ def _valid(prov, where) -> dict:
 def write_vectors(folder: str | os.PathLike, prov: dict, *, shared: bool = False) -> Path:
     """Write ``prov`` into the vectors folder (atomically). ``shared``: other shards write the same
     folder, so a provenance there that differs (another model or setting) is refused."""
-    from conversion.atomic import atomic_open
-
     path = Path(folder) / VECTORS_FILE
     old = read_vectors(folder) if shared else None
     if old is not None and any(old.get(k) != prov.get(k) for k in _SHARED):
         differing = ", ".join(k for k in _SHARED if old.get(k) != prov.get(k))
         raise ProvenanceError(f"{path}: other shards of this folder were encoded differently ({differing}); "
                               "encode every shard with the same model and settings, or use another --output")
-    with atomic_open(path) as fh:
-        fh.write(json.dumps(prov, sort_keys=True) + "\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # shards may write it at the same moment
+    try:
+        tmp.write_text(json.dumps(prov, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
