@@ -646,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     from .provenance import passages_record
 
     check_max_length(args.model, args.max_length)  # before the passages are written
+    if args.passage_length:
+        check_max_length(args.model, args.passage_length, "--passage-length")
     corpus = passage_input(args)
     summary = encode_corpus(
         corpus, args.output, model=args.model, fmt="beir" if args.passage_length else args.format,

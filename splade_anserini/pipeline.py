@@ -201,6 +201,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
 
     check_positive(max_length=max_length, batch_size=batch_size, threads=threads, hits=hits)
     check_max_length(model, max_length)
+    check_max_length(model, passage_length or max_length, "--passage-length")
     check_passage_args(passage_length, passage_stride, max_length)
     if fusion is not None and not bm25:
         raise ValueError("--fusion fuses the SPLADE and BM25 runs: it cannot go with --no-bm25")

@@ -269,6 +269,9 @@ def test_passages_longer_than_the_max_length_are_refused_before_anything_is_writ
     assert encode(["--corpus", str(sl.root / "corpus.jsonl"), "--output", str(tmp_path / "v"),
                    "--passage-length", "128", "--max-length", "64"]) == 2
     assert "--passage-length 128 is longer than --max-length 64" in one_error(capsys)
+    assert encode(["--corpus", str(sl.root / "corpus.jsonl"), "--output", str(tmp_path / "v"),
+                   "--passage-length", "1000", "--max-length", "512"]) == 2
+    assert "--passage-length 1000: model splade-tiny has 512 positions" in one_error(capsys)
     assert list(tmp_path.iterdir()) == []
 
 
