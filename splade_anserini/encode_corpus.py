@@ -474,7 +474,7 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
     if encoder is None:
         encoder = _load_encoder(model, device=device, max_length=max_length, precision=precision, pooling=pooling)
     _check_max_length(encoder, encoder.max_length)
-    from .provenance import for_documents, write_vectors
+    from .provenance import check_vectors, for_documents, write_vectors
 
     provenance = for_documents(encoder, name=model, factor=factor, passages=passages)
     # CPU: `threads` batches at once, each with one torch thread, so the numbers do not depend on it.
@@ -501,8 +501,9 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
             job.discard()
         previous = job.finished(discard_other)
         if previous is not None:
+            # the same arguments, but the model may have been retrained in place: the record decides
+            check_vectors(output, provenance, "already encoded by another model or with other settings")
             log(f"{output}: already encoded with these arguments (see {job.summary_file})")
-            write_vectors(output, provenance, shared=shard_num > 1 and not overwrite)
             return previous
         done = job.prepare(discard_other)
         blocks = job.blocks

@@ -105,11 +105,8 @@ def write_vectors(folder: str | os.PathLike, prov: dict, *, shared: bool = False
     """Write ``prov`` into the vectors folder (atomically). ``shared``: other shards write the same
     folder, so a provenance there that differs (another model or setting) is refused."""
     path = Path(folder) / VECTORS_FILE
-    old = read_vectors(folder) if shared else None
-    if old is not None and any(old.get(k) != prov.get(k) for k in _SHARED):
-        differing = ", ".join(k for k in _SHARED if old.get(k) != prov.get(k))
-        raise ProvenanceError(f"{path}: other shards of this folder were encoded differently ({differing}); "
-                              "encode every shard with the same model and settings, or use another --output")
+    if shared:
+        check_vectors(folder, prov, "other shards of this folder were encoded differently")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # shards may write it at the same moment
     try:
         tmp.write_text(json.dumps(prov, sort_keys=True) + "\n", encoding="utf-8")
@@ -117,6 +114,15 @@ def write_vectors(folder: str | os.PathLike, prov: dict, *, shared: bool = False
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def check_vectors(folder: str | os.PathLike, prov: dict, what: str = "the vectors were encoded differently") -> None:
+    """Refuse when the folder's recorded provenance differs from ``prov`` (model, factor, lengths...)."""
+    old = read_vectors(folder)
+    differing = [k for k in _SHARED if old is not None and old.get(k) != prov.get(k)]
+    if differing:
+        raise ProvenanceError(f"{Path(folder) / VECTORS_FILE}: {what} ({', '.join(differing)}); use --overwrite "
+                              "to encode them again, or another --output")
 
 
 def read_vectors(folder: str | os.PathLike) -> dict | None:

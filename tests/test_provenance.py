@@ -334,3 +334,20 @@ def test_export_for_an_index_refuses_another_model(sl, noisy_model, tmp_path):
     with pytest.raises(ProvenanceError, match="--allow-other-query-encoder"):
         export(str(noisy_model), tmp_path / "export", index=sl.lucene, log=lambda m: None)
     assert not (tmp_path / "export").exists()
+
+
+def test_a_model_retrained_in_place_does_not_pass_for_the_encoded_one(sl, noisy_model, tmp_path, capsys):
+    from splade_anserini.encode_corpus import main as encode
+    from splade_anserini.models import fetch_splade_tiny
+
+    model = tmp_path / "model"
+    shutil.copytree(noisy_model, model)
+    small = tmp_path / "corpus.jsonl"
+    small.write_text("".join((sl.root / "corpus.jsonl").read_text().splitlines(True)[:5]))
+    argv = ["--corpus", str(small), "--output", str(tmp_path / "v"), "--model", str(model), "--max-length", "16",
+            "--no-progress"]
+    assert encode(argv) == 0
+    capsys.readouterr()
+    shutil.copyfile(fetch_splade_tiny() / "model.safetensors", model / "model.safetensors")  # "retrained"
+    assert encode(argv) == 2
+    assert "already encoded by another model or with other settings (model)" in one_error(capsys)
