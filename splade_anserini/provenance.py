@@ -118,8 +118,11 @@ def write_vectors(folder: str | os.PathLike, prov: dict, *, shared: bool = False
 
 def check_vectors(folder: str | os.PathLike, prov: dict, what: str = "the vectors were encoded differently") -> None:
     """Refuse when the folder's recorded provenance differs from ``prov`` (model, factor, lengths...)."""
+    def same(key: str, a, b) -> bool:  # a model is its weights, whatever name it was given
+        return (a or {}).get("sha256") == (b or {}).get("sha256") if key == "model" else a == b
+
     old = read_vectors(folder)
-    differing = [k for k in _SHARED if old is not None and old.get(k) != prov.get(k)]
+    differing = [k for k in _SHARED if old is not None and not same(k, old.get(k), prov.get(k))]
     if differing:
         raise ProvenanceError(f"{Path(folder) / VECTORS_FILE}: {what} ({', '.join(differing)}); use --overwrite "
                               "to encode them again, or another --output")
