@@ -114,3 +114,12 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def check_positive(**values: int | None) -> None:
+    """Refuse a count below 1 (``threads=0``) before any work, named as its option (``--threads``)."""
+    from conversion.errors import UsageError
+
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")

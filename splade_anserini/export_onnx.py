@@ -26,7 +26,6 @@ WordPiece tokenizer cannot read, is a one-line error (exit 2).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -42,6 +41,7 @@ import numpy as np
 from .cli import ArgumentParser, command
 from .models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_HIDDEN, EXPORT_METADATA, EXPORT_MODEL,
                      EXPORT_TOKENIZER, EXPORT_VOCAB)
+from .provenance import weights_sha256  # noqa: F401  (re-exported: the digest an export records)
 from .query_graph import write_query_graph
 
 OPSET = 17
@@ -280,24 +280,15 @@ def _quantize_int8(src: Path, dst: Path) -> None:
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"])
 
 
-def weights_sha256(hf_model) -> str:
-    """sha256 of the parameters (names, shapes, bytes) in name order: the same for any file format."""
-    import torch
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(hf_model.state_dict().items()):
-        data = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(data.shape)}:{data.dtype}\n".encode())
-        h.update(data.view(-1).view(dtype=torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 # -- the export -------------------------------------------------------------------------------------
 def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_length: int = 256,
-           pooling: str = "max", splade_doc: bool = False, factor: float | str = 100,
+           pooling: str = "max", splade_doc: bool = False, factor: float | str | None = None,
            parity_queries: Sequence[str] = (), overwrite: bool = False, log=print,
+           index: str | os.PathLike | None = None, allow_other: bool = False,
            query_weights: str | os.PathLike | None = None) -> dict:
-    """Write the export directory; return its metadata. See the module docstring."""
+    """Write the export directory; return its metadata. See the module docstring. ``index``: the
+    index the export will search; its factor is the default, and a model other than the one that
+    encoded it is refused unless ``allow_other``."""
     from conversion.quantize import resolve_factor
 
     from .models import load_model, resolve_model
@@ -309,12 +300,22 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         raise ExportError(f"--pooling must be one of {POOLINGS}, got {pooling!r}")
     if max_length < 2:
         raise ExportError(f"--max-length must be at least 2, got {max_length}")
-    factor = resolve_factor(factor)
+    plan = None
+    if index is not None:
+        from .provenance import plan_search
+
+        plan = plan_search(index, factor=factor)
+        factor = plan.factor
+    factor = resolve_factor(factor if factor is not None else 100)
     if output.exists() and not overwrite:
         raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
     t0 = time.perf_counter()
     tokenizer, hf_model = load_model(model)
     source_dir = resolve_model(model)
+    if plan is not None:
+        from .provenance import check_query_model
+
+        check_query_model(plan, index, {"name": str(model), "sha256": weights_sha256(hf_model)}, allow_other=allow_other)
     tokenizer_json = json.loads(tokenizer.backend_tokenizer.to_str()) if hasattr(tokenizer, "backend_tokenizer") \
         else None
     if tokenizer_json is None:
@@ -398,6 +399,8 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     size = (output / EXPORT_MODEL).stat().st_size
+    if plan is not None:
+        plan.tell()
     log(f"exported {model} ({meta['quantization']}, {pooling} pooling, opset {meta['opset']}, IR "
         f"{meta['ir_version']}, {size / 2**20:.1f} MiB) to {output} in {time.perf_counter() - t0:.1f} s")
     return meta
@@ -413,7 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-length", type=int, default=256, help="query max length recorded for serving")
     p.add_argument("--pooling", default="max", help="max (SPLADE-max, default) or sum (SPLADE v1)")
     p.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
-    p.add_argument("--factor", default="100", help="the documents' quantization factor (number, naver, pyserini)")
+    p.add_argument("--factor", default=None,
+                   help="the documents' quantization factor (number, naver, pyserini; default: --index's, else 100)")
+    p.add_argument("--index", default=None, help="the index the export will search: its factor and model are checked")
+    p.add_argument("--allow-other-query-encoder", action="store_true",
+                   help="with --index: export a model other than the one that encoded the index")
     p.add_argument("--parity-topics", help="qid<TAB>text queries added to the parity check")
     p.add_argument("--query-weights", metavar="FILE_OR_INDEX",
                    help="SPLADE-doc query weight table to ship with the export (a file, or an index's table)")
@@ -427,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = list(read_topics(args.parity_topics).values())
     export(args.model, args.output, int8=args.int8, max_length=args.max_length, pooling=args.pooling,
            splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite,
-           query_weights=args.query_weights)
+           index=args.index, allow_other=args.allow_other_query_encoder, query_weights=args.query_weights)
     return 0
 
 

@@ -87,9 +87,12 @@ class ImpactSearcher:
 def impact_search(index: str | os.PathLike, vectors: Mapping[str, Mapping[str, int]], *, k: int = 1000,
                   threads: int = 1) -> dict[str, Hits]:
     """Search pre-encoded queries on a Lucene impact index; ``{qid: [(docid, score)]}``."""
+    from .search import answer_every_query
+
     searcher = ImpactSearcher(index)
     try:
-        return searcher.batch_search(vectors, k, threads)
+        return answer_every_query(lambda: searcher.batch_search(vectors, k, threads), list(vectors),
+                                  lambda qid: searcher.search(vectors[qid], k), "Anserini SimpleImpactSearcher")
     finally:
         searcher.close()
 

@@ -174,6 +174,29 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
     return name
 
 
+def max_positions(name_or_path: str | os.PathLike) -> int | None:
+    """The position embeddings of a local checkpoint (``config.json``), ``None`` when unknown."""
+    import json
+
+    name = os.fspath(name_or_path)
+    path = fetch_splade_tiny() if name == SPLADE_TINY else Path(name).expanduser()
+    try:
+        value = json.loads((path / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def check_max_length(name_or_path: str | os.PathLike, max_length: int, option: str = "--max-length") -> None:
+    """A max length beyond the model's positions would fail inside the model, late: refuse it now."""
+    if max_length < 2:
+        raise ValueError(f"{option} must be >= 2, got {max_length}")
+    limit = max_positions(name_or_path)
+    if limit is not None and max_length > limit:
+        raise ValueError(f"{option} {max_length}: model {os.fspath(name_or_path)} has {limit} positions "
+                         f"(use {option} {limit} or less)")
+
+
 def _check_hub_id(name: str, timeout: float = 10.0) -> None:
     """Fail within seconds for a name that is neither cached nor on the hub, instead of letting
     ``from_pretrained`` retry for a minute: one request, without retries."""
