@@ -3,7 +3,7 @@
     flock /tmp/bench.lock python bench/query_latency.py [--index work/scifact-splade-tiny/index]
         [--numba-index work/scifact-splade-tiny/numba] [--export work/exports/splade-tiny]
         [--export-int8 work/exports/splade-tiny-int8] [--topics ../shared/data/scifact/queries.test.tsv]
-        [--configs all|CONFIG,...] [--threads 1] [--passes 1] [--queries 0] [--json results/query-latency.json]
+        [--configs all|CONFIG,...] [--threads 1] [--passes 1] [--queries 0] [--json runs/query-latency-raw.json] [--results results]
 
 Every configuration ``ENCODER+BACKEND`` runs in its own subprocess (so its peak RSS is its own), one
 query at a time, on the same index and topics. Encoders:
@@ -295,7 +295,8 @@ def main(argv=None) -> int:
     p.add_argument("--queries", type=int, default=0, help="first N topics only (0: all)")
     p.add_argument("--paired-block", type=int, default=10,
                    help="paired: each encoder in turn encodes this many queries (1: alternate every query)")
-    p.add_argument("--json", default="results/query-latency.json")
+    p.add_argument("--json", default="runs/query-latency-raw.json", help="every figure of the run (raw)")
+    p.add_argument("--results", default="results", help="folder for the tables the docs render ('' = none)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -331,8 +332,45 @@ def main(argv=None) -> int:
     tmp = Path(args.json).with_name(f".{Path(args.json).name}.tmp")
     tmp.write_text(json.dumps(out, indent=2) + "\n")
     os.replace(tmp, args.json)
-    print(f"figures written to {args.json}")
+    print(f"raw figures written to {args.json}")
+    if args.results:
+        for path in write_results(rows, out, args):
+            print(f"figures for the docs written to {path}")
     return 0
+
+
+def write_results(rows: list[dict], out: dict, args) -> list:
+    """The tables the docs render (``results/query-latency.json``, ``results/query-latency-paired.json``)."""
+    from bench.results import write_result
+
+    data = (f"SciFact test, {rows[0].get('queries', 'all') if rows else 'all'} queries one at a time; splade-tiny, "
+            f"x100 index; {args.threads} thread(s) for torch, ONNX Runtime and Numba")
+    extra = dict(command=out["command"], conditions=f"load average after the run {out['load_after'][0]:.2f}",
+                 folder=args.results)
+    written = []
+    table_rows = []
+    for r in rows:
+        if "encode" not in r or r["config"] == "paired":
+            continue
+        tot = r["total"]
+        table_rows.append([r["config"], f"{r['encode']['p50']:.3f}", f"{r['encode']['p99']:.3f}",
+                           f"{tot['p50']:.3f}" if tot else "-", f"{tot['p99']:.3f}" if tot else "-",
+                           f"{r['peak_rss_mib']:.0f}", "yes" if r["torch_loaded"] else "no"])
+    if table_rows:
+        written.append(write_result(
+            "query-latency", "Single-query latency and peak memory of a serving process",
+            ["configuration", "encode p50 ms", "encode p99 ms", "end-to-end p50 ms", "end-to-end p99 ms",
+             "peak RSS MiB", "torch in process"], table_rows, data=data, **extra))
+    paired = next((r for r in rows if r["config"] == "paired"), None)
+    if paired is not None:
+        enc, base = paired["encode"], paired["encode"]["torch"]["p50"]
+        written.append(write_result(
+            "query-latency-paired", "Query encoding, encoders interleaved in one process",
+            ["encoder", "encode p50 ms", "encode p99 ms", "p50 against PyTorch"],
+            [[name, f"{enc[name]['p50']:.3f}", f"{enc[name]['p99']:.3f}", f"{enc[name]['p50'] / base:.2f}x"]
+             for name in ENCODERS if name in enc],
+            data=data + f"; turns of {paired.get('block', 1)} queries per encoder", **extra))
+    return written
 
 
 if __name__ == "__main__":
