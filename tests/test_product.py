@@ -83,7 +83,11 @@ def test_shipped_recipes_load_by_name_with_data_under_the_root(monkeypatch, tmp_
     assert {"scifact", "accept", "frontier-base"} <= set(names)
     for name in set(names) - {"frontier"}:  # frontier is the spec of scripts/frontier.py
         values = load_config_file(name)
-        assert values["corpus"] == str(tmp_path / "data" / "scifact" / "corpus.jsonl")
+        if name == "adapt":  # trains on the pseudo-queries' corpus; its guard is shared data
+            assert values["corpus"] == "runs/adapt/scifact-pq.corpus.jsonl"
+            assert values["guard_corpus"] == str(tmp_path / "data" / "msmarco-dl19-subset" / "collection.tsv")
+        else:
+            assert values["corpus"] == str(tmp_path / "data" / "scifact" / "corpus.jsonl")
         config_from_dict({**values, "output_dir": str(tmp_path / "out")})
     assert find_config("scifact.yaml") == CONFIG_DIR / "scifact.yaml"
     with pytest.raises(ConfigError, match="not a shipped recipe"):
