@@ -76,7 +76,8 @@ def anserini_jar() -> Path:
 
         spec = importlib.util.find_spec("pyserini")
         if spec is None or spec.origin is None:
-            raise JavaNotFoundError("pyserini is not installed: `pip install pyserini==1.6.0`")
+            raise JavaNotFoundError("pyserini is not installed: `pip install pyserini==1.6.0` (Python 3.11) or "
+                                    "`pip install 'pyserini>=2.4,<3'` (Python >= 3.12)")
         root = os.path.join(os.path.dirname(spec.origin), "resources", "jars")
     jars = sorted(glob.glob(os.path.join(root, "anserini-*-fatjar.jar")))
     if not jars:
@@ -164,16 +165,20 @@ def autoclass(name: str):
 
 def pyserini_lucene():
     """Start the JVM and return the imported ``pyserini.search.lucene`` module."""
+    from .anserini_version import catalog_guard
+
     start_jvm()
-    with _openai_placeholder():
+    with _openai_placeholder(), catalog_guard():
         import pyserini.search.lucene as lucene
     return lucene
 
 
 def pyserini_encode():
     """Start the JVM and return the imported ``pyserini.encode`` module."""
+    from .anserini_version import catalog_guard
+
     start_jvm()
-    with _openai_placeholder():
+    with _openai_placeholder(), catalog_guard():
         import pyserini.encode as encode
     return encode
 
@@ -181,6 +186,11 @@ def pyserini_encode():
 # -- running Anserini commands ----------------------------------------------------------------------
 class AnseriniError(RuntimeError):
     """An Anserini command failed, or reported less than it was given; one line."""
+
+
+class CatalogUnavailableError(AnseriniError):
+    """Anserini 2.x's ``SearchCollection`` looks every ``-index`` up in its prebuilt-index catalog on
+    GitHub first, and fails when that cannot be downloaded (offline)."""
 
 
 _TOOLS = {"IndexCollection": "io.anserini.index.IndexCollection",
@@ -239,6 +249,11 @@ def _run(tool: str, options: Mapping[str, object], quiet: bool):
             if tool == "SearchCollection":
                 obj.close()
     except JavaException as exc:
+        from .anserini_version import anserini_version, catalog_failure
+
+        if catalog_failure(exc):
+            raise CatalogUnavailableError(f"Anserini {anserini_version()} {tool} could not download its prebuilt-index "
+                                          "catalog from GitHub, where it looks up every index name") from None
         inner = (getattr(exc, "innermessage", None) or "").strip().splitlines()
         raise AnseriniError(f"Anserini {tool} failed: {getattr(exc, 'classname', None) or 'Java exception'}"
                             + (f": {inner[0]}" if inner else "")) from None
@@ -302,3 +317,11 @@ def search_collection(options: Mapping[str, object], *, quiet: bool = True) -> d
         if not out.is_file():
             raise AnseriniError(f"Anserini SearchCollection wrote no run for {options['topics']}")
         return read_ranked(out, as_written=True)
+
+
+if __name__ == "__main__":  # python -m splade_anserini.java --version
+    import sys
+
+    from splade_anserini.anserini_version import main
+
+    sys.exit(main())
