@@ -113,10 +113,11 @@ def index_lucene_version(index: str | os.PathLike) -> tuple[str, int] | None:
     """``(version of the Lucene that wrote the latest commit, major version that created the index)``,
     read from the newest ``segments_N`` header (Lucene's ``SegmentInfos`` layout); ``None`` when the
     folder holds no readable commit."""
-    commits = [p for p in Path(os.fspath(index)).glob("segments_*") if p.is_file()]
+    commits = [p for p in Path(os.fspath(index)).glob("segments_*")
+               if re.fullmatch(r"segments_[0-9a-z]+", p.name) and p.is_file()]
     if not commits:
         return None
-    newest = max(commits, key=lambda p: int(p.name.split("_", 1)[1] or "0", 36))
+    newest = max(commits, key=lambda p: int(p.name[len("segments_"):], 36))  # generations count in base 36
     try:
         data = newest.read_bytes()[:256]
         if int.from_bytes(data[:4], "big") != _CODEC_MAGIC:
