@@ -42,7 +42,7 @@ from .models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_METADATA, EXPO
                      EXPORT_VOCAB)
 
 OPSET = 17
-#: ONNX Runtime 1.17 (the Java build inside the Anserini 1.7.1 fatjar) reads IR versions up to 9.
+#: ONNX Runtime 1.17 (the Java build inside the Anserini 1.7.1 and 2.3.0 fatjars alike) reads IR versions up to 9.
 MAX_IR_VERSION = 9
 #: Tokens Anserini's Java encoder adds or looks up by name.
 ANSERINI_TOKENS = ("[CLS]", "[SEP]", "[UNK]", "[PAD]")
