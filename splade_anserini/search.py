@@ -86,7 +86,9 @@ def _topic_reader(tsv_path: str | os.PathLike) -> str:
 
 def anserini_search(index: str | os.PathLike, tsv_path: str | os.PathLike, *, k: int = 1000, threads: int = 1,
                     topic_reader: str | None = None, quiet: bool = True) -> Run:
-    """Search pre-encoded topics with Anserini ``SearchCollection -impact -pretokenized``."""
+    """Search pre-encoded topics with Anserini ``SearchCollection -impact -pretokenized``. Anserini 2.x's
+    ``SearchCollection`` cannot start without its prebuilt-index catalog from GitHub: offline, the
+    topics go to ``SimpleImpactSearcher`` (the same scoring and tie-break), with a warning."""
     from . import java
     from .anserini_version import check_index_readable
 
