@@ -114,7 +114,8 @@ def start_jvm(max_heap: str | None = None) -> None:
     home = find_java_home()
     os.environ["JAVA_HOME"] = str(home)  # pyjnius locates libjvm through JAVA_HOME
     jnius_config.set_classpath(str(anserini_jar()))
-    options = [f"-Xmx{max_heap or os.environ.get('SPLADE_ANSERINI_JVM_HEAP', '8g')}"]
+    options = [f"-Xmx{max_heap or os.environ.get('SPLADE_ANSERINI_JVM_HEAP', '8g')}",
+               "-Dslf4j.internal.verbosity=WARN"]  # Anserini 2.x's SLF4J: no "Connected with provider" line
     if _has_module(home, "jdk.incubator.vector"):
         options.append("--add-modules=jdk.incubator.vector")
     if (_java_version(home) or 0) >= 24:  # Lucene 9's MMapDirectory uses sun.misc.Unsafe: 4 warning lines a run
