@@ -92,6 +92,25 @@ def read_topics(path: str | os.PathLike, fmt: str | None = None) -> dict[str, st
     return topics
 
 
+#: Characters that print nothing: a query of only these and whitespace is blank.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"))
+
+
+def is_blank(text: str) -> bool:
+    """Whether a query holds nothing to search: only whitespace or zero-width characters."""
+    return not text.translate(_INVISIBLE).strip()
+
+
+def split_blank(topics: dict[str, str], source: str | os.PathLike) -> tuple[dict[str, str], list[str]]:
+    """``(the topics with text, the ids of the blank ones)``; a file of only blank queries is an
+    :class:`InputError` (an encoder would search them as ``[CLS] [SEP]``, unrelated expansion terms)."""
+    blank = [qid for qid, text in topics.items() if is_blank(text)]
+    if blank and len(blank) == len(topics):
+        raise InputError(source, None, f"all {len(blank)} queries are blank (whitespace or zero-width characters)")
+    dropped = set(blank)
+    return {qid: text for qid, text in topics.items() if qid not in dropped}, blank
+
+
 def tsvint_line(qid: str, vector: dict[str, int]) -> str:
     """One TsvInt line (without the newline)."""
     if "\t" in qid or "\n" in qid:

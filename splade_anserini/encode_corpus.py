@@ -2,7 +2,7 @@
 
     python -m splade_anserini.encode_corpus --corpus corpus.jsonl --output vectors/scifact \\
         [--model splade-tiny] [--format auto|beir|msmarco] [--batch-size 32] [--max-length 256] \\
-        [--quantization-factor 100|naver|pyserini|NUMBER] [--shard-id 0 --shard-num 1] \\
+        [--factor 100|naver|pyserini|NUMBER] [--shard-id 0 --shard-num 1] \\
         [--num-files 1] [--gzip] [--device cpu] [--fp16|--bf16] [--threads N] [--pooling max|sum] \\
         [--block-size 1000] [--no-contents] [--overwrite] [--no-progress]
         [--passage-length N [--passage-stride S]]
@@ -13,12 +13,15 @@ before anything is written: a malformed line stops the run with ``error: file:li
 and no output. Empty text is a counted warning and gets the guard vector ``{"[unused993]": 1}``, as
 does a vector whose impacts all quantize to 0 (Anserini rejects empty documents).
 
-Output: ``--output`` holds only collection files, ``part-00000.jsonl`` ... (``--num-files`` of them,
+Output: ``--output`` holds the collection files, ``part-00000.jsonl`` ... (``--num-files`` of them,
 contiguous and nearly equal, so Anserini can index with that many threads; ``.jsonl.gz`` with
 ``--gzip``). With ``--shard-num S`` the names are ``shard-0000I-of-0000S.part-0000K.jsonl`` so shards
 can share a directory; shards are Pyserini's (contiguous, ``floor(N / S)`` documents, the last one
-takes the rest). A summary (documents, empty documents, average non-zeros, FLOPS, wall time) is
-printed and written next to the directory as ``<output>.summary.json`` (``<output>.shard-...``).
+takes the rest). Beside them ``splade-anserini.provenance`` records the model (name and weights
+digest), factor, max length, pooling and passages; ``index`` carries it into the index and
+``search`` checks it (:mod:`splade_anserini.provenance`; a name Anserini does not read as data).
+A summary (documents, empty documents, average non-zeros, FLOPS, wall time) is printed and written
+next to the directory as ``<output>.summary.json`` (``<output>.shard-...``).
 
 Resumable and atomic: the shard is encoded in blocks of ``--block-size`` documents, fixed by
 position in the corpus. Each block is committed to a hidden work folder beside the output
@@ -429,7 +432,7 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
                   gzipped: bool = False, device: str = "cpu", precision: str = "fp32",
                   threads: int | None = None, pooling: str = "max", block_size: int = DEFAULT_BLOCK,
                   contents: bool = True, overwrite: bool = False, discard_other: bool = False,
-                  fingerprint: str | None = None, progress: bool = True,
+                  fingerprint: str | None = None, progress: bool = True, passages: dict | None = None,
                   log: Callable[[str], None] | None = None) -> dict:
     """Encode ``corpus`` (or shard ``shard_id`` of ``shard_num``) into JsonVectorCollection files
     under ``output``; returns the summary (also written to :func:`summary_path`).
@@ -438,7 +441,8 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
     length, pooling, device and precision are used instead of those arguments. ``overwrite``
     discards any earlier run; ``discard_other`` only one with other arguments (a run with the same
     arguments is resumed). ``fingerprint``: recorded with the arguments (e.g. the model weights'
-    stamp), so a run is resumed only with the same one.
+    stamp), so a run is resumed only with the same one. ``passages``: the corpus holds passages
+    (:func:`splade_anserini.provenance.passages_record`), recorded in the folder's provenance.
     Raises :class:`InputError` (bad corpus or model) or :class:`EncodeError` (bad arguments).
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -470,6 +474,9 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
     if encoder is None:
         encoder = _load_encoder(model, device=device, max_length=max_length, precision=precision, pooling=pooling)
     _check_max_length(encoder, encoder.max_length)
+    from .provenance import check_vectors, for_documents, write_vectors
+
+    provenance = for_documents(encoder, name=model, factor=factor, passages=passages)
     # CPU: `threads` batches at once, each with one torch thread, so the numbers do not depend on it.
     import torch
 
@@ -494,6 +501,8 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
             job.discard()
         previous = job.finished(discard_other)
         if previous is not None:
+            # the same arguments, but the model may have been retrained in place: the record decides
+            check_vectors(output, provenance, "already encoded by another model or with other settings")
             log(f"{output}: already encoded with these arguments (see {job.summary_file})")
             return previous
         done = job.prepare(discard_other)
@@ -541,6 +550,7 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
             "decoder": getattr(encoder, "head_path", "plain"), "workers": workers,
             "arguments": job.config,
         }
+        write_vectors(output, provenance, shared=shard_num > 1 and not overwrite)
         job.finish(summary)
     return summary
 
@@ -563,8 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", choices=("auto", "beir", "msmarco"))
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--quantization-factor", default="100",
+    p.add_argument("--factor", default="100",
                    help="impact = rint(weight * factor): a number, naver (100) or pyserini (256/5)")
+    p.add_argument("--quantization-factor", dest="factor", help=argparse.SUPPRESS)  # the former name
     p.add_argument("--shard-id", type=int, default=None,
                    help="default: the process rank under torchrun / accelerate launch (RANK), else 0")
     p.add_argument("--shard-num", type=int, default=None,
@@ -613,7 +624,7 @@ def passage_input(args) -> Path:
     beside the output as ``<output>.passages-<N>-<S>.jsonl`` (see :mod:`splade_anserini.passages`)."""
     from .passages import check_passage_args, write_passage_corpus
 
-    check_passage_args(args.passage_length, args.passage_stride)
+    check_passage_args(args.passage_length, args.passage_stride, args.max_length)
     if not args.passage_length:
         return Path(args.corpus)
     if not Path(args.corpus).is_file():
@@ -633,14 +644,21 @@ def passage_input(args) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     shard_id, shard_num, device = launcher_shard(args.shard_id, args.shard_num, args.device)
+    from .models import check_max_length
+    from .provenance import passages_record
+
+    check_max_length(args.model, args.max_length)  # before the passages are written
+    if args.passage_length:
+        check_max_length(args.model, args.passage_length, "--passage-length")
     corpus = passage_input(args)
     summary = encode_corpus(
         corpus, args.output, model=args.model, fmt="beir" if args.passage_length else args.format,
-        batch_size=args.batch_size, max_length=args.max_length, factor=args.quantization_factor,
+        batch_size=args.batch_size, max_length=args.max_length, factor=args.factor,
         shard_id=shard_id, shard_num=shard_num, num_files=args.num_files, gzipped=args.gzip, device=device,
         precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", threads=args.threads,
         pooling=args.pooling, block_size=args.block_size, contents=not args.no_contents,
-        overwrite=args.overwrite, progress=not args.no_progress)
+        overwrite=args.overwrite, progress=not args.no_progress,
+        passages=passages_record(args.passage_length, args.passage_stride))
     print(format_summary(summary))
     return 0
 

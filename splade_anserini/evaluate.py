@@ -116,13 +116,19 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.vectors) != bool(args.query_vectors):
         parser.error("--vectors and --query-vectors go together")
     results = evaluate_files(args.qrels, args.runs, args.measures)
+    from .provenance import run_provenance
+
     for r in results:
         if (w := r.warning()):
             print(w, file=sys.stderr)
+        if (note := run_provenance(r.run)) and note.get("other_query_encoder_allowed"):
+            print(f"warning: {r.run}: searched with a query model other than the index's "
+                  f"({note['query_model']['name']}; see {note['file']})", file=sys.stderr)
     print(format_table(results))
     payload = {"qrels": os.fspath(args.qrels), "measures": list(args.measures),
                "runs": {r.run: {"scores": r.scores, "run_topics": r.run_topics, "qrels_topics": r.qrels_topics,
-                                "missing_topics": r.missing_topics, "extra_topics": r.extra_topics}
+                                "missing_topics": r.missing_topics, "extra_topics": r.extra_topics,
+                                "provenance": run_provenance(r.run)}
                         for r in results}}
     if args.vectors:
         from .stats import collection_stats

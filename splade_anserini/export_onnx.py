@@ -1,7 +1,8 @@
 """Export a SPLADE checkpoint to ONNX with its pooling, in Anserini's query-encoder contract.
 
     python -m splade_anserini.export_onnx --model M --output DIR [--int8] [--max-length 256]
-        [--pooling max|sum] [--splade-doc] [--factor 100] [--parity-topics T.tsv] [--overwrite]
+        [--pooling max|sum] [--splade-doc [--query-weights INDEX_OR_FILE]] [--factor 100] [--parity-topics T.tsv]
+        [--overwrite]
 
 ``DIR/model.onnx`` computes the whole SPLADE representation of one text: MLM logits, max (SPLADE-max)
 or sum (SPLADE v1) pooling of ``log(1 + ReLU(.))`` under the attention mask, and the non-zero terms.
@@ -12,7 +13,8 @@ Its inputs and outputs are those of Anserini's ``io.anserini.encoder.sparse.Spla
 1.7.1 fatjar loads. Beside it: ``vocab.txt`` (read by Anserini's Java WordPiece tokenizer),
 ``tokenizer.json`` and the other HF tokenizer files, and ``splade_onnx.json`` (pooling, max length,
 the documents' quantization factor, the source model and the sha256 of its weights, the parity
-figures).
+figures). fp32 exports also hold ``hidden.onnx`` and ``decoder.npz`` (:mod:`.query_graph`): the
+exact int8-screened query path of the Python encoder, checked against PyTorch like the graph.
 
 Before anything is written the exported graph is run on sample queries (and ``--parity-topics``)
 and its integer impacts compared with the PyTorch encoder's: a model that disagrees is refused.
@@ -24,7 +26,6 @@ WordPiece tokenizer cannot read, is a one-line error (exit 2).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -38,8 +39,10 @@ from typing import Sequence
 import numpy as np
 
 from .cli import ArgumentParser, command
-from .models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_METADATA, EXPORT_MODEL, EXPORT_TOKENIZER,
-                     EXPORT_VOCAB)
+from .models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_HIDDEN, EXPORT_METADATA, EXPORT_MODEL,
+                     EXPORT_TOKENIZER, EXPORT_VOCAB)
+from .provenance import weights_sha256  # noqa: F401  (re-exported: the digest an export records)
+from .query_graph import write_query_graph
 
 OPSET = 17
 #: ONNX Runtime 1.17 (the Java build inside the Anserini 1.7.1 and 2.3.0 fatjars alike) reads IR versions up to 9.
@@ -277,23 +280,15 @@ def _quantize_int8(src: Path, dst: Path) -> None:
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"])
 
 
-def weights_sha256(hf_model) -> str:
-    """sha256 of the parameters (names, shapes, bytes) in name order: the same for any file format."""
-    import torch
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(hf_model.state_dict().items()):
-        data = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(data.shape)}:{data.dtype}\n".encode())
-        h.update(data.view(-1).view(dtype=torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 # -- the export -------------------------------------------------------------------------------------
 def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_length: int = 256,
-           pooling: str = "max", splade_doc: bool = False, factor: float | str = 100,
-           parity_queries: Sequence[str] = (), overwrite: bool = False, log=print) -> dict:
-    """Write the export directory; return its metadata. See the module docstring."""
+           pooling: str = "max", splade_doc: bool = False, factor: float | str | None = None,
+           parity_queries: Sequence[str] = (), overwrite: bool = False, log=print,
+           index: str | os.PathLike | None = None, allow_other: bool = False,
+           query_weights: str | os.PathLike | None = None) -> dict:
+    """Write the export directory; return its metadata. See the module docstring. ``index``: the
+    index the export will search; its factor is the default, and a model other than the one that
+    encoded it is refused unless ``allow_other``."""
     from conversion.quantize import resolve_factor
 
     from .models import load_model, resolve_model
@@ -305,12 +300,22 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         raise ExportError(f"--pooling must be one of {POOLINGS}, got {pooling!r}")
     if max_length < 2:
         raise ExportError(f"--max-length must be at least 2, got {max_length}")
-    factor = resolve_factor(factor)
+    plan = None
+    if index is not None:
+        from .provenance import plan_search
+
+        plan = plan_search(index, factor=factor)
+        factor = plan.factor
+    factor = resolve_factor(factor if factor is not None else 100)
     if output.exists() and not overwrite:
         raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
     t0 = time.perf_counter()
     tokenizer, hf_model = load_model(model)
     source_dir = resolve_model(model)
+    if plan is not None:
+        from .provenance import check_query_model
+
+        check_query_model(plan, index, {"name": str(model), "sha256": weights_sha256(hf_model)}, allow_other=allow_other)
     tokenizer_json = json.loads(tokenizer.backend_tokenizer.to_str()) if hasattr(tokenizer, "backend_tokenizer") \
         else None
     if tokenizer_json is None:
@@ -320,7 +325,7 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
     if vocab_size != len(vocab):
         raise ExportError(f"model {model}: {vocab_size} MLM outputs but {len(vocab)} vocabulary tokens")
     reference = SpladeEncoder(model, pooling=pooling, tokenizer=tokenizer, hf_model=hf_model,
-                              query_max_length=max_length)
+                              query_max_length=max_length, int8_queries=False)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
@@ -332,6 +337,13 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
             _quantize_int8(fp32_path, tmp / EXPORT_MODEL)
             versions = _check_ir(tmp / EXPORT_MODEL)
             fp32_path.unlink()
+        screened = not int8 and write_query_graph(hf_model, tokenizer, tmp, OPSET)
+        if screened:
+            _check_ir(tmp / EXPORT_HIDDEN)
+        if query_weights is not None:  # SPLADE-doc's inference-free query weights travel with the export
+            from .query_weights import QUERY_WEIGHTS, read_table, write_table
+
+            write_table(tmp / QUERY_WEIGHTS, read_table(query_weights))
         tokenizer.save_pretrained(str(tmp))  # tokenizer.json, tokenizer_config.json, ... (HF files)
         (tmp / EXPORT_TOKENIZER).write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
         (tmp / EXPORT_VOCAB).write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
@@ -339,7 +351,7 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         meta = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "pooling": pooling,
                 "max_length": int(max_length), "factor": factor, "splade_doc": bool(splade_doc),
                 "quantization": "int8" if int8 else "fp32", "vocab_size": int(vocab_size),
-                "special_ids": special, "source_model": str(model), "source_path": str(source_dir),
+                "special_ids": special, "query_graph": bool(screened), "source_model": str(model), "source_path": str(source_dir),
                 "source_sha256": weights_sha256(hf_model), **versions,
                 "inputs": ["input_ids", "attention_mask", "token_type_ids"],
                 "outputs": ["output_idx", "output_weights"]}
@@ -349,14 +361,21 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         # [1, seq]) and one padded batch must both agree.
         queries = list(dict.fromkeys([*SAMPLE_QUERIES, *parity_queries]))
         expected = reference.encode_queries(queries, batch_size=32)
-        onnx_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False)
+        onnx_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False, screen=False)
         single = onnx_enc.encode_queries(queries, batch_size=1)
         batched = onnx_enc.encode_queries(queries, batch_size=32)
         fid = fidelity(expected, single, factor, vocab_size)
         fid_batch = fidelity(expected, batched, factor, vocab_size)
         log(f"parity vs PyTorch ({meta['quantization']}): {fid.line()}; padded batches: "
             f"{fid_batch.identical:.4%} identical")
-        for f in (fid, fid_batch):
+        checked = [fid, fid_batch]
+        if screened:  # the screened query graph answers like the contract's graph
+            screen_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False, screen=True)
+            checked.append(fidelity(expected, screen_enc.encode_queries(queries, batch_size=8), factor, vocab_size))
+            log(f"parity vs PyTorch (screened query graph): {checked[-1].line()}")
+            meta["parity_screened"] = asdict(checked[-1])
+            del screen_enc
+        for f in checked:
             if int8:
                 bad = f.mean_cosine < INT8_MIN_COSINE
                 rule = f"mean cosine >= {INT8_MIN_COSINE}"
@@ -380,6 +399,8 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     size = (output / EXPORT_MODEL).stat().st_size
+    if plan is not None:
+        plan.tell()
     log(f"exported {model} ({meta['quantization']}, {pooling} pooling, opset {meta['opset']}, IR "
         f"{meta['ir_version']}, {size / 2**20:.1f} MiB) to {output} in {time.perf_counter() - t0:.1f} s")
     return meta
@@ -395,8 +416,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-length", type=int, default=256, help="query max length recorded for serving")
     p.add_argument("--pooling", default="max", help="max (SPLADE-max, default) or sum (SPLADE v1)")
     p.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
-    p.add_argument("--factor", default="100", help="the documents' quantization factor (number, naver, pyserini)")
+    p.add_argument("--factor", default=None,
+                   help="the documents' quantization factor (number, naver, pyserini; default: --index's, else 100)")
+    p.add_argument("--index", default=None, help="the index the export will search: its factor and model are checked")
+    p.add_argument("--allow-other-query-encoder", action="store_true",
+                   help="with --index: export a model other than the one that encoded the index")
     p.add_argument("--parity-topics", help="qid<TAB>text queries added to the parity check")
+    p.add_argument("--query-weights", metavar="FILE_OR_INDEX",
+                   help="SPLADE-doc query weight table to ship with the export (a file, or an index's table)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
     args = p.parse_args(argv)
 
@@ -406,7 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         extra = list(read_topics(args.parity_topics).values())
     export(args.model, args.output, int8=args.int8, max_length=args.max_length, pooling=args.pooling,
-           splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite)
+           splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite,
+           index=args.index, allow_other=args.allow_other_query_encoder, query_weights=args.query_weights)
     return 0
 
 

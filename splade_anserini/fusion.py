@@ -2,7 +2,7 @@
 
     python -m splade_anserini.fusion --runs runs/a.trec runs/b.trec [...] --output runs/hybrid.trec
         [--method interpolation|rrf] [--alpha 0.5 | --weights W1 W2 ...] [--rrf-k 60]
-        [--depth 1000] [--k 1000] [--runtag hybrid]
+        [--depth 1000] [--k 1000] [--runtag hybrid] [--union-topics]
 
 * ``interpolation`` (default): each run's scores are min-max normalized per query (Pyserini's
   ``RescoreMethod.NORMALIZE``, as its hybrid searchers normalize), then summed with weights: ``alpha``
@@ -13,7 +13,9 @@
 * ``rrf``: reciprocal rank fusion, ``sum 1 / (k + rank)`` with ``k = 60`` (Cormack et al., 2009),
   ``pyserini.fusion.reciprocal_rank_fusion``.
 
-Runs are read and validated by :func:`conversion.trec.read_ranked` (ranks are recomputed by score
+Runs over different topic sets are refused in one line naming each run's count; ``--union-topics``
+fuses over their union (as Pyserini does: a topic missing from a run is fused from the others),
+with a warning line. Runs are read and validated by :func:`conversion.trec.read_ranked` (ranks are recomputed by score
 descending, docid ascending), cut at ``--depth`` per query, and the fused run is written atomically
 with the same tie-break, ``--k`` hits per query.
 """
@@ -83,6 +85,24 @@ def fuse(runs: Sequence[Run], method: str = DEFAULT_METHOD, *, alpha: float | No
     return {qid: rank_hits(out.get(qid, []), k) for qid in order}
 
 
+def check_topics(runs: Sequence[Run], names: Sequence[str], union: bool = False) -> None:
+    """Runs over different topic sets are refused in one line naming the counts (a topic missing from
+    one run would be fused from the others alone); ``union`` accepts them, as Pyserini fuses over
+    the union, with one warning line."""
+    sets = [set(r) for r in runs]
+    common = set.intersection(*sets)
+    if all(s == common for s in sets):
+        return
+    counts = ", ".join(f"{name}: {len(s)}" for name, s in zip(names, sets))
+    everything = set.union(*sets)
+    message = (f"the runs cover different topics ({counts}; {len(common)} in all of them, {len(everything)} "
+               "in any)")
+    if not union:
+        raise ValueError(f"{message}; pass --union-topics to fuse over their union")
+    print(f"warning: {message}: fusing over the union, a topic missing from a run is fused from the others",
+          file=sys.stderr, flush=True)
+
+
 def describe(method: str, alpha: float | None = None, weights: Sequence[float] | None = None,
              rrf_k: int = RRF_K) -> str:
     """``rrf`` or ``interpolation`` with its parameters, for the pipeline's report line."""
@@ -106,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=1000, help="hits of each run considered per query")
     p.add_argument("--k", "--hits", dest="k", type=int, default=1000, help="hits per query in the fused run")
     p.add_argument("--runtag", "--tag", dest="tag", default=None, help="run tag (default: the output file stem)")
+    p.add_argument("--union-topics", action="store_true",
+                   help="accept runs over different topic sets and fuse over their union (a warning line)")
     args = p.parse_args(argv)
     if len(args.runs) < 2:
         p.error("--runs needs at least two run files")
@@ -118,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.method == "interpolation":
         fusion_weights(len(args.runs), args.alpha, args.weights)
     runs = [read_ranked(path) for path in args.runs]
+    check_topics(runs, args.runs, args.union_topics)
     fused = fuse(runs, args.method, alpha=args.alpha, weights=args.weights, rrf_k=args.rrf_k,
                  depth=args.depth, k=args.k)
     tag = args.tag or os.path.splitext(os.path.basename(args.output))[0].replace(" ", "_") or "fusion"

@@ -16,7 +16,14 @@ directory and renamed into place only when complete; an existing index is never 
 ``overwrite`` is given. Anserini's counters are checked after the run: skipped, unindexable, empty
 or errored documents, or fewer indexed documents than the input holds, fail the build
 (:class:`IndexBuildError`, exit status 1) instead of ending as a log line. Folders left by a
-killed build are removed by the next build of the same index.
+killed build are removed by the next build of the same index. Both backends store the IDF table of
+the documents' tokens beside the index (``query_weights.json``, :mod:`.query_weights`): the
+inference-free query weights of SPLADE-doc models.
+
+The provenance ``encode_corpus`` wrote into the vectors folder (model and weights digest, factor,
+max length, pooling, passages) is carried into the index: the ``provenance`` key of
+``splade-anserini-index.json`` (Lucene) or ``header.json`` (Numba), which ``search`` checks. A
+``--factor`` or ``--quantize`` other than the vectors' factor is refused.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ from conversion.errors import InputError, UsageError
 from conversion.jsonvector import collection_files, read_jsonvector, write_jsonvector
 
 from .cli import ArgumentParser, command, positive_int
+from .query_weights import write_index_table
 
 BACKENDS = ("lucene", "numba")
 REPORT_NAME = "splade-anserini-index.json"
@@ -65,6 +73,7 @@ class IndexReport:
     quantized: float | None = None
     guarded: int = 0
     problems: list[str] = field(default_factory=list)
+    provenance: dict | None = None
 
     def summary(self) -> str:
         counters = (f" (Anserini counters: empty {self.empty}, unindexable {self.unindexable}, "
@@ -155,6 +164,21 @@ def _prepare_build(input_path, index_path, overwrite: bool) -> tuple[Path, Path,
     return input_path, index, tmp, staging
 
 
+def index_provenance(input_path: Path, *, quantize: float | None = None, factor: float | None = None) -> dict | None:
+    """The provenance the index carries: the vectors folder's (``encode_corpus``), a factor other
+    than it refused; for float vectors of another tool (``quantize``) only the factor is known."""
+    from .provenance import ProvenanceError, read_vectors, unknown_model
+
+    prov = read_vectors(input_path)
+    given = quantize or factor
+    if prov is not None and given is not None and given != prov["factor"]:
+        raise ProvenanceError(f"{'--quantize' if quantize else '--factor'} {given:g}: the vectors in {input_path} were "
+                              f"quantized with factor {prov['factor']:g} (see its provenance); leave the option out")
+    if prov is None and quantize:
+        prov = unknown_model(quantize)
+    return prov
+
+
 def _stage_input(input_path: Path, staging: Path, quantize: float | None) -> tuple[int, int]:
     """Validate every input document and give Anserini a directory holding only the collection
     files: links to them, or their quantized copies with ``quantize``. ``(documents, guarded)``."""
@@ -177,11 +201,13 @@ def _stage_input(input_path: Path, staging: Path, quantize: float | None) -> tup
 
 def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, threads: int = 1,
                        overwrite: bool = False, memory_buffer_mb: int | None = None,
-                       quiet: bool = True, optimize: bool = False, quantize: float | None = None) -> IndexReport:
+                       quiet: bool = True, optimize: bool = False, quantize: float | None = None,
+                       factor: float | None = None) -> IndexReport:
     """Index a JsonVectorCollection with Anserini ``IndexCollection -impact -pretokenized``."""
     from . import java
 
     input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite)
+    provenance = index_provenance(input_path, quantize=quantize, factor=factor)
     start = time.perf_counter()
     try:
         expected, guarded = _stage_input(input_path, staging, quantize)
@@ -194,10 +220,11 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
             raise IndexBuildError(str(exc)) from None
         report = IndexReport(backend="lucene", index=str(index), input=str(input_path), input_documents=expected,
                              indexed=c.indexed, empty=c.empty, unindexable=c.unindexable, skipped=c.skipped,
-                             errors=c.errors, quantized=quantize, guarded=guarded)
+                             errors=c.errors, quantized=quantize, guarded=guarded, provenance=provenance)
         report.seconds = time.perf_counter() - start
         report.size_bytes = directory_size(tmp)
         (tmp / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2) + "\n")
+        write_index_table(tmp, input_path, quantize)  # SPLADE-doc's inference-free query weights
         _check_target(index, overwrite)  # someone may have created it meanwhile
         _install(tmp, index)
         return report
@@ -209,24 +236,28 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, factor: float = 100.0,
+def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, factor: float | None = None,
                       overwrite: bool = False, quantize: float | None = None) -> IndexReport:
     """Build the Numba reference index in a temporary place, then rename. With ``quantize`` the
-    input holds float weights and ``factor`` is ``quantize``."""
+    input holds float weights and ``factor`` is ``quantize``; else ``factor`` defaults to the one the
+    vectors' provenance records (100 without one)."""
     from .numba_index import NumbaIndex  # lazy: numba is slow to import
 
     input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite)
-    factor = quantize or factor
+    provenance = index_provenance(input_path, quantize=quantize, factor=factor)
+    factor = quantize or factor or (provenance or {}).get("factor") or 100.0
     start = time.perf_counter()
     try:
         guarded: list[str] = []
         built = NumbaIndex.from_vectors(read_jsonvector(input_path, factor=quantize, guarded=guarded), factor=factor)
         if not built.n_docs:
             raise InputError(input_path, None, "no documents")
-        built.save(tmp)
+        built.save(tmp, provenance)
         report = IndexReport(backend="numba", index=str(index), input=str(input_path), input_documents=built.n_docs,
                              indexed=built.n_docs, seconds=time.perf_counter() - start,
-                             size_bytes=directory_size(tmp), quantized=quantize, guarded=len(guarded))
+                             size_bytes=directory_size(tmp), quantized=quantize, guarded=len(guarded),
+                             provenance=provenance)
+        write_index_table(tmp, input_path, quantize)  # SPLADE-doc's inference-free query weights
         _check_target(index, overwrite)
         _install(tmp, index)
         return report
@@ -237,10 +268,10 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
 
 
 def build_index(input_path, index_path, *, backend: str = "lucene", threads: int = 1, overwrite: bool = False,
-                factor: float = 100.0, quantize: float | None = None, **kwargs) -> IndexReport:
+                factor: float | None = None, quantize: float | None = None, **kwargs) -> IndexReport:
     if backend == "lucene":
         return build_lucene_index(input_path, index_path, threads=threads, overwrite=overwrite, quantize=quantize,
-                                  **kwargs)
+                                  factor=factor, **kwargs)
     if backend == "numba":
         return build_numba_index(input_path, index_path, factor=factor, overwrite=overwrite, quantize=quantize)
     raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {backend}")
@@ -254,8 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index")
     parser.add_argument("--backend", choices=BACKENDS, default="lucene")
-    parser.add_argument("--factor", default="100",
-                        help="quantization factor of the vectors (numba backend; a number, naver or pyserini)")
+    parser.add_argument("--factor", default=None,
+                        help="quantization factor of the vectors (numba backend; a number, naver or pyserini; "
+                             "default: the one the vectors' provenance records, else 100)")
     parser.add_argument("--quantize", metavar="FACTOR", default=None,
                         help="the input holds float weights: quantize them as encode_corpus does, rint(w * FACTOR) "
                              "(a number, naver or pyserini)")
@@ -270,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = dict(memory_buffer_mb=args.memory_buffer, quiet=not args.verbose, optimize=args.optimize)
     quantize = resolve_factor(args.quantize) if args.quantize is not None else None
     report = build_index(args.input, args.index, backend=args.backend, threads=args.threads,
-                         overwrite=args.overwrite, factor=resolve_factor(args.factor), quantize=quantize, **kwargs)
+                         overwrite=args.overwrite, quantize=quantize, **kwargs,
+                         factor=resolve_factor(args.factor) if args.factor is not None else None)
     print(report.summary())
     return 0
 

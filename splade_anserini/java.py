@@ -9,6 +9,7 @@ import glob
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,6 +128,45 @@ def start_jvm(max_heap: str | None = None) -> None:
     except Exception as exc:  # pragma: no cover - depends on the local Java
         raise JavaNotFoundError(f"the JVM at {home} failed to start: {exc}") from None
     _quiet_lucene_warnings()
+    _raise_clause_limit()
+
+
+def _raise_clause_limit() -> None:
+    """Lucene refuses a query of more than ``IndexSearcher.maxClauseCount`` (1,024) terms, and a SPLADE
+    query can have thousands: every route (Pyserini, ``SearchCollection``, ``SimpleImpactSearcher``)
+    builds one clause per term. Anserini 1.7.1 and Pyserini 1.6.0 never raise the limit (a long query
+    is dropped by ``SearchCollection`` and fails Pyserini's batch), so it is lifted for this JVM and
+    every query length gets the hits the Numba index gives."""
+    from jnius import autoclass as _autoclass
+
+    _autoclass("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(_autoclass("java.lang.Integer").MAX_VALUE)
+
+
+@contextmanager
+def java_stderr() -> Iterator[list[str]]:
+    """Collect what Java prints on ``System.err`` inside the block (Anserini's stack traces) into the
+    yielded list instead of the terminal; the caller summarizes it with :func:`java_failure`."""
+    System = autoclass("java.lang.System")
+    buffer = autoclass("java.io.ByteArrayOutputStream")()
+    saved = System.err
+    System.setErr(autoclass("java.io.PrintStream")(buffer, True))
+    lines: list[str] = []
+    try:
+        yield lines
+    finally:
+        System.setErr(saved)
+        lines.extend(str(buffer.toString()).splitlines())
+
+
+def java_failure(lines: list[str]) -> tuple[int, str] | None:
+    """``(number of stack traces, the first one's exception line)`` in captured stderr, or ``None``."""
+    heads = [i for i, line in enumerate(lines) if re.match(r"^[\w.$]+(Exception|Error|TooManyClauses)\b", line)
+             and i + 1 < len(lines) and lines[i + 1].lstrip().startswith("at ")]
+    if not heads:
+        return None
+    first = lines[heads[0]].strip()
+    name, sep, message = first.partition(":")
+    return len(heads), f"{name.rsplit('.', 1)[-1]}{sep}{message}"
 
 
 _LOGGERS: list = []  # java.util.logging keeps loggers weakly: hold the ones we configured
@@ -317,11 +357,30 @@ def search_collection(options: Mapping[str, object], *, quiet: bool = True) -> d
         folder = Path(tmp)
         out = folder / "run.trec"
         options = dict(options)
-        options["topics"] = _safe_path(options["topics"], folder, "topics")
-        _run("SearchCollection", dict(options, output=out), quiet)
+        topics = options["topics"]
+        options["topics"] = _safe_path(topics, folder, "topics")
+        with java_stderr() as printed:
+            _run("SearchCollection", dict(options, output=out), quiet)
+        failure = java_failure(printed)
+        if failure is None and printed:
+            print("\n".join(printed), file=sys.stderr, flush=True)
+        if failure is not None:  # SearchCollection prints the trace, skips the query and writes the rest
+            found = read_ranked(out, as_written=True) if out.is_file() else {}
+            missing = [q for q in _topic_ids(topics) if q not in found]
+            raise AnseriniError(f"Anserini SearchCollection could not answer {failure[0]} of the queries in {topics} "
+                                f"(without hits: {_some(missing)}): {failure[1]}; no run written")
         if not out.is_file():
             raise AnseriniError(f"Anserini SearchCollection wrote no run for {options['topics']}")
         return read_ranked(out, as_written=True)
+
+
+def _topic_ids(path: str | os.PathLike) -> list[str]:
+    with open(path, encoding="utf-8") as fh:
+        return [line.partition("\t")[0].strip() for line in fh if line.strip()]
+
+
+def _some(ids: list[str], n: int = 5) -> str:
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "") if ids else "none"
 
 
 if __name__ == "__main__":  # python -m splade_anserini.java --version

@@ -76,8 +76,12 @@ def prepare(export_dir: str | os.PathLike, factor: float, target: Path) -> Path:
         raise ValueError(f"{export_dir}: a SPLADE-doc export; its queries are bags of tokens, "
                          "encoded without a model (use --model)")
     target.mkdir(parents=True, exist_ok=True)
-    scale_weights(export_dir / EXPORT_MODEL, target / MODEL_FILE,
-                  float(factor) * ANSERINI_WEIGHT_RANGE / ANSERINI_QUANT_RANGE)
+    try:
+        scale_weights(export_dir / EXPORT_MODEL, target / MODEL_FILE,
+                      float(factor) * ANSERINI_WEIGHT_RANGE / ANSERINI_QUANT_RANGE)
+    except Exception as exc:  # protobuf's DecodeError, onnx's ValidationError: the file is the problem
+        raise ModelNotFoundError(f"{export_dir / EXPORT_MODEL}: corrupt or unreadable ONNX model "
+                                 f"({java_error(exc)})") from None
     shutil.copyfile(export_dir / EXPORT_VOCAB, target / (VOCAB_FILE + ".tmp"))
     os.replace(target / (VOCAB_FILE + ".tmp"), target / VOCAB_FILE)
     return target
@@ -96,7 +100,8 @@ def java_searcher(index: str | os.PathLike, export_dir: str | os.PathLike, facto
             searcher.object.set_onnx_query_encoder(ENCODER)
         except Exception as exc:  # jnius.JavaException: the Java error, with its cause
             searcher.close()
-            raise RuntimeError(f"Anserini could not load {export_dir}: {java_error(exc)}") from None
+            raise ModelNotFoundError(f"{Path(os.fspath(export_dir)) / EXPORT_MODEL}: Anserini could not load it "
+                                     f"({java_error(exc)})") from None
     return searcher
 
 
@@ -129,6 +134,9 @@ def java_search(index: str | os.PathLike, topics, export_dir: str | os.PathLike,
               f"({ANSERINI_DROPPED_IDS}); their weights stay in the Java-side queries", file=sys.stderr)
     searcher = java_searcher(index, export_dir, factor)
     try:
-        return searcher.batch_search_texts(topics, k)
+        from .search import answer_every_query
+
+        return answer_every_query(lambda: searcher.batch_search_texts(topics, k), list(topics),
+                                  lambda qid: searcher.search_text(topics[qid], k), "Anserini's Java-side encoder")
     finally:
         searcher.close()

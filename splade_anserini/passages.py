@@ -28,8 +28,9 @@ DELIMITER = "#"
 _CHUNK = 512  # documents tokenized per call: the fast tokenizer batches them in Rust
 
 
-def check_passage_args(length: int | None, stride: int | None) -> None:
-    """``--passage-length N --passage-stride S``: both positive, ``S <= N``, the stride only with a length."""
+def check_passage_args(length: int | None, stride: int | None, max_length: int | None = None) -> None:
+    """``--passage-length N --passage-stride S``: both positive, ``S <= N``, the stride only with a length,
+    and a passage (title and special tokens included) no longer than ``max_length``: the encoder would cut it."""
     if length is None:
         if stride is not None:
             raise ValueError("--passage-stride needs --passage-length")
@@ -39,6 +40,9 @@ def check_passage_args(length: int | None, stride: int | None) -> None:
     if stride is not None and not 1 <= stride <= length:
         raise ValueError(f"--passage-stride {stride} must be between 1 and --passage-length {length} "
                          "(a larger stride would skip text between passages)")
+    if max_length is not None and length > max_length:
+        raise ValueError(f"--passage-length {length} is longer than --max-length {max_length}: every passage would "
+                         f"be cut to {max_length} tokens; pass --max-length {length} or a shorter passage")
 
 
 def _word_start(word_ids: list, i: int, floor: int) -> int:

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .cli import ArgumentParser, command
+from .bm25 import B as BM25_B, K1 as BM25_K1
+from .cli import ArgumentParser, check_positive, command, positive_int
 
 MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
 
@@ -137,7 +138,7 @@ class Stamps:
 
 # -- encoding -----------------------------------------------------------------------------------------
 def encode_corpus_stage(corpus, out_dir, encoder, *, factor: float, batch_size: int, threads: int,
-                        log=print, force: bool = False, key: str | None = None) -> dict:
+                        log=print, force: bool = False, key: str | None = None, passages: dict | None = None) -> dict:
     """Corpus -> JsonVectorCollection with :func:`splade_anserini.encode_corpus.encode_corpus` (one
     part file per indexing thread), reusing the pipeline's loaded encoder. An interrupted encoding
     with the same stage ``key`` is resumed, one with another key redone; ``force`` redoes it."""
@@ -145,7 +146,7 @@ def encode_corpus_stage(corpus, out_dir, encoder, *, factor: float, batch_size: 
 
     summary = encode_corpus(corpus, out_dir, encoder=encoder, factor=factor, batch_size=batch_size,
                             num_files=max(1, threads), overwrite=force, discard_other=True, fingerprint=key,
-                            progress=sys.stderr.isatty(), log=lambda msg: log(f"  {msg}"))
+                            progress=sys.stderr.isatty(), log=lambda msg: log(f"  {msg}"), passages=passages)
     return {"documents": summary["documents"], "empty_guarded": summary["guarded_documents"]}
 
 
@@ -195,9 +196,14 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
     from conversion.trec import check_qrels, max_passage, read_qrels, write_run
 
     from .data import read_corpus, read_topics, resolve_dataset
+    from .models import check_max_length
     from .passages import check_passage_args
+    from .provenance import passages_record
 
-    check_passage_args(passage_length, passage_stride)
+    check_positive(max_length=max_length, batch_size=batch_size, threads=threads, hits=hits)
+    check_max_length(model, max_length)
+    check_max_length(model, passage_length or max_length, "--passage-length")
+    check_passage_args(passage_length, passage_stride, max_length)
     if fusion is not None and not bm25:
         raise ValueError("--fusion fuses the SPLADE and BM25 runs: it cannot go with --no-bm25")
     ds = resolve_dataset(dataset, data_dir=data_dir, split=split, corpus=corpus, topics=topics, qrels=qrels)
@@ -263,7 +269,8 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
     def encode():
         log(f"[encode] {enc_input} with {model} (max length {max_length}, x{factor:g}) -> {vectors_dir}")
         counts = encode_corpus_stage(enc_input, vectors_dir, get_encoder(), factor=factor, batch_size=batch_size,
-                                     threads=threads, log=log, force=force, key=stamps.key(enc_params))
+                                     threads=threads, log=log, force=force, key=stamps.key(enc_params),
+                                     passages=passages_record(passage_length, passage_stride))
         return f"{counts['documents']} {'passages' if passage_length else 'docs'}", counts
 
     enc_key = stamps.run("encode", enc_params, [vectors_dir], encode)
@@ -286,9 +293,12 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
                    "max_passage": k_search if passage_length else None}
 
     def search():
+        from .provenance import check_query_model, model_identity, plan_search
         from .query_encoder import SpladeQueryEncoder
         from .search import pyserini_search, write_tsvint_topics
 
+        plan = plan_search(index_dir, factor=factor, max_passage=bool(passage_length))  # a stale index is refused
+        check_query_model(plan, index_dir, model_identity(get_encoder()), allow_other=False)
         log(f"[search] {len(topic_list)} topics from {ds.topics} -> {run_file} "
             "(LuceneImpactSearcher + SpladeQueryEncoder)")
         qenc = SpladeQueryEncoder(model, factor=factor, max_length=max_length, encoder=get_encoder(),
@@ -302,6 +312,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
         if passage_length:
             results = max_passage(results, hits)
         write_run(run_file, results, tag=name, k=hits)
+        plan.tell()
         return f"{len(topic_list)} queries, encoding {enc_s:.1f} s" + (", MaxP" if passage_length else "")
 
     stamps.run("search", srch_params, [run_file, tsvint], search)
@@ -329,7 +340,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
         bm25_run = runs / f"{ds.name}-bm25.trec"
         bm_stamps = Stamps(bm25_work / "stamps", force=force, stages=stages)
         bm_params = {"corpus": file_fingerprint(ds.corpus), "topics": file_fingerprint(ds.topics),
-                     "qrels": file_fingerprint(ds.qrels), "hits": hits, "k1": 0.9, "b": 0.4}
+                     "qrels": file_fingerprint(ds.qrels), "hits": hits, "k1": BM25_K1, "b": BM25_B}
 
         def bm25_stage():
             from .bm25 import bm25_search, build_bm25_index
@@ -393,7 +404,7 @@ def report(result: PipelineResult) -> str:
     lines.append(f"FLOPS {st['flops']:.3f}; {st['avg_doc_nonzeros']:.1f} non-zeros per document, "
                  f"{st['avg_query_nonzeros']:.1f} per query")
     if result.bm25_scores:
-        lines.append(_scores_line("BM25 (k1=0.9 b=0.4)", result.bm25_scores, result.bm25_run))
+        lines.append(_scores_line(f"BM25 (k1={BM25_K1:g} b={BM25_B:g})", result.bm25_scores, result.bm25_run))
     if result.hybrid_scores:
         lines.append(_scores_line(f"hybrid ({result.hybrid_method})", result.hybrid_scores, result.hybrid_run))
     lines.extend(result.warnings)
@@ -416,16 +427,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--qrels", help="qrels file (TREC or BEIR TSV with or without header, .gz or not)")
     parser.add_argument("--model", default="splade-tiny")
     parser.add_argument("--factor", default="100", help="quantization factor: a number, naver or pyserini")
-    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--max-length", type=positive_int, default=256)
     parser.add_argument("--passage-length", type=int, default=None,
                         help="encode documents as passages of this many WordPiece tokens; rank by best passage (MaxP)")
     parser.add_argument("--passage-stride", type=int, default=None, help="tokens between passage starts (default: the length)")
     parser.add_argument("--fusion", nargs="?", const="interpolation", choices=METHODS, default=None,
                         help="also fuse the SPLADE and BM25 runs (default method: interpolation, alpha 0.5)")
     parser.add_argument("--alpha", type=float, default=None, help="interpolation weight of the SPLADE run (default 0.5)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--hits", type=int, default=1000)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--threads", type=positive_int, default=None)
+    parser.add_argument("--hits", type=positive_int, default=1000)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work-dir", help="artifacts folder (default work/<dataset>-<model>)")
     parser.add_argument("--runs-dir", default="runs")

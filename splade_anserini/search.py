@@ -1,8 +1,9 @@
 """Search an index with SPLADE queries and write a TREC run.
 
     python -m splade_anserini.search --index I --topics T --output runs/X.trec
-        [--hits 1000] [--threads N] [--batch-size B] [--model splade-tiny] [--factor 100]
-        [--max-length 256] [--splade-doc] [--backend lucene|numba] [--tag T]
+        [--hits 1000] [--threads N] [--batch-size B] [--model splade-tiny] [--factor F]
+        [--allow-other-query-encoder]
+        [--max-length 256] [--splade-doc [--query-weights idf|FILE]] [--backend lucene|numba] [--tag T]
         [--pretokenized-topics OUT.tsv | --encoded-topics IN.tsv | --java-encoder EXPORT_DIR]
         [--max-passage [--max-passage-hits 100] [--max-passage-delimiter '#']]
 
@@ -24,9 +25,20 @@ All paths rank by score descending, docid ascending (Anserini's tie-break) and p
 runs. ``--backend numba`` searches a Numba reference index with the same query vectors.
 ``--max-passage`` (Pyserini's MaxP flags) folds passage hits ``docid#k`` into documents scored by
 their best passage, after the search and identically for every backend.
+
+Checked before any query is encoded, against the provenance the index records
+(:mod:`splade_anserini.provenance`): ``--factor`` defaults to the index's factor and another is
+refused; a query model whose weights differ from the documents' model is refused unless
+``--allow-other-query-encoder`` (then ``<output>.provenance.json`` records it); an ONNX export
+(``--model`` or ``--java-encoder``) must record the index's factor; ``--max-passage`` needs an index
+of passages. An index without provenance searches with a one-line notice. Blank queries are named
+in one warning line and get no hits. Lucene's clause limit is lifted, so every route answers
+queries of any length with the Numba index's hits; a query a backend still cannot answer fails
+the command (exit 1) naming it and the cause, and no run is written.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -66,10 +78,48 @@ def pyserini_search(index: str | os.PathLike, topics: Mapping[str, str], encoder
     searcher = lucene.LuceneImpactSearcher(os.fspath(index), PreEncodedQueries(dict(zip(qids, vectors))),
                                            min_idf=min_idf)
     try:
-        hits = searcher.batch_search(qids, qids, k=k, threads=threads)
+        hits = answer_every_query(lambda: searcher.batch_search(qids, qids, k=k, threads=threads), qids,
+                                  lambda qid: searcher.search(qid, k=k), "Pyserini LuceneImpactSearcher")
     finally:
         searcher.close()
     return {qid: [(h.docid, float(h.score)) for h in hits.get(qid, [])[:k]] for qid in qids}
+
+
+def java_cause(exc: BaseException) -> str:
+    """``IndexSearcher$TooManyClauses: maxClauseCount is set to 1024``: the Java class and its first line."""
+    from .java_encoder import java_error
+
+    name = getattr(exc, "classname", None)
+    return f"{name.rsplit('.', 1)[-1]}: {java_error(exc)}" if name else java_error(exc)
+
+
+class UnansweredQueryError(RuntimeError):
+    """A backend could not answer a query: the run is not written (exit 1)."""
+
+
+def answer_every_query(batch: Callable[[], dict], qids: Sequence[str], one: Callable[[str], object], how: str) -> dict:
+    """``batch()`` with Java's stack traces kept off the terminal; when it fails (Anserini's batch
+    search says only ``queryCount = N is not equal to completedTaskCount = M``) the queries are
+    searched one by one to name those that fail and why: :class:`UnansweredQueryError`."""
+    from . import java
+
+    with java.java_stderr():
+        try:
+            return batch()
+        except Exception as exc:  # noqa: BLE001 - a Java exception through pyjnius: named below
+            batch_error = java_cause(exc)
+    failed: dict[str, str] = {}
+    with java.java_stderr():
+        for qid in qids:
+            try:
+                one(qid)
+            except Exception as exc:  # noqa: BLE001
+                failed[qid] = java_cause(exc)
+    if not failed:
+        raise UnansweredQueryError(f"{how} failed: {batch_error}; no run written")
+    first = next(iter(failed))
+    raise UnansweredQueryError(f"{how} could not answer {len(failed)} of {len(qids)} queries (first: query {first}: "
+                               f"{failed[first]}); no run written")
 
 
 # -- Lucene through Anserini SearchCollection -------------------------------------------------------
@@ -155,13 +205,9 @@ def _encoded_topics(args, topics: None = None) -> Searched:
 
 def _java_encoder(args, topics: Mapping[str, str]) -> Searched:
     """Anserini's ONNX SPLADE encoder encodes the topics inside the JVM."""
-    from conversion.quantize import resolve_factor
-
     from .java_encoder import java_search
 
-    if args.backend != "lucene":
-        raise UsageError("--java-encoder searches the Lucene index (--backend lucene)")
-    results = java_search(args.index, topics, args.java_encoder, resolve_factor(args.factor), k=args.hits)
+    results = java_search(args.index, topics, args.java_encoder, args.factor, k=args.hits)
     return Searched(results, list(topics), f"Anserini's Java ONNX SPLADE encoder ({args.java_encoder}) + "
                                            "SimpleImpactSearcher")
 
@@ -204,8 +250,11 @@ def _numba(args, vectors: Mapping[str, dict[str, int]], qids: list[str], encode_
 
 
 def _encoder_options(args) -> dict:
+    from .query_weights import resolve
+
     return dict(model=args.model, factor=args.factor, splade_doc=args.splade_doc, max_length=args.max_length,
-                device=args.device, batch_size=args.batch_size)
+                device=args.device, batch_size=args.batch_size, encoder=getattr(args, "encoder", None),
+                query_weights=resolve(getattr(args, "query_weights", None), args.index))
 
 
 def route(args) -> Callable[..., Searched]:
@@ -230,8 +279,7 @@ def _check_index(index: Path, backend: str) -> None:
                          "`python -m splade_anserini.index --backend numba`")
 
 
-@command
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description="Search SPLADE queries on a Lucene impact (or Numba) index.")
     parser.add_argument("--index", required=True)
     parser.add_argument("--topics", help="topics: BEIR queries.jsonl or qid<TAB>query text (.gz or not)")
@@ -241,9 +289,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=positive_int, default=32, help="query encoding batch size")
     parser.add_argument("--model", default="splade-tiny",
                         help="checkpoint directory, hub id, splade-tiny, or an ONNX export directory (no torch)")
-    parser.add_argument("--factor", default="100", help="the documents' quantization factor (number, naver, pyserini)")
+    parser.add_argument("--factor", default=None,
+                        help="the documents' quantization factor (default: the one the index records; another is refused)")
+    parser.add_argument("--allow-other-query-encoder", action="store_true",
+                        help="accept a query model other than the one that encoded the index (asymmetric models, "
+                             "SPLADE-doc); recorded in <output>.provenance.json")
     parser.add_argument("--max-length", type=positive_int, default=256, help="query max length in tokens")
     parser.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
+    parser.add_argument("--query-weights", default="ones", metavar="ones|idf|FILE",
+                        help="SPLADE-doc query token weights: 1, the index's IDF table (inference-free queries), "
+                             "or a table file")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", choices=BACKENDS, default="lucene")
     parser.add_argument("--tag", default=None, help="run tag (default: the output file stem)")
@@ -256,29 +311,107 @@ def main(argv: list[str] | None = None) -> int:
                        help="encode the topics inside the JVM with Anserini's ONNX SPLADE encoder running this export")
     parser.add_argument("--max-passage", action="store_true",
                         help="MaxP: score each document by its best passage (ids docid#k); --hits passages are searched")
-    parser.add_argument("--max-passage-hits", type=int, default=100, help="documents kept per query with --max-passage")
-    parser.add_argument("--max-passage-delimiter", default="#", help="passage id = docid + delimiter + k")
-    args = parser.parse_args(argv)
-    if args.max_passage and (args.max_passage_hits < 1 or not args.max_passage_delimiter):
-        parser.error("--max-passage-hits must be positive and --max-passage-delimiter non-empty")
+    parser.add_argument("--max-passage-hits", type=positive_int, default=100,
+                        help="documents kept per query with --max-passage")
+    parser.add_argument("--max-passage-delimiter", default=None,
+                        help="passage id = docid + delimiter + k (default: the index's, else #)")
+    return parser
+
+
+def check_options(parser: ArgumentParser, args) -> None:
+    """Refuse, before any work, what the chosen route would ignore or fail on late."""
     if not args.topics and not args.encoded_topics:
         parser.error("--topics is required unless --encoded-topics is given")
     if args.encoded_topics and args.topics:
         parser.error("--encoded-topics replaces --topics: give one of them")
-    tag = args.tag or Path(args.output).stem.replace(" ", "_") or "splade-anserini"
+    if args.query_weights != "ones" and not args.splade_doc:
+        parser.error("--query-weights weighs SPLADE-doc queries: add --splade-doc")
+    if args.max_passage_delimiter == "":
+        parser.error("--max-passage-delimiter must be non-empty")
+    if args.backend == "numba" and args.pretokenized_topics:
+        parser.error("--pretokenized-topics feeds Anserini SearchCollection; the numba backend would ignore it")
+    if args.backend == "numba" and args.java_encoder:
+        parser.error("--java-encoder searches the Lucene index (--backend lucene)")
+    if args.encoded_topics and args.splade_doc:
+        parser.error("--splade-doc changes how queries are encoded; --encoded-topics are encoded already")
+    if args.java_encoder and args.splade_doc:
+        parser.error("--splade-doc queries are bags of tokens: no Java-side encoder is needed (use --model)")
     _check_index(Path(args.index), args.backend)
-    start = time.perf_counter()
-    if args.encoded_topics:
-        topics = None
-    else:
-        from .data import read_topics
+    if not args.encoded_topics and not args.java_encoder:
+        from .models import check_max_length, is_onnx_export
 
-        topics = read_topics(args.topics)
+        if not is_onnx_export(args.model):
+            check_max_length(args.model, args.max_length)
+
+
+def read_search_topics(path) -> dict[str, str]:
+    """The topics to search: blank queries (whitespace, zero-width characters) are named in one
+    warning line and get no hits; a file of only blank queries is refused."""
+    from conversion.topics import split_blank
+
+    from .data import read_topics
+
+    topics, blank = split_blank(read_topics(path), path)
+    if blank:
+        shown = ", ".join(blank[:10]) + (f" and {len(blank) - 10} more" if len(blank) > 10 else "")
+        print(f"warning: {path}: {len(blank)} blank queries (whitespace or zero-width characters only) get no "
+              f"hits: {shown}", file=sys.stderr, flush=True)
+    return topics
+
+
+def check_query_model(args, plan) -> dict | None:
+    """Load the query encoder (kept on ``args.encoder``) or read the Java-side export, and hold its
+    model and factor against the index's provenance; returns the query model's identity."""
+    from . import provenance
+    from .models import read_export_metadata
+
+    if args.encoded_topics:
+        return None
+    if args.java_encoder:
+        meta = read_export_metadata(args.java_encoder)
+        identity = {"name": meta["source_model"], "sha256": meta["source_sha256"]}
+        provenance.check_export(plan, args.index, args.java_encoder, meta)
+    else:
+        from .query_encoder import load_query_encoder
+
+        from .query_weights import resolve
+
+        args.encoder = load_query_encoder(args.model, splade_doc=args.splade_doc, max_length=args.max_length,
+                                          device=args.device,
+                                          query_weights=resolve(getattr(args, "query_weights", None), args.index))
+        identity = provenance.model_identity(args.encoder)
+        if isinstance(getattr(args.encoder, "meta", None), dict):
+            provenance.check_export(plan, args.index, args.model, args.encoder.meta)
+    provenance.check_query_model(plan, args.index, identity, allow_other=args.allow_other_query_encoder)
+    return identity
+
+
+@command
+def main(argv: list[str] | None = None) -> int:
+    from . import provenance
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_options(parser, args)
+    plan = provenance.plan_search(args.index, factor=args.factor, max_passage=args.max_passage,
+                                  delimiter=args.max_passage_delimiter)
+    args.factor = plan.factor
+    tag = args.tag or Path(args.output).stem.replace(" ", "_") or "splade-anserini"
+    start = time.perf_counter()
+    topics = None if args.encoded_topics else read_search_topics(args.topics)
+    query_model = check_query_model(args, plan)
     found = route(args)(args, topics)
     results = order_like(found.results, found.qids)
     if args.max_passage:  # one aggregation over the ranked hits, whatever the backend
-        results = max_passage(results, args.max_passage_hits, args.max_passage_delimiter)
+        results = max_passage(results, args.max_passage_hits, plan.delimiter)
     n = write_run(args.output, results, tag, k=args.max_passage_hits if args.max_passage else args.hits)
+    if plan.other_encoder is not None:
+        from conversion.atomic import atomic_open
+
+        with atomic_open(provenance.side_file(args.output)) as fh:
+            json.dump(plan.side_record(query_model), fh, indent=2)
+            fh.write("\n")
+    plan.tell()
     elapsed = time.perf_counter() - start
     empty = sum(1 for hits in results.values() if not hits)
     print(f"{len(found.qids)} queries searched with {found.how}: {n:,} hits written to {args.output} in "

@@ -16,6 +16,7 @@ from conftest import ROOT
 from conversion.jsonvector import read_jsonvector
 from conversion.quantize import GUARD_TOKEN
 from splade_anserini import encode_corpus as ec
+from splade_anserini.provenance import VECTORS_FILE as PROVENANCE
 
 FAST = ["--max-length", "48", "--no-progress", "--threads", "1"]
 
@@ -53,12 +54,12 @@ def reference(corpus, tmp_path_factory) -> Path:
 
 def test_output_layout_and_summary(corpus, reference):
     files = sorted(p.name for p in reference.iterdir())
-    assert files == ["part-00000.jsonl", "part-00001.jsonl"]  # no work folder, no summary inside
+    assert files == ["part-00000.jsonl", "part-00001.jsonl", PROVENANCE]  # no work folder, no summary inside
     assert not ec.work_dir(reference, 0, 1).exists()
     docs = list(read_jsonvector(reference))
     ids = [json.loads(line)["_id"] for line in corpus.read_text().splitlines()]
     assert [d.docid for d in docs] == ids
-    sizes = [sum(1 for _ in open(reference / f)) for f in files]
+    sizes = [sum(1 for _ in open(reference / f)) for f in files[:2]]
     assert sizes == [60, 60]
     assert all(d.vector and all(isinstance(w, int) and w > 0 for w in d.vector.values()) for d in docs)
     assert docs[0].contents.startswith(json.loads(corpus.read_text().splitlines()[0])["title"])
@@ -75,7 +76,7 @@ def test_threads_and_batch_layout_do_not_change_the_bytes(corpus, reference, tmp
     rc, _, _ = run(["--corpus", corpus, "--output", out, "--block-size", "25", "--num-files", "3",
                     "--max-length", "48", "--no-progress", "--threads", "2", "--gzip"], capsys)
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == [f"part-0000{k}.jsonl.gz" for k in range(3)]
+    assert sorted(p.name for p in out.iterdir()) == [f"part-0000{k}.jsonl.gz" for k in range(3)] + [PROVENANCE]
     assert collection_bytes(out) == collection_bytes(reference)
 
 
@@ -86,7 +87,7 @@ def test_shards_concatenated_equal_unsharded(corpus, reference, tmp_path, capsys
                              "--shard-num", "3", *FAST], capsys)
         assert rc == 0 and "encoded 40 documents" in stdout
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"shard-0000{k}-of-00003.part-00000.jsonl" for k in range(3)]
+    assert names == [f"shard-0000{k}-of-00003.part-00000.jsonl" for k in range(3)] + [PROVENANCE]
     assert collection_bytes(out) == collection_bytes(reference)
     assert ec.shard_range(120, 2, 3) == (80, 120) and ec.shard_range(10, 1, 3) == (3, 6)
     assert ec.shard_range(10, 2, 3) == (6, 10)
@@ -115,7 +116,7 @@ def test_kill_and_resume_is_byte_identical(corpus, tmp_path, capsys):
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert f"resuming {out}: " in again.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["part-00000.jsonl", "part-00001.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["part-00000.jsonl", "part-00001.jsonl", PROVENANCE]
     for name in ("part-00000.jsonl", "part-00001.jsonl"):
         assert (out / name).read_bytes() == (whole / name).read_bytes()
 

@@ -64,8 +64,10 @@ def _cli(*args):
 def test_cli_writes_the_fused_run(tmp_path):
     write_run(tmp_path / "a.trec", A, tag="a")
     write_run(tmp_path / "b.trec", B, tag="b")
-    proc = _cli("--runs", tmp_path / "a.trec", tmp_path / "b.trec", "--output", tmp_path / "h.trec", "--method", "rrf")
+    proc = _cli("--runs", tmp_path / "a.trec", tmp_path / "b.trec", "--output", tmp_path / "h.trec", "--method", "rrf",
+                "--union-topics")  # A and B cover different topics: fused over their union, with a warning
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("warning: the runs cover different topics")
     assert "fused 2 runs (rrf, k=60)" in proc.stdout
     assert read_ranked(tmp_path / "h.trec") == {q: [(d, pytest.approx(s, abs=1e-6)) for d, s in h]
                                                 for q, h in fuse([A, B], "rrf").items()}

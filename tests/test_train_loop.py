@@ -256,3 +256,58 @@ def test_levers_deterministic_and_resume_equals_straight_run(triples, tmp_path):
     records = [json.loads(line) for line in open(tmp_path / "a" / "log.jsonl")]
     dist = [r["l2sp_distance"] for r in records if r["type"] == "train"]
     assert dist[0] == 0.0 and dist[-1] > 0  # LoRA's B starts at 0 (and the first step has lr 0: warm-up)
+
+
+def _cacm_guard(data_dir, tmp_path, n_queries=6, extra_docs=30):
+    """A small out-of-domain set: CACM's first judged queries, their judged documents and a few others."""
+    from conversion.trec import read_qrels
+    from splade_anserini.data import read_corpus, read_topics
+
+    cacm = data_dir / "cacm"
+    qrels = read_qrels(cacm / "qrels.txt")
+    qids = [q for q in read_topics(cacm / "queries.tsv") if q in qrels][:n_queries]
+    judged = {d for q in qids for d in qrels[q]}
+    docs = [d for d in read_corpus(cacm / "corpus.jsonl")]
+    keep = [d for d in docs if d.docid in judged] + [d for d in docs if d.docid not in judged][:extra_docs]
+    (tmp_path / "g.jsonl").write_text("".join(json.dumps({"_id": d.docid, "text": d.text}) + "\n" for d in keep))
+    topics = read_topics(cacm / "queries.tsv")
+    (tmp_path / "g.tsv").write_text("".join(f"{q}\t{topics[q]}\n" for q in qids))
+    (tmp_path / "g.qrels").write_text("".join(f"{q} 0 {d} {r}\n" for q in qids for d, r in qrels[q].items()))
+    return dict(guard_corpus=str(tmp_path / "g.jsonl"), guard_queries=str(tmp_path / "g.tsv"),
+                guard_qrels=str(tmp_path / "g.qrels"))
+
+
+@pytest.mark.parametrize("max_drop", [0.0, 1.0])
+def test_out_of_domain_guard_decides_which_checkpoint_may_be_best(data_dir, tmp_path, max_drop):
+    """A checkpoint becomes checkpoint-best only while the guard set (CACM) stays within guard_max_drop of
+    the starting model; a large learning rate breaks the model, so with no tolerance nothing qualifies."""
+    sci = data_dir / "scifact"
+    out = tmp_path / "out"
+    cfg = config_from_dict(dict(
+        corpus=str(sci / "corpus.jsonl"), queries=str(sci / "queries.train.tsv"), qrels=str(sci / "qrels.train.txt"),
+        output_dir=str(out), valid_holdout=4, valid_max_docs=40, valid_every=1, batch_size=2, max_length=32,
+        query_max_length=16, max_steps=3, lr=3e-3, progress=False, threads=1, guard_max_drop=max_drop,
+        **_cacm_guard(data_dir, tmp_path)))
+    result = train(cfg)
+    records = [json.loads(line) for line in open(out / "log.jsonl")]
+    start = next(r for r in records if r["type"] == "guard_start")["guard_nDCG@10"]
+    valid = [r for r in records if r["type"] == "valid"]
+    assert [r["step"] for r in valid] == [1, 2, 3] and 0 <= start <= 1
+    eligible = [r for r in valid if r["guard_nDCG@10"] >= start - max_drop - 1e-9]
+    assert all(r["best"] <= (r in eligible) for r in valid)
+    if max_drop == 1.0:
+        assert len(eligible) == 3 and result["best"] == pytest.approx(max(r["nDCG@10"] for r in valid), abs=1e-6)
+    else:
+        assert len(eligible) < 3  # the broken model lost on CACM: that checkpoint may not be the best
+        assert result["best"] == (pytest.approx(max(r["nDCG@10"] for r in eligible), abs=1e-6) if eligible else None)
+        assert (out / BEST).is_dir() == bool(eligible)
+
+
+def test_guard_files_go_together(data_dir, tmp_path):
+    from splade_anserini.train.config import ConfigError
+
+    sci = data_dir / "scifact"
+    with pytest.raises(ConfigError, match="go together"):
+        config_from_dict(dict(corpus=str(sci / "corpus.jsonl"), queries=str(sci / "queries.train.tsv"),
+                              qrels=str(sci / "qrels.train.txt"), output_dir=str(tmp_path), valid_holdout=4,
+                              guard_corpus=str(sci / "corpus.jsonl"))).validate()

@@ -247,18 +247,30 @@ def held_out_qids(train_qids: list[str], n: int, seed: int, qrels_path: str | os
     return [q for q in train_qids if q in held]
 
 
+def load_validation_set(corpus_path: str, queries_path: str, qrels_path: str, max_docs: int = 0,
+                        seed: int = 0) -> ValidationSet:
+    """A validation set read from its three files, references checked (``max_docs``: see restrict_corpus)."""
+    corpus = load_corpus_texts(corpus_path)
+    queries, qrels = read_topics(queries_path), read_qrels(qrels_path)
+    check_references(corpus, queries, qrels, None, {"qrels": qrels_path, "queries": queries_path, "corpus": corpus_path})
+    return ValidationSet(restrict_corpus(corpus, qrels, None, 0, max_docs, seed), queries, qrels)
+
+
+def build_guard(cfg) -> ValidationSet | None:
+    """The out-of-domain guard set of a config (``guard_corpus/queries/qrels``), or None."""
+    if not cfg.guard_corpus:
+        return None
+    return load_validation_set(cfg.guard_corpus, cfg.guard_queries, cfg.guard_qrels)
+
+
 def build_data(cfg) -> tuple[TrainingData, ValidationSet | None]:
     """Training data and the validation set described by a :class:`~.config.TrainConfig`."""
     if cfg.triples:
         data: TrainingData = TriplesData(cfg.triples)
         valid = None
         if cfg.valid_queries:
-            corpus = load_corpus_texts(cfg.valid_corpus)
-            queries, qrels = read_topics(cfg.valid_queries), read_qrels(cfg.valid_qrels)
-            check_references(corpus, queries, qrels, None, {"qrels": cfg.valid_qrels, "queries": cfg.valid_queries,
-                                                           "corpus": cfg.valid_corpus})
-            corpus = restrict_corpus(corpus, qrels, None, 0, cfg.valid_max_docs, cfg.seed)
-            valid = ValidationSet(corpus, queries, qrels)
+            valid = load_validation_set(cfg.valid_corpus, cfg.valid_queries, cfg.valid_qrels, cfg.valid_max_docs,
+                                        cfg.seed)
         return data, valid
 
     paths = {"corpus": cfg.corpus, "queries": cfg.queries, "qrels": cfg.qrels, "negatives": cfg.negatives,

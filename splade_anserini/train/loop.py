@@ -33,7 +33,7 @@ from ..head import fast_bf16_cpu
 from ..progress import Progress
 from .checkpoint import BEST, LAST, STATE_FILE, WISE, recover_checkpoints, write_checkpoint
 from .config import ConfigError, TrainConfig
-from .data import Stream, build_data, tokenize_batch
+from .data import Stream, build_data, build_guard, tokenize_batch
 from .gradcache import cached_step
 from .losses import contrastive_loss, in_batch_scores, kl_loss, margin_mse_loss, own_scores
 from .model import SpladeTrainModel
@@ -62,6 +62,8 @@ class TrainState:
     last_valid: dict[str, float] | None = None
     last_valid_step: int = -1
     valid_seconds: float = 0.0
+    #: the starting model's metric on the out-of-domain guard set (None: no guard)
+    guard_start: float | None = None
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> "TrainState":
@@ -213,6 +215,7 @@ class Trainer:
         from ..models import load_model
 
         self.data, self.valid = build_data(cfg)
+        self.guard = build_guard(cfg)
         self.stream = Stream(self.data, cfg.seed)
         # under LoRA, checkpoint-last holds merged weights: a resumed run rebuilds the start + its adapters
         tokenizer, hf = load_model(self.out / LAST if (self.resuming and not cfg.lora) else cfg.model)
@@ -234,14 +237,15 @@ class Trainer:
             else:  # anchored to the starting model, also when resuming from a later checkpoint
                 start = load_model(cfg.model)[1].state_dict() if self.resuming else hf.state_dict()
                 self.l2sp = L2SP.from_start(cfg.l2sp, hf, start)
+        self.query_table, qweights = self._query_weights(tokenizer)
         self.model = SpladeTrainModel(hf, tokenizer, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
-                                      fused=cfg.fused_head).to(self.device)
+                                      fused=cfg.fused_head, query_weights=qweights).to(self.device)
         self.teacher = None
         if cfg.self_distill:
             _, base = load_model(cfg.model)
             base.eval().requires_grad_(False)
             tmodel = SpladeTrainModel(base, tokenizer, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
-                                      fused=cfg.fused_head).to(self.device)
+                                      fused=cfg.fused_head, query_weights=qweights).to(self.device)
             self.teacher = TeacherCache(tmodel, tokenizer)
 
         per_step = cfg.batch_size * cfg.grad_accum * self.world
@@ -277,15 +281,33 @@ class Trainer:
         elif self.resuming:
             seed_everything(cfg.seed + 1000003 * self.state.step + self.rank)
 
-        self.validator = None
+        self.validator = self.guard_validator = None
         if self.valid is not None:
             from .validate import Validator
 
-            self.validator = Validator(self.valid, metric=cfg.valid_metric, pooling=cfg.pooling,
-                                       splade_doc=cfg.splade_doc, max_length=cfg.max_length,
-                                       query_max_length=cfg.query_max_length, batch_size=cfg.valid_batch_size,
-                                       device=str(self.device),
-                                       precision=cfg.precision if self.device.type == "cuda" else "fp32")
+            kwargs = dict(metric=cfg.valid_metric, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
+                          max_length=cfg.max_length, query_max_length=cfg.query_max_length,
+                          batch_size=cfg.valid_batch_size, device=str(self.device), query_weights=self.query_table,
+                          precision=cfg.precision if self.device.type == "cuda" else "fp32")
+            self.validator = Validator(self.valid, **kwargs)
+            if self.guard is not None:
+                self.guard_validator = Validator(self.guard, **kwargs)
+
+    def _query_weights(self, tokenizer):
+        """``--query-weights idf``: the training corpus's table (written to the output folder) and its
+        ``[V]`` tensor; else (None, None)."""
+        if self.cfg.query_weights != "idf":
+            return None, None
+        from ..query_weights import QUERY_WEIGHTS, corpus_idf_table, weights_by_id, write_table
+
+        corpus = getattr(self.data, "corpus", None)
+        if not corpus:
+            raise ConfigError("query_weights idf needs a training corpus (corpus/queries/qrels, not triples)")
+        table = corpus_idf_table(corpus.values(), tokenizer)
+        if self.acc.is_main_process:
+            write_table(self.out / QUERY_WEIGHTS, table)
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        return table, torch.from_numpy(weights_by_id(table, vocab))
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _check_resume_config(self, saved: dict[str, Any]) -> None:
@@ -336,9 +358,10 @@ class Trainer:
         if self.acc.is_main_process:
             hf = self._plain_model()
             metrics = self.validator(hf, self.tokenizer)
+            eligible = self._guard(hf, metrics)
             st.valid_seconds = metrics["valid_seconds"]
             value = metrics[self.cfg.valid_metric]
-            improved = st.best is None or value > st.best
+            improved = eligible and (st.best is None or value > st.best)
             if improved:
                 st.best, st.best_step, st.bad_validations = value, st.step, 0
             else:
@@ -356,6 +379,29 @@ class Trainer:
         stop, self.state = _broadcast((stop, st))
         self.acc.wait_for_everyone()
         return stop
+
+    def _guard(self, hf, metrics: dict[str, float]) -> bool:
+        """Measure the out-of-domain guard into ``metrics``; whether the weights may become the best:
+        their guard metric within ``guard_max_drop`` of the starting model's."""
+        if self.guard_validator is None:
+            return True
+        name = self.cfg.valid_metric
+        guard = self.guard_validator(hf, self.tokenizer)
+        metrics[f"guard_{name}"] = guard[name]
+        metrics["valid_seconds"] += guard["valid_seconds"]
+        return guard[name] >= self.state.guard_start - self.cfg.guard_max_drop - 1e-9
+
+    def measure_guard_start(self) -> None:
+        """The starting model's guard metric, once per run (kept in the state across resumption)."""
+        if self.guard_validator is None or self.state.guard_start is not None:
+            return
+        if self.acc.is_main_process:
+            value = self.guard_validator(self._plain_model(), self.tokenizer)[self.cfg.valid_metric]
+            self.state.guard_start = value
+            self.log.write({"type": "guard_start", "step": self.state.step, f"guard_{self.cfg.valid_metric}": value})
+            info(f"out-of-domain guard: starting model {self.cfg.valid_metric}={value:.4f}; a checkpoint may "
+                 f"become the best while it stays >= {value - self.cfg.guard_max_drop:.4f}")
+        self.state = _broadcast(self.state)
 
     # -- one step ---------------------------------------------------------------------------------
     def _loss(self, batch: dict, q: torch.Tensor, d: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -473,6 +519,7 @@ class Trainer:
                             "cpu_native_bf16": fast_bf16_cpu() if self.device.type == "cpu" else None,
                             "config": cfg.to_dict()})
         stop_reason = "completed"
+        self.measure_guard_start()
         if self.validator is not None and cfg.valid_at_start and self.state.step == 0 \
                 and self.state.last_valid_step < 0:
             self.validate(elapsed())
