@@ -1,9 +1,13 @@
 # Two commands: `make demo` (setup + the whole pipeline on SciFact) and `make test`.
-PY := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV)/bin/python,.venv/bin/python)
+# PYTHON chooses the Pyserini generation: `make test PYTHON=python3.12` sets up and tests pyserini 2.x
+# in .venv312; the default python3 (3.11) gets pyserini 1.6 in .venv.
+PYTHON ?= python3
+VENV := $(shell PYTHON=$(PYTHON) bash scripts/setup.sh --print-venv)
+PY := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV)/bin/python,$(VENV)/bin/python)
 
 .PHONY: setup demo test
 setup:
-	bash scripts/setup.sh
+	PYTHON=$(PYTHON) bash scripts/setup.sh
 
 demo: setup
 	$(PY) -m splade_anserini.pipeline

@@ -69,6 +69,9 @@ def bm25_search(index_dir: str | os.PathLike, topics: Mapping[str, str] | str | 
         topics = read_topics(topics)
     if not Path(index_dir, ).is_dir():
         raise FileNotFoundError(f"BM25 index {index_dir}: no such directory (run build_bm25_index first)")
+    from .anserini_version import check_index_readable
+
+    check_index_readable(index_dir)
     searcher = java.pyserini_lucene().LuceneSearcher(str(index_dir))
     searcher.set_bm25(k1, b)
     qids = list(topics)

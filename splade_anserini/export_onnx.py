@@ -45,7 +45,7 @@ from .provenance import weights_sha256  # noqa: F401  (re-exported: the digest a
 from .query_graph import write_query_graph
 
 OPSET = 17
-#: ONNX Runtime 1.17 (the Java build inside the Anserini 1.7.1 fatjar) reads IR versions up to 9.
+#: ONNX Runtime 1.17 (the Java build inside the Anserini 1.7.1 and 2.3.0 fatjars alike) reads IR versions up to 9.
 MAX_IR_VERSION = 9
 #: Tokens Anserini's Java encoder adds or looks up by name.
 ANSERINI_TOKENS = ("[CLS]", "[SEP]", "[UNK]", "[PAD]")

@@ -24,7 +24,9 @@ class ImpactSearcher:
 
     def __init__(self, index: str | os.PathLike):
         from . import java
+        from .anserini_version import check_index_readable
 
+        check_index_readable(index)
         java.start_jvm()
         self._java = java
         self.object = java.autoclass("io.anserini.search.SimpleImpactSearcher")(os.fspath(index))

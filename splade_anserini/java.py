@@ -77,7 +77,8 @@ def anserini_jar() -> Path:
 
         spec = importlib.util.find_spec("pyserini")
         if spec is None or spec.origin is None:
-            raise JavaNotFoundError("pyserini is not installed: `pip install pyserini==1.6.0`")
+            raise JavaNotFoundError("pyserini is not installed: `pip install pyserini==1.6.0` (Python 3.11) or "
+                                    "`pip install 'pyserini>=2.4,<3'` (Python >= 3.12)")
         root = os.path.join(os.path.dirname(spec.origin), "resources", "jars")
     jars = sorted(glob.glob(os.path.join(root, "anserini-*-fatjar.jar")))
     if not jars:
@@ -114,7 +115,8 @@ def start_jvm(max_heap: str | None = None) -> None:
     home = find_java_home()
     os.environ["JAVA_HOME"] = str(home)  # pyjnius locates libjvm through JAVA_HOME
     jnius_config.set_classpath(str(anserini_jar()))
-    options = [f"-Xmx{max_heap or os.environ.get('SPLADE_ANSERINI_JVM_HEAP', '8g')}"]
+    options = [f"-Xmx{max_heap or os.environ.get('SPLADE_ANSERINI_JVM_HEAP', '8g')}",
+               "-Dslf4j.internal.verbosity=WARN"]  # Anserini 2.x's SLF4J: no "Connected with provider" line
     if _has_module(home, "jdk.incubator.vector"):
         options.append("--add-modules=jdk.incubator.vector")
     if (_java_version(home) or 0) >= 24:  # Lucene 9's MMapDirectory uses sun.misc.Unsafe: 4 warning lines a run
@@ -171,12 +173,16 @@ _LOGGERS: list = []  # java.util.logging keeps loggers weakly: hold the ones we 
 
 
 def _quiet_lucene_warnings() -> None:
-    """Lucene 9 warns on stderr (two lines a command) that it wants a newer Lucene on Java 22+."""
+    """Lucene's two-line stderr warnings about the runtime, once a command (see
+    :data:`~splade_anserini.anserini_version.LUCENE_RUNTIME_WARNINGS`)."""
     from jnius import autoclass as _autoclass
 
-    logger = _autoclass("java.util.logging.Logger").getLogger("org.apache.lucene.store.MMapDirectory")
-    logger.setLevel(_autoclass("java.util.logging.Level").SEVERE)
-    _LOGGERS.append(logger)
+    from .anserini_version import LUCENE_RUNTIME_WARNINGS
+
+    for name in LUCENE_RUNTIME_WARNINGS:
+        logger = _autoclass("java.util.logging.Logger").getLogger(name)
+        logger.setLevel(_autoclass("java.util.logging.Level").SEVERE)
+        _LOGGERS.append(logger)
 
 
 @contextmanager
@@ -204,16 +210,20 @@ def autoclass(name: str):
 
 def pyserini_lucene():
     """Start the JVM and return the imported ``pyserini.search.lucene`` module."""
+    from .anserini_version import catalog_guard
+
     start_jvm()
-    with _openai_placeholder():
+    with _openai_placeholder(), catalog_guard():
         import pyserini.search.lucene as lucene
     return lucene
 
 
 def pyserini_encode():
     """Start the JVM and return the imported ``pyserini.encode`` module."""
+    from .anserini_version import catalog_guard
+
     start_jvm()
-    with _openai_placeholder():
+    with _openai_placeholder(), catalog_guard():
         import pyserini.encode as encode
     return encode
 
@@ -221,6 +231,11 @@ def pyserini_encode():
 # -- running Anserini commands ----------------------------------------------------------------------
 class AnseriniError(RuntimeError):
     """An Anserini command failed, or reported less than it was given; one line."""
+
+
+class CatalogUnavailableError(AnseriniError):
+    """Anserini 2.x's ``SearchCollection`` looks every ``-index`` up in its prebuilt-index catalog on
+    GitHub first, and fails when that cannot be downloaded (offline)."""
 
 
 _TOOLS = {"IndexCollection": "io.anserini.index.IndexCollection",
@@ -279,6 +294,11 @@ def _run(tool: str, options: Mapping[str, object], quiet: bool):
             if tool == "SearchCollection":
                 obj.close()
     except JavaException as exc:
+        from .anserini_version import anserini_version, catalog_failure
+
+        if catalog_failure(exc):
+            raise CatalogUnavailableError(f"Anserini {anserini_version()} {tool} could not download its prebuilt-index "
+                                          "catalog from GitHub, where it looks up every index name") from None
         inner = (getattr(exc, "innermessage", None) or "").strip().splitlines()
         raise AnseriniError(f"Anserini {tool} failed: {getattr(exc, 'classname', None) or 'Java exception'}"
                             + (f": {inner[0]}" if inner else "")) from None
@@ -361,3 +381,11 @@ def _topic_ids(path: str | os.PathLike) -> list[str]:
 
 def _some(ids: list[str], n: int = 5) -> str:
     return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "") if ids else "none"
+
+
+if __name__ == "__main__":  # python -m splade_anserini.java --version
+    import sys
+
+    from splade_anserini.anserini_version import main
+
+    sys.exit(main())

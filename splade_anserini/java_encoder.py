@@ -1,14 +1,14 @@
 """Java-side query encoding: Anserini's own ONNX SPLADE encoder, inside the JVM, runs an export.
 
-Anserini 1.7.1 has no way to name an ONNX model file: its encoders
+Anserini has no way to name an ONNX model file: its encoders
 (``io.anserini.encoder.sparse.SpladePlusPlusEnsembleDistilEncoder`` and siblings) open fixed file
-names under ``CACHE_DIR = <user.home>/.cache/pyserini/encoders``, a static field set once per JVM
-when ``io.anserini.encoder.OnnxEncoder`` is initialized. To never overwrite or shadow a model the
-user has cached there, we give that class a *private* home: ``user.home`` is pointed at a
-temporary directory of this process only while the class initializes (then restored), the
-export is placed there under the encoder's file names, and ``CACHE_DIR`` is read back (through JNI)
-and checked before any model is loaded. If another caller initialized Anserini's encoders earlier
-in the same JVM with the real home, we refuse rather than touch ``~/.cache/pyserini/encoders``.
+names in a model cache: ``<user.home>/.cache/pyserini/encoders`` in Anserini 1.x; in Anserini 2.x the
+first of ``-Dpyserini.cache``, ``$PYSERINI_CACHE``, ``<cwd>/.cache/pyserini`` and
+``~/.cache/pyserini``. To never overwrite, shadow or read a model the user has cached in any of them,
+the encoder is created inside :func:`splade_anserini.anserini_version.private_encoder_cache`: a
+temporary directory of this process only, where the export is placed under the encoder's file names
+and which Anserini is checked to resolve before any model is loaded. If another caller initialized
+Anserini 1.x's encoders earlier in the same JVM with the real home, we refuse rather than touch it.
 
 Anserini quantizes Java-side query weights as ``round(w / 5 * 256)``. The graph placed in the
 private cache multiplies its weights by ``factor * 5 / 256`` so that Anserini's integers are
@@ -46,10 +46,6 @@ def private_home() -> Path:
     return _HOME
 
 
-def encoders_dir(home: Path) -> Path:
-    return home / ".cache" / "pyserini" / "encoders"
-
-
 def scale_weights(src: str | os.PathLike, dst: str | os.PathLike, scale: float) -> None:
     """Copy the graph at ``src`` to ``dst`` with ``output_weights`` multiplied by ``scale``."""
     import onnx
@@ -71,15 +67,14 @@ def scale_weights(src: str | os.PathLike, dst: str | os.PathLike, scale: float) 
     os.replace(tmp, dst)
 
 
-def prepare(export_dir: str | os.PathLike, factor: float, home: Path | None = None) -> Path:
+def prepare(export_dir: str | os.PathLike, factor: float, target: Path) -> Path:
     """Place the export (weights rescaled for ``factor``) and its ``vocab.txt`` under the encoder's
-    file names in the private cache; return that cache directory."""
+    file names in the private cache folder ``target``; return it."""
     export_dir = Path(os.fspath(export_dir))
     meta = read_export_metadata(export_dir)
     if meta["splade_doc"]:
         raise ValueError(f"{export_dir}: a SPLADE-doc export; its queries are bags of tokens, "
                          "encoded without a model (use --model)")
-    target = encoders_dir(home or private_home())
     target.mkdir(parents=True, exist_ok=True)
     try:
         scale_weights(export_dir / EXPORT_MODEL, target / MODEL_FILE,
@@ -92,40 +87,21 @@ def prepare(export_dir: str | os.PathLike, factor: float, home: Path | None = No
     return target
 
 
-def anserini_cache_dir(home: Path) -> str:
-    """``OnnxEncoder.CACHE_DIR``, initializing the class with ``user.home = home`` if it is not yet."""
-    from . import java
-
-    java.start_jvm()
-    from jnius import autoclass
-
-    System = autoclass("java.lang.System")
-    saved = System.getProperty("user.home")
-    System.setProperty("user.home", str(home))
-    try:  # JNI reads the private static field (and initializes the class on first access)
-        return str(autoclass("io.anserini.encoder.OnnxEncoder", include_protected=True, include_private=True).CACHE_DIR)
-    finally:
-        System.setProperty("user.home", saved)
-
-
 def java_searcher(index: str | os.PathLike, export_dir: str | os.PathLike, factor: float):
     """An :class:`~splade_anserini.impact_searcher.ImpactSearcher` whose text queries are encoded by
     Anserini's Java ONNX encoder running ``export_dir``."""
+    from .anserini_version import private_encoder_cache
     from .impact_searcher import ImpactSearcher
 
-    home = private_home()
-    cache = anserini_cache_dir(home)
-    if Path(cache).resolve() != encoders_dir(home).resolve():
-        raise RuntimeError(f"Anserini's ONNX encoders were already initialized in this JVM with cache {cache}; "
-                           "run the Java-side encoder in a fresh process (its models are never written there)")
-    prepare(export_dir, factor, home)
-    searcher = ImpactSearcher(index)
-    try:
-        searcher.object.set_onnx_query_encoder(ENCODER)
-    except Exception as exc:  # jnius.JavaException: the Java error, with its cause
-        searcher.close()
-        raise ModelNotFoundError(f"{Path(os.fspath(export_dir)) / EXPORT_MODEL}: Anserini could not load it "
-                                 f"({java_error(exc)})") from None
+    with private_encoder_cache(private_home()) as target:
+        prepare(export_dir, factor, target)
+        searcher = ImpactSearcher(index)
+        try:
+            searcher.object.set_onnx_query_encoder(ENCODER)
+        except Exception as exc:  # jnius.JavaException: the Java error, with its cause
+            searcher.close()
+            raise ModelNotFoundError(f"{Path(os.fspath(export_dir)) / EXPORT_MODEL}: Anserini could not load it "
+                                     f"({java_error(exc)})") from None
     return searcher
 
 

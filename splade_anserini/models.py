@@ -258,6 +258,17 @@ def hf_progress_bars_off() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _check_masked_lm_type(name_or_path, resolved: str) -> None:
+    """Refuse a model type without a masked-LM head before its tokenizer is loaded (transformers 4.x
+    fails there with a TypeError for, e.g., a GPT-2 config without vocabulary files; 5.x later)."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    model_type = AutoConfig.from_pretrained(resolved).model_type
+    if model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        raise ModelNotFoundError(f"model {name_or_path}: not a masked-LM checkpoint (model type {model_type!r})")
+
+
 def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
     """Load ``(tokenizer, AutoModelForMaskedLM)`` with one-line errors for missing or non-MLM models."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
@@ -268,6 +279,7 @@ def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
     verbosity = hf_logging.get_verbosity()
     try:
         with hf_progress_bars_off():  # a per-tensor "Loading weights" bar is noise in every CLI run
+            _check_masked_lm_type(name_or_path, resolved)
             tokenizer = AutoTokenizer.from_pretrained(resolved)
             hf_logging.set_verbosity_error()  # missing weights become our one-line error, not a load report
             model, info = AutoModelForMaskedLM.from_pretrained(resolved, output_loading_info=True)

@@ -67,8 +67,10 @@ def pyserini_search(index: str | os.PathLike, topics: Mapping[str, str], encoder
     Pyserini; a query left with no token gets an empty result list.
     """
     from . import java
+    from .anserini_version import check_index_readable
     from .query_encoder import PreEncodedQueries
 
+    check_index_readable(index)
     qids = list(topics)
     if vectors is None:
         vectors = encoder.encode_batch(list(topics.values()), batch_size)
@@ -134,14 +136,26 @@ def _topic_reader(tsv_path: str | os.PathLike) -> str:
 
 def anserini_search(index: str | os.PathLike, tsv_path: str | os.PathLike, *, k: int = 1000, threads: int = 1,
                     topic_reader: str | None = None, quiet: bool = True) -> Run:
-    """Search pre-encoded topics with Anserini ``SearchCollection -impact -pretokenized``."""
+    """Search pre-encoded topics with Anserini ``SearchCollection -impact -pretokenized``. Anserini 2.x's
+    ``SearchCollection`` cannot start without its prebuilt-index catalog from GitHub: offline, the
+    topics go to ``SimpleImpactSearcher`` (the same scoring and tie-break), with a warning."""
     from . import java
+    from .anserini_version import check_index_readable
 
-    found = java.search_collection(
-        {"index": os.fspath(index), "topics": os.fspath(tsv_path),
-         "topicReader": topic_reader or _topic_reader(tsv_path), "impact": True, "pretokenized": True,
-         "hits": k, "threads": threads, "format": "trec", "runtag": "anserini"}, quiet=quiet)
-    return found
+    check_index_readable(index)
+    try:
+        return java.search_collection(
+            {"index": os.fspath(index), "topics": os.fspath(tsv_path),
+             "topicReader": topic_reader or _topic_reader(tsv_path), "impact": True, "pretokenized": True,
+             "hits": k, "threads": threads, "format": "trec", "runtag": "anserini"}, quiet=quiet)
+    except java.CatalogUnavailableError as exc:  # offline Anserini 2.x: the same scoring, without the catalog
+        from conversion.topics import read_tsvint
+
+        from .impact_searcher import impact_search
+
+        print(f"warning: {exc}; the topics are searched with Anserini's SimpleImpactSearcher instead "
+              "(the same impact scoring and tie-break)", file=sys.stderr)
+        return impact_search(index, read_tsvint(tsv_path), k=k, threads=threads)
 
 
 def write_tsvint_topics(path: str | os.PathLike, vectors: Mapping[str, dict[str, int]]) -> int:
