@@ -13,10 +13,12 @@ The Lucene path runs Anserini's ``IndexCollection`` in this process, through the
 (no ``java`` subprocess), with ``-collection JsonVectorCollection -generator
 DefaultLuceneDocumentGenerator -impact -pretokenized``. The index is built in a temporary sibling
 directory and renamed into place only when complete; an existing index is never replaced unless
-``overwrite`` is given. Anserini's counters are checked after the run: skipped, unindexable, empty
+``overwrite`` is given, and then only an index this tool wrote (:mod:`splade_anserini.outputs`:
+anything else at ``INDEX_DIR`` is refused, exit status 2, and left as it is). Anserini's counters are checked after the run: skipped, unindexable, empty
 or errored documents, or fewer indexed documents than the input holds, fail the build
-(:class:`IndexBuildError`, exit status 1) instead of ending as a log line. Folders left by a
-killed build are removed by the next build of the same index.
+(:class:`IndexBuildError`, exit status 1) instead of ending as a log line. A second build of the
+same index while one runs is refused. Folders left by a killed build are removed by the next build
+of the same index.
 """
 from __future__ import annotations
 
@@ -33,12 +35,15 @@ from pathlib import Path
 from conversion.errors import InputError, UsageError
 from conversion.jsonvector import collection_files, read_jsonvector, write_jsonvector
 
+from . import outputs
 from .cli import ArgumentParser, command, positive_int
 
 BACKENDS = ("lucene", "numba")
 REPORT_NAME = "splade-anserini-index.json"
 #: Hidden folders beside an index while it is built, named after the building process.
-_WORK_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?:building|input|old)-(?P<pid>\d+)$")
+_WORK_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?:building|input|old)-(?P<pid>\d+)(?:-[0-9a-f]+)?$")
+#: The marker kind of each backend's index (:mod:`splade_anserini.outputs`).
+KINDS = {"lucene": "lucene-index", "numba": "numba-index"}
 
 
 class IndexBuildError(RuntimeError):
@@ -79,26 +84,10 @@ def directory_size(path: str | os.PathLike) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def _index_exists(path: Path) -> bool:
-    return path.is_file() or (path.is_dir() and any(path.iterdir()))
-
-
-def _check_target(index: Path, overwrite: bool) -> None:
-    if _index_exists(index) and not overwrite:
+def _check_target(index: Path, overwrite: bool, kind: str) -> None:
+    """Refuse what this tool did not write at ``index``, and an index of ours without ``overwrite``."""
+    if outputs.check_dir(index, kind) and not overwrite:
         raise IndexExistsError(f"index {index} already exists; pass --overwrite (overwrite=True) to replace it")
-
-
-def _install(tmp: Path, index: Path) -> None:
-    """Move the finished ``tmp`` index to ``index``, replacing an old one only now that it is complete."""
-    old = None
-    if index.is_file() or index.is_symlink():
-        index.unlink()
-    elif index.exists():
-        old = index.with_name(f".{index.name}.old-{os.getpid()}")
-        os.replace(index, old)
-    os.replace(tmp, index)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _name_the_index(exc: BaseException, index: Path) -> None:
@@ -137,28 +126,31 @@ def remove_leftovers(index: Path) -> list[Path]:
     for path in index.parent.iterdir():
         m = _WORK_FOLDER.match(path.name)
         if m and m["name"] == index.name and not _alive(int(m["pid"])):
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
+            outputs.remove(path)
             removed.append(path)
     return removed
 
 
-def _prepare_build(input_path, index_path, overwrite: bool) -> tuple[Path, Path, Path, Path]:
-    """Check the target, remove what killed builds left and name this build's folders beside the
-    index: ``(input, index, build dir, staging dir)``."""
+def _prepare_build(input_path, index_path, overwrite: bool, kind: str) -> tuple[Path, Path, Path, Path]:
+    """Check the target (the lock is held), remove what killed builds left and create this build's
+    folders beside the index: ``(input, index, build dir, staging dir)``."""
     input_path, index = Path(input_path), Path(index_path)
-    _check_target(index, overwrite)
+    _check_target(index, overwrite, kind)
     collection_files(input_path)  # a missing input fails before anything is created
     index.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(index)
-    tmp = index.with_name(f".{index.name}.building-{os.getpid()}")
-    staging = index.with_name(f".{index.name}.input-{os.getpid()}")
-    return input_path, index, tmp, staging
+    return input_path, index, outputs.temp_dir(index, "building"), outputs.temp_dir(index, "input")
+
+
+def _locked(index_path):
+    """The lock of one index: a second build of it is refused while one runs."""
+    index = Path(index_path)
+    return outputs.lock(outputs.lock_path(index), f"index {index}")
 
 
 def _stage_input(input_path: Path, staging: Path, quantize: float | None) -> tuple[int, int]:
     """Validate every input document and give Anserini a directory holding only the collection
     files: links to them, or their quantized copies with ``quantize``. ``(documents, guarded)``."""
-    staging.mkdir(parents=True)
     seen: dict = {}
     guarded: list[str] = []
     for i, file in enumerate(collection_files(input_path)):
@@ -179,9 +171,17 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
                        overwrite: bool = False, memory_buffer_mb: int | None = None,
                        quiet: bool = True, optimize: bool = False, quantize: float | None = None) -> IndexReport:
     """Index a JsonVectorCollection with Anserini ``IndexCollection -impact -pretokenized``."""
+    with _locked(index_path):
+        return _build_lucene(input_path, index_path, threads=threads, overwrite=overwrite,
+                             memory_buffer_mb=memory_buffer_mb, quiet=quiet, optimize=optimize, quantize=quantize)
+
+
+def _build_lucene(input_path, index_path, *, threads, overwrite, memory_buffer_mb, quiet, optimize,
+                  quantize) -> IndexReport:
     from . import java
 
-    input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite)
+    kind = KINDS["lucene"]
+    input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite, kind)
     start = time.perf_counter()
     try:
         expected, guarded = _stage_input(input_path, staging, quantize)
@@ -198,15 +198,15 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
         report.seconds = time.perf_counter() - start
         report.size_bytes = directory_size(tmp)
         (tmp / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2) + "\n")
-        _check_target(index, overwrite)  # someone may have created it meanwhile
-        _install(tmp, index)
+        _check_target(index, overwrite, kind)  # someone may have created it meanwhile
+        outputs.install_dir(tmp, index, kind)
         return report
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        outputs.remove(tmp)
         _name_the_index(exc, index)
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        outputs.remove(staging)
 
 
 def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, factor: float = 100.0,
@@ -215,25 +215,30 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
     input holds float weights and ``factor`` is ``quantize``."""
     from .numba_index import NumbaIndex  # lazy: numba is slow to import
 
-    input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite)
-    factor = quantize or factor
-    start = time.perf_counter()
-    try:
-        guarded: list[str] = []
-        built = NumbaIndex.from_vectors(read_jsonvector(input_path, factor=quantize, guarded=guarded), factor=factor)
-        if not built.n_docs:
-            raise InputError(input_path, None, "no documents")
-        built.save(tmp)
-        report = IndexReport(backend="numba", index=str(index), input=str(input_path), input_documents=built.n_docs,
-                             indexed=built.n_docs, seconds=time.perf_counter() - start,
-                             size_bytes=directory_size(tmp), quantized=quantize, guarded=len(guarded))
-        _check_target(index, overwrite)
-        _install(tmp, index)
-        return report
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _name_the_index(exc, index)
-        raise
+    kind = KINDS["numba"]
+    with _locked(index_path):
+        input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite, kind)
+        outputs.remove(staging)  # the Numba build reads the input itself
+        factor = quantize or factor
+        start = time.perf_counter()
+        try:
+            guarded: list[str] = []
+            built = NumbaIndex.from_vectors(read_jsonvector(input_path, factor=quantize, guarded=guarded),
+                                            factor=factor)
+            if not built.n_docs:
+                raise InputError(input_path, None, "no documents")
+            built.save(tmp)
+            report = IndexReport(backend="numba", index=str(index), input=str(input_path),
+                                 input_documents=built.n_docs, indexed=built.n_docs,
+                                 seconds=time.perf_counter() - start, size_bytes=directory_size(tmp),
+                                 quantized=quantize, guarded=len(guarded))
+            _check_target(index, overwrite, kind)
+            outputs.install_dir(tmp, index, kind)
+            return report
+        except BaseException as exc:
+            outputs.remove(tmp)
+            _name_the_index(exc, index)
+            raise
 
 
 def build_index(input_path, index_path, *, backend: str = "lucene", threads: int = 1, overwrite: bool = False,
@@ -250,9 +255,10 @@ def build_index(input_path, index_path, *, backend: str = "lucene", threads: int
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description="Index a JsonVectorCollection (Lucene impact index or Numba index).")
     parser.add_argument("--input", required=True, help="JsonVectorCollection directory (or file)")
-    parser.add_argument("--index", required=True, help="index directory to create")
+    parser.add_argument("--index", required=True, help="index directory to create (with --overwrite: an index this "
+                        "tool wrote, of the same backend, is replaced; anything else is refused)")
     parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing index")
+    parser.add_argument("--overwrite", action="store_true", help="replace an index this tool built there")
     parser.add_argument("--backend", choices=BACKENDS, default="lucene")
     parser.add_argument("--factor", default="100",
                         help="quantization factor of the vectors (numba backend; a number, naver or pyserini)")

@@ -25,7 +25,8 @@ class ConfigError(ValueError):
 class TrainConfig:
     # -- model ------------------------------------------------------------------------------------
     model: str = field(default="splade-tiny", metadata={"help": "starting checkpoint: directory, hub id or splade-tiny"})
-    output_dir: str = field(default="", metadata={"help": "where checkpoint-last/, checkpoint-best/ and log.jsonl go"})
+    output_dir: str = field(default="", metadata={"help": "where checkpoint-last/, checkpoint-best/ and log.jsonl go "
+                                                          "(new, empty, or made by this tool; one run at a time)"})
     pooling: str = field(default="max", metadata={"help": "max (SPLADE-max) or sum (SPLADE-sum)"})
     splade_doc: bool = field(default=False, metadata={"help": "SPLADE-doc: queries are bags of WordPiece tokens"})
     max_length: int = field(default=256, metadata={"help": "document max tokens"})
