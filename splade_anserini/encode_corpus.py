@@ -299,7 +299,7 @@ class EncodeJob:
     @contextmanager
     def lock(self) -> Iterator["EncodeJob"]:
         """Hold the work folder's lock (created with the folder); a second process is refused."""
-        with outputs.lock(self.work / "lock", f"{self.work} (encode_corpus of {self.output})"):
+        with outputs.lock(self.work / "lock", f"{self.output}"):
             try:
                 yield self
             finally:

@@ -29,6 +29,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 from contextlib import contextmanager
@@ -151,8 +152,12 @@ def is_ours(path: str | os.PathLike, kind: str) -> bool:
     return marker is not None and marker.get("kind") == kind
 
 
+#: What a folder being claimed may hold and still count as empty: a marker being written, a lock.
+_CLAIMING = re.compile(r"^(?:\.splade-anserini-output\.json\.\d+-[0-9a-f]+\.tmp|\.splade-anserini\.lock)$")
+
+
 def _is_empty_dir(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink() and next(path.iterdir(), None) is None
+    return path.is_dir() and not path.is_symlink() and all(_CLAIMING.match(p.name) for p in path.iterdir())
 
 
 def check_dir(path: str | os.PathLike, kind: str) -> bool:
@@ -176,13 +181,25 @@ def check_dir(path: str | os.PathLike, kind: str) -> bool:
     return True
 
 
-def claim_dir(path: str | os.PathLike, kind: str) -> Path:
-    """Create the container folder ``path`` (or take it back): marked as ``kind`` from the start."""
+def claim_dir(path: str | os.PathLike, kind: str) -> bool:
+    """Create the container folder ``path`` (or take it back): marked as ``kind`` from the start.
+    Returns whether this call created it (see :func:`release_unused`)."""
     path = Path(path)
-    if not check_dir(path, kind):
-        path.mkdir(parents=True, exist_ok=True)
-        write_marker(path, kind)
-    return path
+    if check_dir(path, kind):
+        return False
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    write_marker(path, kind)
+    return created
+
+
+def release_unused(path: str | os.PathLike) -> None:
+    """Remove the folder :func:`claim_dir` created when a refused or failed command left nothing in
+    it but its marker (and lock): a refusal leaves nothing behind."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink() and all(p.name == MARKER or _CLAIMING.match(p.name)
+                                                       for p in path.iterdir()):
+        remove(path)
 
 
 # -- removing and replacing ---------------------------------------------------------------------
@@ -344,8 +361,8 @@ def lock(path: str | os.PathLike, what: str, *, wait: bool = False) -> Iterator[
             fh.close()
             if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
-            raise OutputRefused(f"{what}: another splade-anserini process is writing it (lock {path}); "
-                                "wait for it to finish") from None
+            raise OutputRefused(f"{what}: another splade-anserini process is writing it; wait for it to finish "
+                                "or choose another path") from None
         try:
             same = os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
         except FileNotFoundError:

@@ -215,7 +215,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
     runs = Path(runs_dir)
     vectors_dir, index_dir, tsvint = work / "vectors", work / "index", work / "topics.tsvint"
     run_file, eval_file = runs / f"{name}.trec", runs / f"{name}.json"
-    from .outputs import check_dir, check_file, claim_dir, lock, lock_path, record_file
+    from .outputs import check_dir, check_file, claim_dir, lock, lock_path, record_file, release_unused
 
     # nothing but our own outputs is replaced: refused here, before any work
     check_dir(work, WORK_KIND)
@@ -226,8 +226,9 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
         run_files.append((runs / f"{name}-hybrid-{fusion}.trec", "run"))
     for path, kind in run_files:
         check_file(path, kind)
-    claim_dir(work, WORK_KIND)
-    with lock(lock_path(work, inside=True), f"pipeline work folder {work}"):
+    created = claim_dir(work, WORK_KIND)
+
+    def stages_() -> PipelineResult:
         stamps = Stamps(work / "stamps", force=force)
         stages = stamps.stages
         result_warnings: list[str] = []
@@ -391,6 +392,14 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
         return PipelineResult(ds.name, model, str(run_file), evaluation.scores, stats.as_dict(), stages,
                               str(bm25_run) if bm25_run else None, bm25_scores, result_warnings,
                               str(hybrid_run) if hybrid_run else None, hybrid_scores, hybrid_method)
+
+    try:
+        with lock(lock_path(work, inside=True), f"pipeline work folder {work}"):
+            return stages_()
+    except BaseException:
+        if created:
+            release_unused(work)  # refused or failed before any stage wrote: nothing left behind
+        raise
 
 
 def _scores_line(label: str, sc: dict[str, float], run: str | None) -> str:

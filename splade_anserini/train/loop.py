@@ -198,7 +198,8 @@ def _prepare_output(cfg: TrainConfig, acc, held: contextlib.ExitStack) -> tuple[
     recover interrupted checkpoint swaps; decide between resume, overwrite and refusal."""
     out = Path(cfg.output_dir)
     if acc.is_main_process:
-        outputs.claim_dir(out, TRAIN_KIND)
+        if outputs.claim_dir(out, TRAIN_KIND):  # created now: removed again if nothing gets written
+            held.callback(outputs.release_unused, out)
         held.enter_context(outputs.lock(outputs.lock_path(out, inside=True), f"output_dir {out}"))
         recover_checkpoints(out)
     acc.wait_for_everyone()
