@@ -142,9 +142,10 @@ def _prepare_build(input_path, index_path, overwrite: bool, kind: str) -> tuple[
     return input_path, index, outputs.temp_dir(index, "building"), outputs.temp_dir(index, "input")
 
 
-def _locked(index_path):
+def _locked(index_path, overwrite: bool, kind: str):
     """The lock of one index: a second build of it is refused while one runs."""
     index = Path(index_path)
+    _check_target(index, overwrite, kind)  # refused before anything is created beside it
     return outputs.lock(outputs.lock_path(index), f"index {index}")
 
 
@@ -171,7 +172,7 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
                        overwrite: bool = False, memory_buffer_mb: int | None = None,
                        quiet: bool = True, optimize: bool = False, quantize: float | None = None) -> IndexReport:
     """Index a JsonVectorCollection with Anserini ``IndexCollection -impact -pretokenized``."""
-    with _locked(index_path):
+    with _locked(index_path, overwrite, KINDS["lucene"]):
         return _build_lucene(input_path, index_path, threads=threads, overwrite=overwrite,
                              memory_buffer_mb=memory_buffer_mb, quiet=quiet, optimize=optimize, quantize=quantize)
 
@@ -216,7 +217,7 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
     from .numba_index import NumbaIndex  # lazy: numba is slow to import
 
     kind = KINDS["numba"]
-    with _locked(index_path):
+    with _locked(index_path, overwrite, kind):
         input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite, kind)
         outputs.remove(staging)  # the Numba build reads the input itself
         factor = quantize or factor

@@ -203,6 +203,11 @@ def release_unused(path: str | os.PathLike) -> None:
 
 
 # -- removing and replacing ---------------------------------------------------------------------
+def _named(path: str | os.PathLike) -> Path:
+    """``path`` made absolute, so that ``.`` and ``..`` have a name and a folder to live in."""
+    return Path(os.path.abspath(path))
+
+
 def remove(path: str | os.PathLike) -> None:
     """Remove a path this tool wrote (an output being replaced, a temporary or work folder): a link
     or file is unlinked, a folder removed with everything in it (links inside are removed, never
@@ -219,7 +224,7 @@ def remove(path: str | os.PathLike) -> None:
 
 def temp_dir(target: str | os.PathLike, label: str = "tmp") -> Path:
     """A new hidden folder beside ``target`` (``.NAME.LABEL-PID-RANDOM``), with normal permissions."""
-    target = Path(target)
+    target = _named(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp = target.with_name(f".{target.name}.{label}-{os.getpid()}-{secrets.token_hex(4)}")
@@ -234,7 +239,7 @@ def install_dir(tmp: str | os.PathLike, target: str | os.PathLike, kind: str, **
     """Mark the finished folder ``tmp`` as ``kind`` and move it to ``target``, replacing an earlier
     output of that kind only now that the new one is complete (checked again: someone may have
     put something there meanwhile)."""
-    tmp, target = Path(tmp), Path(target)
+    tmp, target = Path(tmp), _named(target)
     write_marker(tmp, kind, **extra)
     old = None
     if check_dir(target, kind) or os.path.lexists(target):
@@ -342,7 +347,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 # -- the lock of an output ----------------------------------------------------------------------
 def lock_path(target: str | os.PathLike, *, inside: bool = False) -> Path:
     """The lock file of ``target``: inside a container folder, else beside the output."""
-    target = Path(target)
+    target = _named(target)
     return target / ".splade-anserini.lock" if inside else target.with_name(f".{target.name}.lock")
 
 

@@ -71,15 +71,15 @@ def inputs(data_dir, encoder, tmp_path_factory) -> dict[str, Path]:
 def commands(i: dict[str, Path], scratch: Path) -> dict:
     """Every command that writes an output: ``name -> (main, argv without the output, output flag,
     replace flag or None)``."""
-    train = ["--triples", i["triples"], "--max_steps", "1", "--batch_size", "2", "--max_length", "32",
-             "--query_max_length", "16", "--progress", "false", "--threads", "1"]
+    train = ["--triples", i["triples"], "--max-steps", "1", "--batch-size", "2", "--max-length", "32",
+             "--query-max-length", "16", "--progress", "false", "--threads", "1"]
     return {
         "index-lucene": (index_cli.main, ["--input", i["vectors"], "--threads", "1"], "--index", "--overwrite"),
         "index-numba": (index_cli.main, ["--input", i["vectors"], "--backend", "numba"], "--index", "--overwrite"),
         "encode_corpus": (ec.main, ["--corpus", i["corpus"], "--max-length", "32", "--no-progress", "--threads", "1"],
                           "--output", "--overwrite"),
         "export_onnx": (export_cli.main, ["--max-length", "32"], "--output", "--overwrite"),
-        "train": (train_cli.main, train, "--output_dir", "--overwrite"),
+        "train": (train_cli.main, train, "--output-dir", "--overwrite"),
         "mine_negatives-index": (mine_cli.main, ["--corpus", i["corpus"], "--queries", i["topics"], "--output",
                                                  scratch / "negatives.trec"], "--index", None),
         "mine_negatives-output": (mine_cli.main, ["--corpus", i["corpus"], "--queries", i["topics"]], "--output",
@@ -291,9 +291,9 @@ def test_two_searches_to_one_output_both_succeed_with_one_complete_run(inputs, t
 
 def test_second_train_is_refused_and_ctrl_c_saves_checkpoint_last(inputs, tmp_path, capsys):
     out = tmp_path / "train"
-    argv = ["-m", "splade_anserini.train", "--triples", str(inputs["triples"]), "--output_dir", str(out),
-            "--max_steps", "400", "--batch_size", "2", "--max_length", "32", "--query_max_length", "16",
-            "--progress", "false", "--threads", "1", "--log_every", "1"]
+    argv = ["-m", "splade_anserini.train", "--triples", str(inputs["triples"]), "--output-dir", str(out),
+            "--max-steps", "400", "--batch-size", "2", "--max-length", "32", "--query-max-length", "16",
+            "--progress", "false", "--threads", "1", "--log-every", "1"]
     first = _python(*argv)
     lock = outputs.lock_path(out, inside=True)
     deadline = time.time() + 300
@@ -325,8 +325,8 @@ def test_a_hostile_trainer_state_is_refused_without_running_it(inputs, tmp_path,
     import torch
 
     out = tmp_path / "train"
-    argv = ["--triples", str(inputs["triples"]), "--output_dir", str(out), "--max_steps", "1", "--batch_size", "2",
-            "--max_length", "32", "--query_max_length", "16", "--progress", "false", "--threads", "1"]
+    argv = ["--triples", str(inputs["triples"]), "--output-dir", str(out), "--max-steps", "1", "--batch-size", "2",
+            "--max-length", "32", "--query-max-length", "16", "--progress", "false", "--threads", "1"]
     assert train_cli.main(argv) == 0
     state = out / "checkpoint-last" / "trainer_state.pt"
     flag = tmp_path / "pwned"
