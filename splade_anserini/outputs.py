@@ -50,12 +50,9 @@ class OutputRefused(UsageError):
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    from . import __version__
 
-        return version("splade-anserini")
-    except Exception:  # noqa: BLE001 - a source checkout without installed metadata
-        return "dev"
+    return __version__
 
 
 # -- places never touched -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ is always a decoy.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -212,18 +213,18 @@ def test_fusion_evaluate_and_encode_replace_their_own_outputs(inputs, tmp_path, 
     assert evaluate_cli.main(argv) == 0
     first = scores.read_bytes()
     assert evaluate_cli.main(argv) == 0 and scores.read_bytes() == first
-    out = tmp_path / "vectors"
+    out = tmp_path / "enc" / "vectors"
     argv = ["--corpus", str(inputs["corpus"]), "--output", str(out), "--max-length", "32", "--no-progress",
             "--threads", "1", "--block-size", "16"]
     assert ec.main(argv) == 0
     first = files_of(out)
     assert ec.read_summary(out)["documents"] == 40  # the summary lives inside the folder it describes
-    assert [p.name for p in tmp_path.iterdir()] and not list(tmp_path.glob("*.summary.json"))
+    assert [p.name for p in out.parent.iterdir()] == ["vectors"]  # nothing beside it: no summary, work folder, lock
     assert ec.main(argv + ["--overwrite"]) == 0
     again = files_of(out)
     assert {k: v for k, v in again.items() if not k.startswith(".")} == \
            {k: v for k, v in first.items() if not k.startswith(".")}
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no work folder, no lock left
+    assert [p.name for p in out.parent.iterdir()] == ["vectors"]
     capsys.readouterr()
 
 
@@ -341,7 +342,26 @@ def test_a_hostile_trainer_state_is_refused_without_running_it(inputs, tmp_path,
     assert not flag.exists()
 
 
+def pipeline_slice(scifact: Path, folder: Path) -> tuple[Path, Path, Path]:
+    """8 SciFact test topics, their judged documents and 30 others: files the pipeline accepts."""
+    from splade_anserini.data import read_corpus, read_qrels, read_topics
+
+    folder.mkdir()
+    queries, qrels = read_topics(scifact / "queries.test.tsv"), read_qrels(scifact / "qrels.test.txt")
+    qids = [q for q in queries if q in qrels][:8]
+    judged = {d for q in qids for d in qrels[q]}
+    docs = [d for i, d in enumerate(read_corpus(scifact / "corpus.jsonl")) if d.docid in judged or i < 30]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d.docid, "title": "", "text": d.text}) + "\n"
+                                                 for d in docs))
+    (folder / "topics.tsv").write_text("".join(f"{q}\t{queries[q]}\n" for q in qids))
+    (folder / "qrels.txt").write_text("".join(f"{q} 0 {d} {r}\n" for q in qids for d, r in qrels[q].items()))
+    return folder / "corpus.jsonl", folder / "topics.tsv", folder / "qrels.txt"
+
+
 def test_pipeline_writes_only_under_its_folders(inputs, tmp_path, monkeypatch, capsys):
+    from splade_anserini.models import cache_dir
+
+    monkeypatch.setenv("SPLADE_ANSERINI_CACHE", str(cache_dir()))  # the model cache already holding splade-tiny
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -349,8 +369,9 @@ def test_pipeline_writes_only_under_its_folders(inputs, tmp_path, monkeypatch, c
     here.mkdir()
     monkeypatch.chdir(here)
     work, runs = tmp_path / "W", tmp_path / "R"
+    corpus, topics, qrels = pipeline_slice(inputs["qrels"].parent, tmp_path / "data")
     before = snapshot(tmp_path)
-    argv = ["--corpus", str(inputs["corpus"]), "--topics", str(inputs["topics"]), "--qrels", str(inputs["qrels"]),
+    argv = ["--corpus", str(corpus), "--topics", str(topics), "--qrels", str(qrels),
             "--work-dir", str(work), "--runs-dir", str(runs), "--max-length", "32", "--threads", "1", "--hits", "50"]
     assert pipeline_cli.main(argv) == 0
     after = snapshot(tmp_path)
@@ -360,7 +381,7 @@ def test_pipeline_writes_only_under_its_folders(inputs, tmp_path, monkeypatch, c
     assert any(Path(p).parent.name == "bm25-index" for p in changed)  # the BM25 index inside the work folder
     assert pipeline_cli.main(argv + ["--force"]) == 0
     capsys.readouterr()
-    assert not [p for p in work.rglob("*") if p.name.endswith(".lock")]
+    assert not [p for p in tmp_path.rglob(".*.lock")]  # Lucene's own write.lock inside an index is not ours
 
 
 def test_java_temporary_files_are_removed_at_exit(tmp_path):
