@@ -29,8 +29,10 @@ import re
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from conversion.errors import InputError, UsageError
 from conversion.jsonvector import collection_files, read_jsonvector, write_jsonvector
@@ -168,23 +170,33 @@ def _stage_input(input_path: Path, staging: Path, quantize: float | None) -> tup
     return len(seen), len(guarded)
 
 
+@contextmanager
+def _building(input_path, index_path, overwrite: bool, kind: str) -> Iterator[tuple[Path, Path, Path, Path]]:
+    """Lock the index and create the build folders: ``(input, index, build dir, staging dir)``. A
+    build that ends well is installed at ``index``; one that fails is removed (a write error names
+    the index); the staging folder goes either way."""
+    with _locked(index_path, overwrite, kind):
+        input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite, kind)
+        try:
+            yield input_path, index, tmp, staging
+            _check_target(index, overwrite, kind)  # someone may have created it meanwhile
+            outputs.install_dir(tmp, index, kind)
+        except BaseException as exc:
+            outputs.remove(tmp)
+            _name_the_index(exc, index)
+            raise
+        finally:
+            outputs.remove(staging)
+
+
 def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, threads: int = 1,
                        overwrite: bool = False, memory_buffer_mb: int | None = None,
                        quiet: bool = True, optimize: bool = False, quantize: float | None = None) -> IndexReport:
     """Index a JsonVectorCollection with Anserini ``IndexCollection -impact -pretokenized``."""
-    with _locked(index_path, overwrite, KINDS["lucene"]):
-        return _build_lucene(input_path, index_path, threads=threads, overwrite=overwrite,
-                             memory_buffer_mb=memory_buffer_mb, quiet=quiet, optimize=optimize, quantize=quantize)
-
-
-def _build_lucene(input_path, index_path, *, threads, overwrite, memory_buffer_mb, quiet, optimize,
-                  quantize) -> IndexReport:
     from . import java
 
-    kind = KINDS["lucene"]
-    input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite, kind)
-    start = time.perf_counter()
-    try:
+    with _building(input_path, index_path, overwrite, KINDS["lucene"]) as (input_path, index, tmp, staging):
+        start = time.perf_counter()
         expected, guarded = _stage_input(input_path, staging, quantize)
         try:
             c = java.index_collection(
@@ -199,15 +211,7 @@ def _build_lucene(input_path, index_path, *, threads, overwrite, memory_buffer_m
         report.seconds = time.perf_counter() - start
         report.size_bytes = directory_size(tmp)
         (tmp / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2) + "\n")
-        _check_target(index, overwrite, kind)  # someone may have created it meanwhile
-        outputs.install_dir(tmp, index, kind)
-        return report
-    except BaseException as exc:
-        outputs.remove(tmp)
-        _name_the_index(exc, index)
-        raise
-    finally:
-        outputs.remove(staging)
+    return report
 
 
 def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, factor: float = 100.0,
@@ -216,30 +220,18 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
     input holds float weights and ``factor`` is ``quantize``."""
     from .numba_index import NumbaIndex  # lazy: numba is slow to import
 
-    kind = KINDS["numba"]
-    with _locked(index_path, overwrite, kind):
-        input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite, kind)
-        outputs.remove(staging)  # the Numba build reads the input itself
-        factor = quantize or factor
+    with _building(input_path, index_path, overwrite, KINDS["numba"]) as (input_path, index, tmp, _):
         start = time.perf_counter()
-        try:
-            guarded: list[str] = []
-            built = NumbaIndex.from_vectors(read_jsonvector(input_path, factor=quantize, guarded=guarded),
-                                            factor=factor)
-            if not built.n_docs:
-                raise InputError(input_path, None, "no documents")
-            built.save(tmp)
-            report = IndexReport(backend="numba", index=str(index), input=str(input_path),
-                                 input_documents=built.n_docs, indexed=built.n_docs,
-                                 seconds=time.perf_counter() - start, size_bytes=directory_size(tmp),
-                                 quantized=quantize, guarded=len(guarded))
-            _check_target(index, overwrite, kind)
-            outputs.install_dir(tmp, index, kind)
-            return report
-        except BaseException as exc:
-            outputs.remove(tmp)
-            _name_the_index(exc, index)
-            raise
+        guarded: list[str] = []
+        built = NumbaIndex.from_vectors(read_jsonvector(input_path, factor=quantize, guarded=guarded),
+                                        factor=quantize or factor)
+        if not built.n_docs:
+            raise InputError(input_path, None, "no documents")
+        built.save(tmp)
+        report = IndexReport(backend="numba", index=str(index), input=str(input_path), input_documents=built.n_docs,
+                             indexed=built.n_docs, seconds=time.perf_counter() - start,
+                             size_bytes=directory_size(tmp), quantized=quantize, guarded=len(guarded))
+    return report
 
 
 def build_index(input_path, index_path, *, backend: str = "lucene", threads: int = 1, overwrite: bool = False,

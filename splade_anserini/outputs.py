@@ -378,7 +378,7 @@ def lock(path: str | os.PathLike, what: str, *, wait: bool = False) -> Iterator[
         fh.flush()
         yield
     finally:
-        path.unlink(missing_ok=True)  # while still held: a waiting process then takes a fresh file
+        remove(path)  # while still held: a waiting process then takes a fresh file
         fh.close()
 
 
