@@ -107,18 +107,6 @@ def _name_the_index(exc: BaseException, index: Path) -> None:
                   str(index)) from None
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # an earlier build of this process that failed: nothing runs it any more
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers(index: Path) -> list[Path]:
     """Remove the build folders that killed builds of ``index`` left beside it (only those of
     processes that no longer run); returns what was removed."""
@@ -127,7 +115,7 @@ def remove_leftovers(index: Path) -> list[Path]:
         return removed
     for path in index.parent.iterdir():
         m = _WORK_FOLDER.match(path.name)
-        if m and m["name"] == index.name and not _alive(int(m["pid"])):
+        if m and m["name"] == index.name and not outputs.alive(int(m["pid"])):
             outputs.remove(path)
             removed.append(path)
     return removed

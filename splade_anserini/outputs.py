@@ -263,10 +263,29 @@ def private_temp_dir(label: str) -> Path:
         import atexit
         import tempfile
 
-        path = Path(tempfile.mkdtemp(prefix=f"splade-anserini-{label}-"))
+        path = Path(tempfile.mkdtemp(prefix=f"splade-anserini-{label}-{os.getpid()}-"))
         atexit.register(remove, path)
         _PRIVATE[label] = path
+        mine = re.compile(rf"^splade-anserini-{re.escape(label)}-(\d+)-")
+        for other in path.parent.iterdir():  # those of killed processes (no exit handler ran)
+            m = mine.match(other.name)
+            if m and other != path and not alive(int(m[1])) and other.is_dir() and not other.is_symlink() \
+                    and other.stat().st_uid == os.getuid():
+                remove(other)
     return _PRIVATE[label]
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (this process counts as not running: its own leftovers are stale)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- files written into plain folders -----------------------------------------------------------
