@@ -112,7 +112,8 @@ class TrainConfig:
         "help": "also keep a model-only checkpoint-step-N every N steps (for studying a run); 0 = none"})
     log_every: int = 10
     resume: bool = field(default=False, metadata={"help": "continue from <output_dir>/checkpoint-last"})
-    overwrite: bool = field(default=False, metadata={"help": "start over even if output_dir holds a checkpoint"})
+    overwrite: bool = field(default=False, metadata={"help": "start over: remove the checkpoints and log an earlier run of "
+                                                        "this tool left in output_dir"})
     progress: bool = True
 
     def validate(self) -> "TrainConfig":
