@@ -1,8 +1,7 @@
 #!/usr/bin/env python
-"""The fine-tuning frontier: train one model per setting (one at a time), measure it, tabulate and plot.
+"""The fine-tuning frontier: train one model per setting (one at a time), measure it, write results/frontier.json.
 
-    python scripts/frontier.py --spec runs/train/configs/frontier.yaml [--only NAME ...] \\
-        [--png runs/frontier.png] [--markdown runs/train/frontier.md]
+    python scripts/frontier.py --spec frontier [--only NAME ...] [--results results]
 
 The spec names a base config and a list of settings (``name``, ``flags``: config overrides). Each
 setting is ``python -m splade_anserini.train --config BASE --flag value ... --output-dir OUT/NAME``;
@@ -84,57 +83,33 @@ def evaluate(model: str, datasets: list[str], cache: Path) -> dict:
     return done
 
 
-def table(rows: list[dict], ood: str) -> str:
-    head = ("| setting | flags | train min | best step | held-out nDCG@10 (valid) | "
-            f"{ood} nDCG@10 (valid) | SciFact test nDCG@10 | CACM nDCG@10 | SciFact doc nnz | SciFact FLOPS |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+COLUMNS = ("setting", "flags", "train min", "best step", "held-out nDCG@10 (valid)", "{ood} nDCG@10 (valid)",
+           "SciFact test nDCG@10", "CACM nDCG@10", "SciFact doc nnz", "SciFact FLOPS")
+
+
+def result_rows(rows: list[dict], ood: str) -> list[list[str]]:
+    """One row of ``results/frontier.json`` per setting (the columns of :data:`COLUMNS`)."""
+    out = []
     for r in rows:
-        e = r["eval"]
-        fl = ", ".join(f"{k}={v}" for k, v in r["flags"].items()) or "-"
-        wall = f"{r['run']['wall'] / 60:.1f}" if r.get("run") and r["run"].get("wall") else "-"
-        best = r["run"]["best_step"] if r.get("run") else "-"
-        valid = f"{r['run']['valid_ndcg']:.4f}" if r.get("run") and r["run"].get("valid_ndcg") is not None else "-"
-        lines.append(f"| {r['name']} | {fl} | {wall} | {best} | {valid} | {e[ood]['nDCG@10']:.4f} | "
-                     f"{e['scifact']['nDCG@10']:.4f} | {e['cacm']['nDCG@10']:.4f} | "
-                     f"{e['scifact']['doc_nonzeros']:.0f} | {e['scifact']['flops']:.2f} |")
-    return "\n".join(lines)
+        e, run = r["eval"], r.get("run") or {}
+        out.append([r["name"], ", ".join(f"{k}={v}" for k, v in r["flags"].items()) or "-",
+                    f"{run['wall'] / 60:.1f}" if run.get("wall") else "-", str(run.get("best_step", "-")),
+                    f"{run['valid_ndcg']:.4f}" if run.get("valid_ndcg") is not None else "-",
+                    f"{e[ood]['nDCG@10']:.4f}", f"{e['scifact']['nDCG@10']:.4f}", f"{e['cacm']['nDCG@10']:.4f}",
+                    f"{e['scifact']['doc_nonzeros']:.0f}", f"{e['scifact']['flops']:.2f}"])
+    return out
 
 
-def plot(rows: list[dict], png: Path) -> None:
-    import matplotlib
+def write_results(rows: list[dict], ood: str, folder: Path) -> Path:
+    """``folder/frontier.json``: the table and the plot of docs/training.md (``python -m bench.report``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.results import write_result
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.6))
-    for r in rows:
-        e = r["eval"]
-        base = r["name"] == "untuned"
-        style = dict(marker="*" if base else "o", s=140 if base else 50, color="black" if base else None, zorder=3)
-        ax1.scatter(e["scifact"]["nDCG@10"], e["cacm"]["nDCG@10"], **style)
-        ax1.annotate(r["name"], (e["scifact"]["nDCG@10"], e["cacm"]["nDCG@10"]), textcoords="offset points",
-                     xytext=(5, 3), fontsize=7)
-        ax2.scatter(e["scifact"]["flops"], e["scifact"]["nDCG@10"], **style)
-        ax2.annotate(f"{r['name']} ({e['scifact']['doc_nonzeros']:.0f} nnz)",
-                     (e["scifact"]["flops"], e["scifact"]["nDCG@10"]), textcoords="offset points", xytext=(5, 3),
-                     fontsize=7)
-    untuned = next((r["eval"] for r in rows if r["name"] == "untuned"), None)
-    if untuned:
-        ax1.axhline(untuned["cacm"]["nDCG@10"], color="grey", ls="--", lw=0.8)
-    ax1.axvline(0.70, color="tab:red", ls=":", lw=0.8)
-    ax1.set_xlabel("SciFact test nDCG@10 (in domain)")
-    ax1.set_ylabel("CACM nDCG@10 (out of domain)")
-    ax1.set_title("gain in domain vs forgetting out of domain")
-    ax2.set_xlabel("FLOPS (SciFact, x100 impacts)")
-    ax2.set_ylabel("SciFact test nDCG@10")
-    ax2.set_title("effectiveness vs FLOPS")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-    fig.suptitle("splade-tiny fine-tuned on SciFact train: the levers alone and combined (exact x100 retrieval)",
-                 fontsize=9)
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=130)
+    short = ood.removeprefix("msmarco-").removesuffix("-subset")
+    return write_result("frontier", "The fine-tuning frontier", [c.format(ood=short) for c in COLUMNS],
+                        result_rows(rows, ood), folder=folder,
+                        data=f"SciFact train (held-out queries for validation); validation: held-out queries and {ood}; "
+                             "test: SciFact test, CACM")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,12 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--spec", required=True)
     parser.add_argument("--only", nargs="*", help="train/evaluate only these settings (the table has all finished ones)")
-    parser.add_argument("--png", default="runs/frontier.png")
-    parser.add_argument("--markdown", default="runs/train/frontier.md")
+    parser.add_argument("--results", default="results", help="folder of frontier.json (render: python -m bench.report)")
     parser.add_argument("--no-train", action="store_true", help="evaluate and tabulate what is finished")
     parser.add_argument("--no-eval", action="store_true", help="train only (evaluate in another call)")
     args = parser.parse_args(argv)
-    spec = yaml.safe_load(Path(args.spec).read_text())
+    from splade_anserini.train.config import find_config
+
+    spec = yaml.safe_load(find_config(args.spec).read_text())
     out = Path(spec.get("output_dir", "runs/train/frontier"))
     ood = spec.get("ood", "msmarco-dl19-subset")
     datasets = [ood, "scifact", "cacm"]
@@ -178,11 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     rows.sort(key=lambda r: names.index(r["name"]) if r["name"] in names else -1)
     if args.no_eval:
         return 0
-    text = table(rows, ood)
-    print(text)
-    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.markdown).write_text(text + "\n")
-    plot(rows, Path(args.png))
+    for row in result_rows(rows, ood):
+        print(" | ".join(row))
+    print(f"[frontier] wrote {write_results(rows, ood, Path(args.results))}", file=sys.stderr)
     return 0
 
 

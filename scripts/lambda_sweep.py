@@ -1,16 +1,16 @@
 #!/usr/bin/env python
 """lambda_d sweep: train one model per value (same budget each), measure effectiveness, sparsity and
-FLOPS, and draw effectiveness vs FLOPS (the SPLADE paper's Figure 1) to a PNG.
+FLOPS, and write them to ``results/lambda-sweep.json`` (``python -m bench.report`` draws effectiveness vs
+FLOPS, the SPLADE paper's Figure 1, into docs/training.md).
 
-    python scripts/lambda_sweep.py --config runs/train/configs/sweep.yaml --lambda-d 1e-3 1e-2 1e-1 \\
-        --out runs/train/sweep --dataset scifact --png runs/flops_vs_ndcg.png
+    python scripts/lambda_sweep.py --config sweep --lambda-d 1e-3 1e-2 1e-1 \\
+        --out runs/train/sweep --dataset scifact
 
 Each run is ``python -m splade_anserini.train --config CONFIG --lambda-d X --output-dir OUT/ld-X``
 (one at a time); its ``checkpoint-last`` is then evaluated exactly (Numba index over the x100
 impacts, :mod:`splade_anserini.train.quick_eval`) on ``--dataset`` (the first one is plotted).
 Finished runs and evaluations are reused, so an interrupted sweep picks up where it stopped.
-The starting model is measured too and drawn as a reference point. Needs the ``train`` extra
-(matplotlib).
+The starting model is measured too, as a reference row.
 """
 from __future__ import annotations
 
@@ -45,32 +45,25 @@ def evaluate(model: str, datasets: list[str], cache: Path) -> dict:
     return result
 
 
-def plot(points: list[dict], base: dict | None, dataset: str, metric: str, png: Path) -> None:
-    import matplotlib
+_SHOWN = {"scifact": "SciFact", "cacm": "CACM"}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    xs = [p[dataset]["flops"] for p in points]
-    ys = [p[dataset][metric] for p in points]
-    ax.plot(xs, ys, "o-", color="tab:blue", label="fine-tuned, λd sweep")
-    for p, x, y in zip(points, xs, ys):
-        ax.annotate(f"λd={p['lambda_d']:g}\n{p[dataset]['doc_nonzeros']:.0f} nnz/doc", (x, y),
-                    textcoords="offset points", xytext=(6, -4), fontsize=8)
-    if base is not None:
-        ax.plot([base[dataset]["flops"]], [base[dataset][metric]], "s", color="tab:gray", label="splade-tiny (start)")
-        ax.annotate(f"{base[dataset]['doc_nonzeros']:.0f} nnz/doc", (base[dataset]["flops"], base[dataset][metric]),
-                    textcoords="offset points", xytext=(6, -4), fontsize=8)
-    ax.set_xlabel("FLOPS (expected multiplications per query-document pair)")
-    ax.set_ylabel(f"{dataset} {metric}")
-    ax.set_title("Effectiveness vs FLOPS (SPLADE v2, Fig. 1 style)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=130)
-    print(f"[sweep] wrote {png}", file=sys.stderr)
+def result_rows(points: list[dict], base: dict | None, datasets: list[str], metric: str) -> tuple[list, list]:
+    """Columns and rows of ``results/lambda-sweep.json`` (the first dataset in detail, the others in brief)."""
+    first, *others = datasets
+    name = lambda d: _SHOWN.get(d, d)  # noqa: E731
+    columns = ["λd", "train time", f"{name(first)} {metric}", "doc nnz", "query nnz", "FLOPS"]
+    columns += [c for d in others for c in (f"{name(d)} {metric}", f"{name(d)} FLOPS")]
+
+    def cells(label: str, minutes: str, result: dict) -> list[str]:
+        r = result[first]
+        row = [label, minutes, f"{r[metric]:.4f}", f"{r['doc_nonzeros']:.0f}", f"{r['query_nonzeros']:.0f}",
+               f"{r['flops']:.2f}"]
+        return row + [c for d in others for c in (f"{result[d][metric]:.4f}", f"{result[d]['flops']:.2f}")]
+
+    rows = [cells("splade-tiny, untuned", "-", base)] if base else []
+    rows += [cells(f"{p['lambda_d']:g}", f"{p['train_seconds'] / 60:.1f} min", p) for p in points]
+    return columns, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/train/sweep")
     parser.add_argument("--dataset", action="append", help="evaluation datasets (default: scifact)")
     parser.add_argument("--metric", default="nDCG@10")
-    parser.add_argument("--png", default="runs/flops_vs_ndcg.png")
+    parser.add_argument("--results", default="results", help="folder of lambda-sweep.json (render: python -m bench.report)")
     parser.add_argument("--no-base", action="store_true", help="do not measure the starting model")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: more training flags")
     args = parser.parse_args(argv)
@@ -98,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_base:
         from splade_anserini.models import load_model  # noqa: F401  (fails early without the model)
 
-        config = json.loads(json.dumps(__import__("yaml").safe_load(open(args.config)))) \
-            if args.config.endswith((".yaml", ".yml")) else json.load(open(args.config))
+        from splade_anserini.train.config import load_config_file
+
+        config = load_config_file(args.config)
         base = evaluate(config.get("model", "splade-tiny"), datasets, out / "eval-base.json")
     summary = {"datasets": datasets, "metric": args.metric, "points": points, "base": base}
     (out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -107,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         cells = " ".join(f"{d}: {p[d][args.metric]:.4f} ({p[d]['doc_nonzeros']:.0f} nnz/doc, "
                          f"{p[d]['query_nonzeros']:.0f}/query, FLOPS {p[d]['flops']:.2f})" for d in datasets)
         print(f"lambda_d={p['lambda_d']:g} [{p['steps']} steps, {p['train_seconds'] / 60:.1f} min] {cells}")
-    plot(points, base, datasets[0], args.metric, Path(args.png))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.results import write_result
+
+    columns, rows = result_rows(points, base, datasets, args.metric)
+    path = write_result("lambda-sweep", "Document regularization weight: effectiveness against FLOPS", columns, rows,
+                        folder=args.results, data=f"evaluated on {', '.join(datasets)}; checkpoint-last of each run")
+    print(f"[sweep] wrote {path}", file=sys.stderr)
     return 0
 
 

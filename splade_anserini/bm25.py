@@ -21,6 +21,10 @@ from conversion.trec import Run
 from . import outputs
 from .data import read_corpus, read_topics
 
+#: BM25 parameters of the baseline and the miner: Anserini's BEIR setting (the one place they are written).
+K1 = 0.9
+B = 0.4
+
 
 BM25_KIND = "bm25-index"
 
@@ -65,7 +69,7 @@ def _build(corpus, work: Path, threads: int, fmt: str | None) -> None:
 
 
 def bm25_search(index_dir: str | os.PathLike, topics: Mapping[str, str] | str | os.PathLike, k: int = 1000, *,
-                k1: float = 0.9, b: float = 0.4, threads: int = 1) -> Run:
+                k1: float = K1, b: float = B, threads: int = 1) -> Run:
     """BM25 top-``k`` for every topic (a ``{qid: text}`` mapping or a ``qid<TAB>text`` file)."""
     from . import java
 

@@ -4,8 +4,9 @@ Every ``main()`` is wrapped by :func:`command`: a refusal or a failure ends as e
 ``error: ...`` on stderr and an exit status that says whose fault it was:
 
 * 2: bad input or arguments (:class:`~conversion.errors.InputError` naming file and line,
-  :class:`~conversion.errors.UsageError`, any other ``ValueError``, a model that cannot be found,
-  a missing input file); argparse's own errors also exit 2;
+  :class:`~conversion.errors.UsageError`, any other ``ValueError``, an exception whose class sets
+  ``exit_status = 2`` such as a model that cannot be found, a missing input file); argparse's own
+  errors also exit 2;
 * 1: a failure while running (disk full, a Java exception, lost documents, any other error);
 * 130: interrupted (Ctrl-C); long jobs resume when the same command is run again.
 
@@ -14,10 +15,11 @@ Every ``main()`` is wrapped by :func:`command`: a refusal or a failure ends as e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -33,15 +35,15 @@ def describe(exc: BaseException) -> tuple[int, str]:
     """``(exit status, one-line message)`` for an exception that ended a command."""
     from conversion.errors import InputError, UsageError
 
-    from .models import ModelNotFoundError
-
     if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.strerror:
         where = f"{exc.filename}: " if exc.filename else ""
         return EXIT_FAILURE, f"{where}{exc.strerror}"
     if isinstance(exc, FileNotFoundError):
         where = exc.filename or ""
         return EXIT_USAGE, f"{where}: no such file or directory" if where else (_first_line(str(exc)) or "no such file")
-    usage = isinstance(exc, (InputError, UsageError, ValueError, ModelNotFoundError))
+    # An exception class may declare itself bad input (``exit_status = EXIT_USAGE``: a model that cannot be
+    # found) without this module importing it: cli is imported by every command, it imports none.
+    usage = isinstance(exc, (InputError, UsageError, ValueError)) or getattr(exc, "exit_status", None) == EXIT_USAGE
     message = _first_line(str(exc))
     if type(exc).__name__ == "JavaException":  # pyjnius: name the Java exception, not the wrapper
         java_class = getattr(exc, "classname", None) or "Java exception"
@@ -75,11 +77,26 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
     return wrapper
 
 
+_program: list[str] = []  # the name a subcommand runs under (``splade-anserini encode``), innermost last
+
+
+@contextlib.contextmanager
+def program(name: str) -> Iterator[None]:
+    """Within this block every :class:`ArgumentParser` names itself ``name`` (in usage and errors)."""
+    _program.append(name)
+    try:
+        yield
+    finally:
+        _program.pop()
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with the one-line refusal of every other error (usage on ``--help`` only)."""
 
     def __init__(self, *args, **kwargs):
-        if "prog" not in kwargs:
+        if _program:
+            kwargs["prog"] = _program[-1]
+        elif "prog" not in kwargs:
             spec = getattr(sys.modules.get("__main__"), "__spec__", None)
             if spec is not None and spec.name.startswith("splade_anserini"):
                 kwargs["prog"] = f"python -m {spec.name.removesuffix('.__main__')}"

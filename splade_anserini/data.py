@@ -21,11 +21,15 @@ DATA_ENV = "SPLADE_ANSERINI_DATA"
 
 
 def data_root() -> Path:
-    """Root of the real test data: ``$SPLADE_ANSERINI_DATA`` or ``../shared/data`` beside the checkout."""
+    """Where named datasets (``scifact``, ``cacm``, ...) live: ``$SPLADE_ANSERINI_DATA``, else ``./data``,
+    else ``../shared/data``, both relative to the current directory (never to the installed source)."""
     env = os.environ.get(DATA_ENV)
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+        return Path(os.path.abspath(os.path.expanduser(env)))
+    for candidate in ("data", os.path.join("..", "shared", "data")):
+        if os.path.isdir(candidate):
+            return Path(os.path.abspath(candidate))
+    return Path(os.path.abspath(os.path.join("..", "shared", "data")))
 
 
 class Doc(NamedTuple):

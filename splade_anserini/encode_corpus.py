@@ -2,7 +2,7 @@
 
     python -m splade_anserini.encode_corpus --corpus corpus.jsonl --output vectors/scifact \\
         [--model splade-tiny] [--format auto|beir|msmarco] [--batch-size 32] [--max-length 256] \\
-        [--quantization-factor 100|naver|pyserini|NUMBER] [--shard-id 0 --shard-num 1] \\
+        [--factor 100|naver|pyserini|NUMBER] [--shard-id 0 --shard-num 1] \\
         [--num-files 1] [--gzip] [--device cpu] [--fp16|--bf16] [--threads N] [--pooling max|sum] \\
         [--block-size 1000] [--no-contents] [--overwrite] [--no-progress]
         [--passage-length N [--passage-stride S]]
@@ -553,8 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", choices=("auto", "beir", "msmarco"))
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--quantization-factor", default="100",
+    p.add_argument("--factor", default="100",
                    help="impact = rint(weight * factor): a number, naver (100) or pyserini (256/5)")
+    p.add_argument("--quantization-factor", dest="factor", help=argparse.SUPPRESS)  # the former name
     p.add_argument("--shard-id", type=int, default=None,
                    help="default: the process rank under torchrun / accelerate launch (RANK), else 0")
     p.add_argument("--shard-num", type=int, default=None,
@@ -627,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = passage_input(args)
     summary = encode_corpus(
         corpus, args.output, model=args.model, fmt="beir" if args.passage_length else args.format,
-        batch_size=args.batch_size, max_length=args.max_length, factor=args.quantization_factor,
+        batch_size=args.batch_size, max_length=args.max_length, factor=args.factor,
         shard_id=shard_id, shard_num=shard_num, num_files=args.num_files, gzipped=args.gzip, device=device,
         precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", threads=args.threads,
         pooling=args.pooling, block_size=args.block_size, contents=not args.no_contents,

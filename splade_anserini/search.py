@@ -2,7 +2,7 @@
 
     python -m splade_anserini.search --index I --topics T --output runs/X.trec
         [--hits 1000] [--threads N] [--batch-size B] [--model splade-tiny] [--factor 100]
-        [--max-length 256] [--splade-doc] [--backend lucene|numba] [--tag T]
+        [--max-length 256] [--splade-doc [--query-weights idf|FILE]] [--backend lucene|numba] [--tag T]
         [--pretokenized-topics OUT.tsv | --encoded-topics IN.tsv | --java-encoder EXPORT_DIR]
         [--max-passage [--max-passage-hits 100] [--max-passage-delimiter '#']]
 
@@ -190,8 +190,11 @@ def _numba(args, vectors: Mapping[str, dict[str, int]], qids: list[str], encode_
 
 
 def _encoder_options(args) -> dict:
+    from .query_weights import resolve
+
     return dict(model=args.model, factor=args.factor, splade_doc=args.splade_doc, max_length=args.max_length,
-                device=args.device, batch_size=args.batch_size)
+                device=args.device, batch_size=args.batch_size,
+                query_weights=resolve(getattr(args, "query_weights", None), args.index))
 
 
 def route(args) -> Callable[..., Searched]:
@@ -231,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", default="100", help="the documents' quantization factor (number, naver, pyserini)")
     parser.add_argument("--max-length", type=positive_int, default=256, help="query max length in tokens")
     parser.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
+    parser.add_argument("--query-weights", default="ones", metavar="ones|idf|FILE",
+                        help="SPLADE-doc query token weights: 1, the index's IDF table (inference-free queries), "
+                             "or a table file")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", choices=BACKENDS, default="lucene")
     parser.add_argument("--tag", default=None, help="run tag (default: the output file stem)")
@@ -252,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--topics is required unless --encoded-topics is given")
     if args.encoded_topics and args.topics:
         parser.error("--encoded-topics replaces --topics: give one of them")
+    if args.query_weights != "ones" and not args.splade_doc:
+        parser.error("--query-weights weighs SPLADE-doc queries: add --splade-doc")
     tag = args.tag or Path(args.output).stem.replace(" ", "_") or "splade-anserini"
     _check_index(Path(args.index), args.backend)
     from .outputs import check_file, output_file, record_file

@@ -18,7 +18,11 @@ once (``sliced``, about 2x the plain path); GPUs and fp16/bf16 autocast compute 
 in sub-batches (``plain``). :attr:`SpladeEncoder.head_path` says which.
 
 SPLADE-doc (paper Eq. 7) encodes documents only; a query is the set of its WordPiece tokens,
-weight 1 each (no [CLS]/[SEP]/[PAD]), as naver/splade does.
+weight 1 each (no [CLS]/[SEP]/[PAD]), as naver/splade does, or the weights of a table
+(``query_weights``, e.g. the index's IDF: :mod:`.query_weights`).
+
+Queries on CPU in fp32 run the exact int8-screened decoder (:mod:`.int8_screen`) when ONNX Runtime
+is installed (:attr:`SpladeEncoder.query_head_path`): the same impacts as the fp32 decoder.
 """
 from __future__ import annotations
 
@@ -30,13 +34,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .vectors import SparseVector, VocabularyOutput, in_input_order, length_batches
+from .vectors import SparseVector, VocabularyOutput, bag_of_tokens, in_input_order, length_batches
 
 from .head import (POOLINGS, fast_bf16_cpu, head_reproduces_logits, mlm_head, pool_inference,  # noqa: F401
                    screen_candidates, splade_activation)
 
 _SCREEN_SLICE_BYTES = 4 << 20  # bf16 [length, slice] logits of the screening pass
 _SLICE_BYTES = 1 << 20         # fp32 [length, slice] logits of the sliced path (L2-sized)
+
+
+def _has_onnxruntime() -> bool:
+    """Whether ONNX Runtime (the int8 product of the query screen) can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 
 
 class SpladeEncoder(VocabularyOutput):
@@ -50,7 +61,8 @@ class SpladeEncoder(VocabularyOutput):
     def __init__(self, model: str = "splade-tiny", *, pooling: str = "max", device: str = "cpu",
                  max_length: int = 256, query_max_length: int = 256, precision: str = "fp32",
                  splade_doc: bool = False, chunk_bytes: int = 256 << 20, tokenizer=None, hf_model=None,
-                 screen: bool | None = None, workers: int = 1):
+                 screen: bool | None = None, workers: int = 1, int8_queries: bool | None = None,
+                 query_weights: dict | None = None):
         from .models import load_model
 
         if pooling not in POOLINGS:
@@ -73,6 +85,11 @@ class SpladeEncoder(VocabularyOutput):
         inv = {i: t for t, i in self.tokenizer.get_vocab().items()}
         self.vocab: list[str] = [inv.get(i, f"[id{i}]") for i in range(self.vocab_size)]
         self._special = np.array(sorted(set(self.tokenizer.all_special_ids)), dtype=np.int64)
+        self._query_weights = None
+        if query_weights is not None:
+            from .query_weights import weights_by_id
+
+            self._query_weights = weights_by_id(query_weights, self.vocab)
         self._screen_cache: tuple | None = None
         #: Batches encoded concurrently by this many threads (CPU: each with one torch thread).
         self.workers = max(1, int(workers))
@@ -90,6 +107,16 @@ class SpladeEncoder(VocabularyOutput):
             elif screen:
                 raise ValueError(f"model {model}: screened decoding needs an MLM head taken apart by "
                                  "splade_anserini.head.mlm_head (use screen=None or False)")
+        #: How queries' decoders run: "int8" (exact int8-screened, :mod:`.int8_screen`) or head_path.
+        self.query_head_path = self.head_path
+        if int8_queries or (int8_queries is None and cpu_fp32 and _has_onnxruntime()):
+            if not (self.head_path in ("screened", "sliced") or self._head_supported()):
+                if int8_queries:
+                    raise ValueError(f"model {model}: int8-screened queries need an MLM head taken apart by "
+                                     "splade_anserini.head.mlm_head (use int8_queries=None or False)")
+            else:
+                self.query_head_path = "int8"
+        self._int8 = None
 
     # -- forward -----------------------------------------------------------------------------------
     def _autocast(self):
@@ -124,11 +151,33 @@ class SpladeEncoder(VocabularyOutput):
             self._screen_cache = (key, w, b, w.to(torch.bfloat16).contiguous(), w.norm(dim=1))
         return self._screen_cache[1:]
 
+    def _int8_screen(self):
+        """The decoder's :class:`.int8_screen.Int8Screen`, rebuilt when the weights change."""
+        from .int8_screen import Int8Screen
+
+        weight, bias, _, _ = self._screen_weights()
+        key = self._screen_cache[0]
+        if self._int8 is None or self._int8[0] != key:
+            self._int8 = (key, Int8Screen(weight.cpu().numpy(), bias.cpu().numpy(), self.pooling, threads=1))
+        return self._int8[1]
+
+    def _encode_batch_int8(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[SparseVector]:
+        """The exact fp32 vectors: the body in torch, the vocabulary projection int8-screened."""
+        screen = self._int8_screen()
+        width = int(attention_mask.sum(dim=1).max())
+        ids, mask = input_ids[:, :width].to(self.device), attention_mask[:, :width].to(self.device)
+        hidden = self._head_input(ids, mask).float().cpu().numpy()
+        return [screen.pool(hidden[row, :length]) for row, length in enumerate(mask.sum(dim=1).tolist())]
+
     @torch.inference_mode()
-    def _encode_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[SparseVector]:
-        if self.head_path == "screened":
+    def _encode_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      path: str | None = None) -> list[SparseVector]:
+        path = path or self.head_path
+        if path == "int8":
+            return self._encode_batch_int8(input_ids, attention_mask)
+        if path == "screened":
             return self._encode_batch_screened(input_ids, attention_mask)
-        if self.head_path == "sliced":
+        if path == "sliced":
             return self._encode_batch_sliced(input_ids, attention_mask)
         return self._encode_batch_plain(input_ids, attention_mask)
 
@@ -225,13 +274,14 @@ class SpladeEncoder(VocabularyOutput):
                               return_attention_mask=False, return_token_type_ids=False)["input_ids"]
 
     def encode_token_ids(self, token_ids: Sequence[Sequence[int]], batch_size: int = 32,
-                         progress=None, workers: int | None = None) -> list[SparseVector]:
+                         progress=None, workers: int | None = None, head_path: str | None = None) -> list[SparseVector]:
         """Encode already-tokenized inputs, in length-sorted batches; results keep the input order.
 
         The batches depend only on ``token_ids`` and ``batch_size`` (a stable sort by decreasing
         length). With ``workers`` > 1 (default ``self.workers``) on CPU, that many threads encode
         different batches at once, each with a single torch thread: no synchronisation between
         cores inside an operation, and the same numbers whatever the number of workers.
+        ``head_path``: the decoder path (default :attr:`head_path`; queries use :attr:`query_head_path`).
         """
         pad_id = self.tokenizer.pad_token_id or 0
         batches = length_batches(token_ids, batch_size)
@@ -244,7 +294,7 @@ class SpladeEncoder(VocabularyOutput):
                 seq = token_ids[i]
                 ids[row, :len(seq)] = torch.as_tensor(seq, dtype=torch.long)
                 mask[row, :len(seq)] = 1
-            return idx, self._encode_batch(ids, mask)
+            return idx, self._encode_batch(ids, mask, head_path)
 
         workers = self.workers if workers is None else max(1, int(workers))
         if workers > 1 and self.device.type == "cpu" and len(batches) > 1:
@@ -264,11 +314,9 @@ class SpladeEncoder(VocabularyOutput):
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> list[SparseVector]:
         """Encode queries: the model (max length ``self.query_max_length``) or, for SPLADE-doc, the
-        set of their WordPiece tokens with weight 1."""
+        set of their WordPiece tokens with weight 1 (or the ``query_weights`` table's)."""
         if not self.splade_doc:
-            return self.encode_token_ids(self._tokenize(texts, self.query_max_length), batch_size)
-        out = []
-        for seq in self._tokenize(texts, self.query_max_length):
-            ids = np.setdiff1d(np.unique(np.asarray(seq, dtype=np.int64)), self._special).astype(np.int32)
-            out.append(SparseVector(ids, np.ones(len(ids), dtype=np.float32)))
-        return out
+            return self.encode_token_ids(self._tokenize(texts, self.query_max_length), batch_size,
+                                         head_path=self.query_head_path)
+        return [bag_of_tokens(seq, self._special, self._query_weights)
+                for seq in self._tokenize(texts, self.query_max_length)]

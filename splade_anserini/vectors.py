@@ -20,6 +20,12 @@ class SparseVector:
         return len(self.ids)
 
 
+def bag_of_tokens(seq: Sequence[int], special: np.ndarray, weights: np.ndarray | None = None) -> SparseVector:
+    """A SPLADE-doc query: the distinct token ids of ``seq`` but ``special``, weight 1 or ``weights[id]``."""
+    ids = np.setdiff1d(np.unique(np.asarray(seq, dtype=np.int64)), special).astype(np.int32)
+    return SparseVector(ids, np.ones(len(ids), np.float32) if weights is None else weights[ids].astype(np.float32))
+
+
 def length_batches(token_ids: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
     """Input positions in batches of ``batch_size``, longest first (a stable sort): the batch plan of
     both encoders. It depends only on the inputs, so the PyTorch and ONNX encoders pad alike."""

@@ -11,6 +11,8 @@ import pytest
 from splade_anserini.data import DATA_ENV, data_root
 
 ROOT = Path(__file__).resolve().parent.parent
+# Named datasets are found relative to the current directory: pin the root for tests that change it.
+os.environ.setdefault(DATA_ENV, str(data_root()))
 
 
 @pytest.fixture(scope="session")

@@ -178,7 +178,9 @@ def test_broken_export_directories_fail_in_one_line(export, sl, tmp_path):
 
     cases = {}
     for name, damage in (("no-vocab", lambda d: (d / "vocab.txt").unlink()),
-                         ("corrupt-model", lambda d: (d / "model.onnx").write_bytes(b"\x08\x07garbage")),
+                         ("corrupt-model", lambda d: [(d / "model.onnx").write_bytes(b"\x08\x07garbage"),
+                                                      (d / "hidden.onnx").unlink()]),
+                         ("corrupt-query-graph", lambda d: (d / "hidden.onnx").write_bytes(b"\x08\x07garbage")),
                          ("corrupt-metadata", lambda d: (d / "splade_onnx.json").write_text("{\"format\": ")),
                          ("no-tokenizer", lambda d: (d / "tokenizer.json").unlink())):
         broken = tmp_path / name
@@ -296,3 +298,44 @@ def test_splade_doc_queries_need_only_the_tokenizer(export, topics, tmp_path):
     got = QueryVectorizer(str(light)).encode_batch(texts)
     expected = QueryVectorizer(encoder=SpladeEncoder("splade-tiny", splade_doc=True)).encode_batch(texts)
     assert got == expected and all(set(v.values()) == {100} for v in got if v)
+
+
+def test_screened_query_graph_gives_the_graphs_impacts(export, encoder, topics):
+    """fp32 exports carry the screened query graph; queries through it get the contract graph's impacts."""
+    from splade_anserini.export_onnx import fidelity
+    from splade_anserini.onnx_encoder import OnnxSpladeEncoder
+    from splade_anserini.splade import SpladeEncoder
+
+    assert {"hidden.onnx", "decoder.npz"} <= {p.name for p in export.dir.iterdir()} and export.meta["query_graph"]
+    screened, graph = OnnxSpladeEncoder(export.dir), OnnxSpladeEncoder(export.dir, screen=False)
+    assert screened.screened and not graph.screened
+    full = SpladeEncoder(tokenizer=encoder.tokenizer, hf_model=encoder.model, int8_queries=False)
+    for name in ("scifact", "cacm"):
+        texts = list(topics[name].values())
+        got = screened.encode_queries(texts, batch_size=1)
+        for reference in (graph.encode_queries(texts, batch_size=1), full.encode_queries(texts)):
+            fid = fidelity(reference, got, 100, 30522)
+            assert fid.max_abs_diff <= 1 and fid.identical >= 0.9999, (name, fid.line())
+        padded = screened.encode_queries(texts, batch_size=16)
+        assert all(np.array_equal(x.ids, y.ids) for x, y in zip(padded, got))
+    assert screened._session is None  # the contract graph was never opened for screened queries
+
+
+@pytest.mark.jvm
+def test_lean_lucene_route_at_k10_is_the_top_10_of_k1000(export, sl):
+    """The serving route hands over only the hits asked for: the same ten as the first ten of 1,000."""
+    from splade_anserini.data import read_topics
+    from splade_anserini.impact_searcher import ImpactSearcher
+    from splade_anserini.query_encoder import QueryVectorizer
+
+    topics = read_topics(sl.topics)
+    vectors = dict(zip(topics, QueryVectorizer(str(export.dir)).encode_batch(list(topics.values()))))
+    searcher = ImpactSearcher(sl.lucene)
+    try:
+        for vec in vectors.values():
+            top = searcher.search(vec, 10)
+            assert len(top) == 10 and top == searcher.search(vec, 1000)[:10]
+        assert searcher.batch_search(vectors, 10) == {q: h[:10] for q, h in searcher.batch_search(vectors, 1000).items()}
+        assert len(searcher._integers) <= len({w for v in vectors.values() for w in v.values()})
+    finally:
+        searcher.close()

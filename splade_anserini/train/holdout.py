@@ -1,6 +1,6 @@
 """Write the training queries a config holds out for validation (``valid_holdout``), as topics and qrels.
 
-    python -m splade_anserini.train.holdout --config runs/train/configs/scifact.yaml \\
+    python -m splade_anserini.train.holdout --config scifact \\
         --output runs/train/scifact-heldout        # -> scifact-heldout.queries.tsv, scifact-heldout.qrels.txt
 
 The trainer picks ``checkpoint-best`` on these queries; with them written out, choices made after

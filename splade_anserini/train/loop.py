@@ -265,14 +265,15 @@ class Trainer:
             else:  # anchored to the starting model, also when resuming from a later checkpoint
                 start = load_model(cfg.model)[1].state_dict() if self.resuming else hf.state_dict()
                 self.l2sp = L2SP.from_start(cfg.l2sp, hf, start)
+        self.query_table, qweights = self._query_weights(tokenizer)
         self.model = SpladeTrainModel(hf, tokenizer, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
-                                      fused=cfg.fused_head).to(self.device)
+                                      fused=cfg.fused_head, query_weights=qweights).to(self.device)
         self.teacher = None
         if cfg.self_distill:
             _, base = load_model(cfg.model)
             base.eval().requires_grad_(False)
             tmodel = SpladeTrainModel(base, tokenizer, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
-                                      fused=cfg.fused_head).to(self.device)
+                                      fused=cfg.fused_head, query_weights=qweights).to(self.device)
             self.teacher = TeacherCache(tmodel, tokenizer)
 
         per_step = cfg.batch_size * cfg.grad_accum * self.world
@@ -315,8 +316,24 @@ class Trainer:
             self.validator = Validator(self.valid, metric=cfg.valid_metric, pooling=cfg.pooling,
                                        splade_doc=cfg.splade_doc, max_length=cfg.max_length,
                                        query_max_length=cfg.query_max_length, batch_size=cfg.valid_batch_size,
-                                       device=str(self.device),
+                                       device=str(self.device), query_weights=self.query_table,
                                        precision=cfg.precision if self.device.type == "cuda" else "fp32")
+
+    def _query_weights(self, tokenizer):
+        """``--query-weights idf``: the training corpus's table (written to the output folder) and its
+        ``[V]`` tensor; else (None, None)."""
+        if self.cfg.query_weights != "idf":
+            return None, None
+        from ..query_weights import QUERY_WEIGHTS, corpus_idf_table, weights_by_id, write_table
+
+        corpus = getattr(self.data, "corpus", None)
+        if not corpus:
+            raise ConfigError("query_weights idf needs a training corpus (corpus/queries/qrels, not triples)")
+        table = corpus_idf_table(corpus.values(), tokenizer)
+        if self.acc.is_main_process:
+            write_table(self.out / QUERY_WEIGHTS, table)
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        return table, torch.from_numpy(weights_by_id(table, vocab))
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _check_resume_config(self, saved: dict[str, Any]) -> None:

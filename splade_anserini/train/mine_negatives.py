@@ -123,10 +123,10 @@ def mine_splade(model: str, corpus: str, queries: str, output: str, *, hits: int
 
 
 def mine(corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str | None = None,
-         index: str | None = None, threads: int = 1, k1: float = 0.9, b: float = 0.4) -> dict:
+         index: str | None = None, threads: int = 1, k1: float | None = None, b: float | None = None) -> dict:
     from conversion.trec import write_run
 
-    from ..bm25 import bm25_search, build_bm25_index
+    from ..bm25 import B, K1, bm25_search, build_bm25_index
     from ..data import read_topics
 
     check_file(output, "run")  # refused before any work, not after
@@ -135,7 +135,7 @@ def mine(corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str 
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="bm25-index-") as tmp:
         idx = build_bm25_index(corpus, index or f"{tmp}/index", threads=threads)
-        run = bm25_search(idx, topics, k=hits, k1=k1, b=b, threads=threads)
+        run = bm25_search(idx, topics, k=hits, k1=K1 if k1 is None else k1, b=B if b is None else b, threads=threads)
     with output_file(output, "run", inputs=(corpus, queries, qrels)):
         n = write_run(output, run, tag="bm25")
     stats = {"queries": len(topics), "lines": n, "seconds": round(time.time() - start, 1)}
@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=positive_int, default=32, help="--model: encoding batch size")
     parser.add_argument("--vectors", help="--model: the corpus already encoded by this model (encode_corpus output, "
                                           "x100 JsonVectorCollection); only the queries are encoded")
-    parser.add_argument("--k1", type=float, default=0.9)
-    parser.add_argument("--b", type=float, default=0.4)
+    parser.add_argument("--k1", type=float, default=None, help="BM25 k1 (default: 0.9)")
+    parser.add_argument("--b", type=float, default=None, help="BM25 b (default: 0.4)")
     args = parser.parse_args(argv)
     if args.model:
         stats = mine_splade(args.model, args.corpus, args.queries, args.output, hits=args.hits, qrels=args.qrels,

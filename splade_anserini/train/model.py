@@ -13,7 +13,8 @@ from .fused import fused_max_splade
 
 
 class SpladeTrainModel(nn.Module):
-    def __init__(self, hf_model, tokenizer, *, pooling: str = "max", splade_doc: bool = False, fused: bool = True):
+    def __init__(self, hf_model, tokenizer, *, pooling: str = "max", splade_doc: bool = False, fused: bool = True,
+                 query_weights: torch.Tensor | None = None):
         super().__init__()
         self.hf_model = hf_model
         self.pooling = pooling
@@ -22,6 +23,9 @@ class SpladeTrainModel(nn.Module):
         self._head = mlm_head(hf_model) if (fused and pooling == "max") else None
         special = sorted(set(tokenizer.all_special_ids))
         self.register_buffer("special_ids", torch.tensor(special, dtype=torch.long), persistent=False)
+        #: SPLADE-doc query token weights ``[V]`` (e.g. IDF, :mod:`splade_anserini.query_weights`), or None: 1.
+        self.register_buffer("query_weights", None if query_weights is None else query_weights.float(),
+                             persistent=False)
 
     @property
     def fused(self) -> bool:
@@ -37,12 +41,12 @@ class SpladeTrainModel(nn.Module):
         return splade_activation(logits.float(), attention_mask, self.pooling)
 
     def bag_of_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """SPLADE-doc queries: 1 for every WordPiece of the text, special tokens excluded
-        (the same vectors as ``SpladeEncoder(splade_doc=True).encode_queries``)."""
+        """SPLADE-doc queries: 1 (or its ``query_weights`` entry) for every WordPiece of the text, special
+        tokens excluded (the same vectors as ``SpladeEncoder(splade_doc=True).encode_queries``)."""
         keep = (attention_mask > 0) & ~torch.isin(input_ids, self.special_ids)
         reps = torch.zeros(input_ids.shape[0], self.vocab_size, device=input_ids.device)
         rows = torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(input_ids)
-        reps[rows[keep], input_ids[keep]] = 1.0
+        reps[rows[keep], input_ids[keep]] = 1.0 if self.query_weights is None else self.query_weights[input_ids[keep]]
         return reps
 
     def forward(self, q_ids, q_mask, d_ids, d_mask):

@@ -72,7 +72,8 @@ class Validator:
 
     def __init__(self, valid, *, metric: str = "nDCG@10", pooling: str = "max", splade_doc: bool = False,
                  max_length: int = 256, query_max_length: int = 256, batch_size: int = 64,
-                 factor: float = DEFAULT_FACTOR, device: str = "cpu", precision: str = "fp32"):
+                 factor: float = DEFAULT_FACTOR, device: str = "cpu", precision: str = "fp32",
+                 query_weights: dict | None = None):
         import ir_measures
 
         self.valid = valid
@@ -81,7 +82,8 @@ class Validator:
         measures.setdefault(metric, ir_measures.parse_measure(metric))
         self.measures = measures
         self.kwargs = dict(pooling=pooling, splade_doc=splade_doc, max_length=max_length,
-                           query_max_length=query_max_length, device=device, precision=precision)
+                           query_max_length=query_max_length, device=device, precision=precision,
+                           query_weights=query_weights)
         self.batch_size = batch_size
         self.factor = factor
         self.doc_ids = list(valid.corpus)

@@ -1,0 +1,96 @@
+"""The exact int8-screened query decoder: the same weights as the full fp32 product, on real topics and
+random inputs; PyTorch queries use it by default on CPU."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from splade_anserini.export_onnx import fidelity
+from splade_anserini.int8_screen import Int8Screen
+from splade_anserini.splade import SpladeEncoder
+
+
+@pytest.fixture(scope="module")
+def decoder(encoder):
+    dec = encoder.model.get_output_embeddings()
+    return dec.weight.detach().numpy().copy(), dec.bias.detach().numpy().copy()
+
+
+@pytest.fixture(scope="module")
+def full_fp32(encoder):
+    """Today's fp32 query encoder (no int8 screen)."""
+    return SpladeEncoder(tokenizer=encoder.tokenizer, hf_model=encoder.model, int8_queries=False)
+
+
+def reference(h: np.ndarray, weight: np.ndarray, bias: np.ndarray, pooling: str) -> np.ndarray:
+    logits = h.astype(np.float32) @ weight.T + bias
+    act = np.log1p(np.maximum(logits, 0))
+    return act.max(axis=0) if pooling == "max" else act.sum(axis=0)
+
+
+def test_pytorch_queries_use_the_int8_screen(encoder, full_fp32):
+    assert encoder.query_head_path == "int8" and full_fp32.query_head_path != "int8"
+    assert encoder.head_path == full_fp32.head_path  # documents keep their decoder
+
+
+@pytest.mark.parametrize("name,path", [("scifact", "queries.test.tsv"), ("cacm", "queries.tsv")])
+def test_int8_queries_give_fp32_impacts_on_real_topics(encoder, full_fp32, data_dir, name, path):
+    from splade_anserini.data import read_topics
+
+    texts = list(read_topics(data_dir / name / path).values())
+    fid = fidelity(full_fp32.encode_queries(texts), encoder.encode_queries(texts), 100, encoder.vocab_size)
+    assert fid.max_abs_diff <= 1 and fid.identical >= 0.9999, fid.line()
+    assert fid.pairs > 40 * len(texts)  # real vectors (about 50 terms a query)
+
+
+@pytest.mark.parametrize("pooling", ["max", "sum"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), length=st.integers(1, 40), scale=st.floats(0.05, 20.0))
+def test_screen_equals_the_full_product_on_random_states(decoder, pooling, seed, length, scale):
+    """Random hidden states, real decoder: the screen keeps every positive entry, the weights are fp32's."""
+    weight, bias = decoder
+    h = (np.random.default_rng(seed).standard_normal((length, weight.shape[1])) * scale).astype(np.float32)
+    screen = Int8Screen(weight, bias, pooling) if pooling == "sum" else _max_screen(weight, bias)
+    vec = screen.pool(h)
+    ref = reference(h, weight, bias, pooling)
+    dense = np.zeros_like(ref)
+    dense[vec.ids] = vec.weights
+    assert set(np.flatnonzero(ref > 1e-3).tolist()) <= set(vec.ids.tolist())
+    np.testing.assert_allclose(dense, ref, rtol=1e-5, atol=1e-5)
+    assert np.all(np.diff(vec.ids) > 0) and np.all(vec.weights > 0)
+
+
+_SCREENS: dict = {}
+
+
+def _max_screen(weight, bias):
+    if "max" not in _SCREENS:  # building the int8 copy is the slow part: once per process
+        _SCREENS["max"] = Int8Screen(weight, bias, "max")
+    return _SCREENS["max"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(min_size=0, max_size=120), min_size=1, max_size=4))
+def test_int8_queries_equal_fp32_on_random_texts(encoder, full_fp32, texts):
+    got = encoder.encode_queries(texts)
+    expected = full_fp32.encode_queries(texts)
+    fid = fidelity(expected, got, 100, encoder.vocab_size)
+    assert fid.max_abs_diff <= 1, fid.line()
+    for x, y in zip(got, expected):  # a term may differ only where its weight is within rounding of 0
+        for term in set(x.ids.tolist()) ^ set(y.ids.tolist()):
+            w = dict(zip(x.ids.tolist(), x.weights.tolist())) | dict(zip(y.ids.tolist(), y.weights.tolist()))
+            assert w[term] < 1e-4
+
+
+def test_screen_keeps_few_candidates(encoder, decoder):
+    """The point of the screen: a real query keeps well under 2% of the vocabulary as candidates."""
+    weight, bias = decoder
+    ids = encoder.tokenizer(["aspirin reduces the risk of heart attacks"], return_tensors="pt")
+    with torch.inference_mode():
+        h = encoder._head.hidden(ids["input_ids"], ids["attention_mask"])[0].numpy()
+    screen = _max_screen(weight, bias)
+    vec = screen.pool(h)
+    assert len(vec) < screen.last_candidates < 0.02 * weight.shape[0]
