@@ -213,7 +213,11 @@ def test_msmarco_pid_with_a_space_and_query_id_with_a_space(tmp_path):
 
 
 # case 1: --overwrite while another process encodes the same output
-def test_overwrite_while_another_encode_runs_is_refused(corpus, tmp_path, capsys):
+def test_overwrite_while_another_encode_runs_is_refused(data_dir, tmp_path, capsys):
+    # 400 documents: the first run must still be encoding when the second has loaded its model
+    corpus = tmp_path / "corpus.jsonl"
+    with open(data_dir / "scifact" / "corpus.jsonl", "rb") as src:
+        corpus.write_bytes(b"".join(line for _, line in zip(range(400), src)))
     out = tmp_path / "v"
     argv = ["--corpus", str(corpus), "--output", str(out), "--block-size", "2", *FAST]
     work = ec.work_dir(out, 0, 1)
@@ -234,7 +238,7 @@ def test_overwrite_while_another_encode_runs_is_refused(corpus, tmp_path, capsys
         proc.kill()
     assert proc.returncode == 0, first_err
     summary = ec.read_summary(out)
-    assert summary["arguments"]["quantization_factor"] == 100.0 and summary["documents"] == 40
+    assert summary["arguments"]["quantization_factor"] == 100.0 and summary["documents"] == 400
     # once the first run is done, --overwrite holds the lock and redoes the output with its own arguments
     rc, _, _ = call(ec.main, argv + ["--overwrite", "--quantization-factor", "50"], capsys)
     assert rc == 0 and ec.read_summary(out)["arguments"]["quantization_factor"] == 50.0
