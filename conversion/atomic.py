@@ -4,15 +4,17 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import secrets
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Iterator
 
 
 def tmp_name(path: str | os.PathLike) -> Path:
-    """The temporary sibling name used while ``path`` is being written."""
+    """A temporary sibling name for writing ``path``, unique to this process and call (pid + random),
+    so that writers of one path at once never share a temporary file."""
     path = Path(path)
-    return path.with_name(f".{path.name}.tmp")
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
 @contextmanager

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 from conversion.errors import InputError
 from conversion.trec import Run
 
+from . import outputs
 from .data import read_corpus, read_topics
 
 #: BM25 parameters of the baseline and the miner: Anserini's BEIR setting (the one place they are written).
@@ -27,37 +26,46 @@ K1 = 0.9
 B = 0.4
 
 
+BM25_KIND = "bm25-index"
+
+
 def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, *, threads: int = 1,
                      overwrite: bool = False, fmt: str | None = None) -> Path:
-    """Index ``corpus`` for BM25 into ``index_dir``; returns it. An existing index is kept unless
-    ``overwrite``; a failed build leaves nothing at ``index_dir``."""
+    """Index ``corpus`` for BM25 into ``index_dir``; returns it. A BM25 index this tool built there is
+    kept unless ``overwrite``; anything else at ``index_dir`` is refused
+    (:class:`~splade_anserini.outputs.OutputRefused`); a failed build leaves nothing at ``index_dir``."""
+    index_dir = Path(index_dir)
+    with outputs.lock(outputs.lock_path(index_dir), f"BM25 index {index_dir}"):
+        if outputs.check_dir(index_dir, BM25_KIND) and any(index_dir.glob("segments_*")) and not overwrite:
+            return index_dir
+        work = outputs.temp_dir(index_dir, "building")
+        try:
+            _build(corpus, work, threads, fmt)
+            outputs.install_dir(work / "index", index_dir, BM25_KIND)
+        finally:
+            outputs.remove(work)
+    return index_dir
+
+
+def _build(corpus, work: Path, threads: int, fmt: str | None) -> None:
     from . import java
 
-    index_dir = Path(index_dir)
-    if index_dir.is_dir() and any(index_dir.glob("segments_*")) and not overwrite:
-        return index_dir
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=index_dir.parent, prefix=f".{index_dir.name}.") as tmp:
-        docs_dir, staging = Path(tmp) / "docs", Path(tmp) / "index"
-        docs_dir.mkdir()
-        n = empty = 0
-        with open(docs_dir / "docs.jsonl", "w", encoding="utf-8") as fh:
-            for doc in read_corpus(corpus, fmt):
-                fh.write(json.dumps({"id": doc.docid, "contents": doc.text}) + "\n")
-                n += 1
-                empty += not doc.text  # Anserini counts these as empty and leaves them out
-        if not n:
-            raise InputError(corpus, None, "no documents")
-        try:
-            java.index_collection({"collection": "JsonCollection", "input": docs_dir, "index": staging,
-                                   "generator": "DefaultLuceneDocumentGenerator", "threads": threads},
-                                  expected=n - empty, expected_empty=empty)
-        except java.AnseriniError as exc:
-            raise RuntimeError(str(exc)) from None
-        if index_dir.exists():
-            shutil.rmtree(index_dir)
-        os.replace(staging, index_dir)
-    return index_dir
+    docs_dir, staging = work / "docs", work / "index"
+    docs_dir.mkdir()
+    n = empty = 0
+    with open(docs_dir / "docs.jsonl", "w", encoding="utf-8") as fh:
+        for doc in read_corpus(corpus, fmt):
+            fh.write(json.dumps({"id": doc.docid, "contents": doc.text}) + "\n")
+            n += 1
+            empty += not doc.text  # Anserini counts these as empty and leaves them out
+    if not n:
+        raise InputError(corpus, None, "no documents")
+    try:
+        java.index_collection({"collection": "JsonCollection", "input": docs_dir, "index": staging,
+                               "generator": "DefaultLuceneDocumentGenerator", "threads": threads},
+                              expected=n - empty, expected_empty=empty)
+    except java.AnseriniError as exc:
+        raise RuntimeError(str(exc)) from None
 
 
 def bm25_search(index_dir: str | os.PathLike, topics: Mapping[str, str] | str | os.PathLike, k: int = 1000, *,

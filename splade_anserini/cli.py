@@ -63,8 +63,9 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
             return main(*args, **kwargs)
         except SystemExit as exc:  # argparse: --help, or its one-line refusal already printed
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILURE)
-        except KeyboardInterrupt:
-            print("interrupted: rerun the same command to resume", file=sys.stderr, flush=True)
+        except KeyboardInterrupt as exc:  # a command may say what it kept (``KeyboardInterrupt(message)``)
+            print(f"interrupted: {_first_line(str(exc)) or 'rerun the same command to resume'}", file=sys.stderr,
+                  flush=True)
             return EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - the one place where errors become exit statuses
             if os.environ.get(TRACEBACK_ENV):

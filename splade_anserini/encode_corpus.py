@@ -19,9 +19,12 @@ contiguous and nearly equal, so Anserini can index with that many threads; ``.js
 can share a directory; shards are Pyserini's (contiguous, ``floor(N / S)`` documents, the last one
 takes the rest). Beside them ``splade-anserini.provenance`` records the model (name and weights
 digest), factor, max length, pooling and passages; ``index`` carries it into the index and
-``search`` checks it (:mod:`splade_anserini.provenance`; a name Anserini does not read as data).
-A summary (documents, empty documents, average non-zeros, FLOPS, wall time) is printed and written
-next to the directory as ``<output>.summary.json`` (``<output>.shard-...``).
+``search`` checks it (:mod:`splade_anserini.provenance`). A summary (documents, empty documents,
+average non-zeros, FLOPS, wall time) is printed and written inside the directory as ``.summary.json``
+(``.shard-...summary.json``), beside the folder's marker (:mod:`splade_anserini.outputs`); both start
+with a line ``[]`` so that Anserini, which reads every file of the folder, finds no document in them.
+``--output`` must be a new or empty folder, or one this tool wrote vectors into: anything else is
+refused (exit status 2) and left as it is.
 
 Resumable and atomic: the shard is encoded in blocks of ``--block-size`` documents, fixed by
 position in the corpus. Each block is committed to a hidden work folder beside the output
@@ -29,7 +32,7 @@ position in the corpus. Each block is committed to a hidden work folder beside t
 directory and its part files are made from the blocks when all are done (each file written under a
 temporary name and renamed), then the work folder is removed. A run killed at any
 point and restarted with the same arguments continues and produces byte-identical files; restarting
-with other arguments is refused. A block is always encoded whole (also the documents of a block
+with other arguments is refused, and so is a second process on the same output while one runs. A block is always encoded whole (also the documents of a block
 that straddles a shard boundary, whose other documents belong to the neighbour shard), so every
 document sees the same batches whatever the sharding: shards concatenated equal the unsharded
 output byte for byte.
@@ -47,11 +50,9 @@ Python API: :func:`encode_corpus` (also accepts an already loaded :class:`Splade
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -66,6 +67,7 @@ from conversion.errors import InputError, UsageError
 from conversion.jsonvector import dumps
 from conversion.quantize import GUARD_TOKEN, quantize_sparse, resolve_factor
 
+from . import outputs
 from .cli import ArgumentParser, command
 from .data import read_corpus
 from .progress import Progress
@@ -73,6 +75,8 @@ from .progress import Progress
 MANIFEST_VERSION = 1
 DEFAULT_BLOCK = 1000
 MAX_WARNINGS = 10
+#: The marker kind of a vectors folder (:mod:`splade_anserini.outputs`).
+VECTORS_KIND = "vectors"
 
 
 class EncodeError(UsageError):
@@ -103,10 +107,14 @@ def part_names(shard_id: int, shard_num: int, num_files: int, gzipped: bool) -> 
     return [f"{_prefix(shard_id, shard_num)}part-{k:05d}{ext}" for k in range(num_files)]
 
 
-def summary_path(output: Path, shard_id: int, shard_num: int) -> Path:
-    """``<output>.summary.json`` beside the output directory (inside it Anserini would read it as data)."""
-    out = output.resolve()
-    return out.parent / f"{out.name}.{_prefix(shard_id, shard_num)}summary.json"
+def summary_path(output: Path, shard_id: int = 0, shard_num: int = 1) -> Path:
+    """The shard's summary inside the output directory: ``.summary.json`` (``.shard-...summary.json``)."""
+    return Path(output) / f".{_prefix(shard_id, shard_num)}summary.json"
+
+
+def read_summary(output: str | os.PathLike, shard_id: int = 0, shard_num: int = 1) -> dict | None:
+    """The summary of a finished encoding of ``output`` (of one shard), or ``None``."""
+    return outputs.read_meta(summary_path(Path(output), shard_id, shard_num))
 
 
 def work_dir(output: Path, shard_id: int, shard_num: int) -> Path:
@@ -118,8 +126,7 @@ def work_dir(output: Path, shard_id: int, shard_num: int) -> Path:
 
 # -- small helpers --------------------------------------------------------------------------------------
 def _write_json(path: Path, obj: dict) -> None:
-    with atomic_open(path) as fh:
-        fh.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    outputs.write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _warn(msg: str) -> None:
@@ -295,52 +302,35 @@ class EncodeJob:
     @contextmanager
     def lock(self) -> Iterator["EncodeJob"]:
         """Hold the work folder's lock (created with the folder); a second process is refused."""
-        while True:
-            self.work.mkdir(parents=True, exist_ok=True)
-            fh = open(self.work / "lock", "a")
+        with outputs.lock(self.work / "lock", f"{self.output}"):
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                fh.close()
-                raise EncodeError(f"{self.work}: another encode_corpus process is running on this output") from None
-            try:
-                same = os.stat(self.work / "lock").st_ino == os.fstat(fh.fileno()).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            fh.close()  # the holder removed the folder meanwhile: lock the new one
-        try:
-            yield self
-        finally:
-            if self.work.is_dir() and not self.manifest_file.is_file():
-                shutil.rmtree(self.work, ignore_errors=True)  # nothing started: leave nothing behind
-            fh.close()
+                yield self
+            finally:
+                if self.work.is_dir() and not self.manifest_file.is_file():
+                    outputs.remove(self.work)  # nothing started: leave nothing behind
 
     # state
     def discard(self) -> None:
         """Remove an earlier run (finished or not) of this shard; the lock is held."""
         for p in self.work.iterdir():
             if p.name != "lock":
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-        self.summary_file.unlink(missing_ok=True)
-        if self.output.is_dir():
-            ours = re.compile(re.escape(_prefix(self.shard_id, self.shard_num)) + r"part-\d{5}\.jsonl(\.gz)?(\.tmp)?$")
+                outputs.remove(p)
+        if outputs.check_dir(self.output, VECTORS_KIND):  # only in a folder this tool wrote vectors into
+            outputs.remove(self.summary_file)
+            ours = re.compile(re.escape(_prefix(self.shard_id, self.shard_num))
+                              + r"part-\d{5}\.jsonl(\.gz)?(\.\d+-[0-9a-f]+\.tmp)?$")
             for p in self.output.iterdir():
                 if p.is_file() and ours.match(p.name.lstrip(".")):
-                    p.unlink()
+                    outputs.remove(p)
 
     def finished(self, discard_other: bool = False) -> dict | None:
         """The summary of a finished run with these arguments, or ``None`` (after discarding one with
         other arguments when ``discard_other``)."""
         if not self.summary_file.is_file():  # written last: the run is finished
             return None
-        try:
-            previous = json.loads(self.summary_file.read_text())
-        except (OSError, ValueError):
-            previous = {}
+        previous = read_summary(self.output, self.shard_id, self.shard_num) or {}
         if previous.get("arguments") == self.config and all((self.output / n).is_file() for n in self.names):
-            shutil.rmtree(self.work, ignore_errors=True)  # in case the final clean-up was interrupted
+            outputs.remove(self.work)  # in case the final clean-up was interrupted
             return previous
         if discard_other:
             self.discard()
@@ -391,7 +381,7 @@ class EncodeJob:
                     yield from fh
 
         lines = shard_lines()
-        self.output.mkdir(parents=True, exist_ok=True)
+        outputs.claim_dir(self.output, VECTORS_KIND)  # shards of one collection share the folder
         for name, (lo, hi) in zip(self.names, part_ranges(*self.range, self.num_files)):
             with atomic_open(self.output / name, gzipped=self.gzipped) as fh:
                 for _ in range(hi - lo):
@@ -402,8 +392,8 @@ class EncodeJob:
 
     def finish(self, summary: dict) -> None:
         """Write the summary (the run is finished), then remove the work folder."""
-        _write_json(self.summary_file, summary)
-        shutil.rmtree(self.work, ignore_errors=True)
+        outputs.write_meta(self.summary_file, summary)
+        outputs.remove(self.work)
 
 
 # -- main entry -----------------------------------------------------------------------------------------
@@ -422,8 +412,7 @@ def _check_arguments(*, batch_size: int, max_length: int, shard_id: int, shard_n
         raise EncodeError(f"format must be auto, beir or msmarco, got {fmt}")
     if not corpus.is_file():
         raise InputError(corpus, None, "no such file" if not corpus.exists() else "not a file")
-    if output.exists() and not output.is_dir():
-        raise EncodeError(f"{output}: exists and is not a directory")
+    outputs.check_dir(output, VECTORS_KIND)  # a folder of the user's is refused before any work
 
 
 def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model: str = "splade-tiny",
@@ -569,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Encode a corpus with SPLADE into Anserini JsonVectorCollection files.")
     p.add_argument("--model", default="splade-tiny", help="checkpoint directory, hub id or splade-tiny")
     p.add_argument("--corpus", required=True, help="BEIR corpus.jsonl or MS MARCO collection.tsv (optionally .gz)")
-    p.add_argument("--output", required=True, help="output directory (collection files only)")
+    p.add_argument("--output", required=True, help="output directory: collection files, a hidden summary and marker "
+                                                   "(new, empty, or written by this tool)")
     p.add_argument("--format", default="auto", choices=("auto", "beir", "msmarco"))
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=256)
@@ -593,7 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-size", type=int, default=DEFAULT_BLOCK,
                    help="documents per resumable block (fixed positions in the corpus)")
     p.add_argument("--no-contents", action="store_true", help="write an empty 'contents' field")
-    p.add_argument("--overwrite", action="store_true", help="discard an earlier (finished or unfinished) run")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard an earlier (finished or unfinished) run of this tool in --output")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--passage-length", type=int, default=None,
                    help="split documents into passages of N WordPiece tokens (title repeated), ids docid#k")

@@ -109,12 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", metavar="RUN")
     parser.add_argument("--measures", nargs="+", default=list(DEFAULT_MEASURES),
                         help="ir-measures names (default: %(default)s)")
-    parser.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON")
+    parser.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON (an existing file is replaced only if this tool wrote it)")
     parser.add_argument("--vectors", help="JsonVectorCollection of the index: print sparsity and FLOPS")
     parser.add_argument("--query-vectors", help="TsvInt topics (encoded queries) for the FLOPS figure")
     args = parser.parse_args(argv)
     if bool(args.vectors) != bool(args.query_vectors):
         parser.error("--vectors and --query-vectors go together")
+    if args.json:
+        from .outputs import check_file
+
+        check_file(args.json, "evaluation")  # refused before the work, not after
     results = evaluate_files(args.qrels, args.runs, args.measures)
     from .provenance import run_provenance
 
@@ -137,10 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         print(stats.summary())
         payload["stats"] = stats.as_dict()
     if args.json:
-        parent = os.path.dirname(args.json)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        with atomic_open(args.json) as fh:
+        from .outputs import output_file
+
+        with output_file(args.json, "evaluation", inputs=(args.qrels, *args.runs)), atomic_open(args.json) as fh:
             json.dump(payload, fh, indent=2)
             fh.write("\n")
     return 0

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import outputs
 from .cli import ArgumentParser, command
 from .models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_HIDDEN, EXPORT_METADATA, EXPORT_MODEL,
                      EXPORT_TOKENIZER, EXPORT_VOCAB)
@@ -45,6 +44,8 @@ from .provenance import weights_sha256  # noqa: F401  (re-exported: the digest a
 from .query_graph import write_query_graph
 
 OPSET = 17
+#: The marker kind of an export folder (:mod:`splade_anserini.outputs`).
+EXPORT_KIND = "onnx-export"
 #: ONNX Runtime 1.17 (the Java build inside the Anserini 1.7.1 and 2.3.0 fatjars alike) reads IR versions up to 9.
 MAX_IR_VERSION = 9
 #: Tokens Anserini's Java encoder adds or looks up by name.
@@ -291,9 +292,7 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
     encoded it is refused unless ``allow_other``."""
     from conversion.quantize import resolve_factor
 
-    from .models import load_model, resolve_model
-    from .onnx_encoder import OnnxSpladeEncoder
-    from .splade import POOLINGS, SpladeEncoder
+    from .splade import POOLINGS
 
     output = Path(os.fspath(output))
     if pooling not in POOLINGS:
@@ -307,8 +306,20 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         plan = plan_search(index, factor=factor)
         factor = plan.factor
     factor = resolve_factor(factor if factor is not None else 100)
-    if output.exists() and not overwrite:
+    if outputs.check_dir(output, EXPORT_KIND) and not overwrite:
         raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
+    with outputs.lock(outputs.lock_path(output), f"export {output}"):
+        return _export(model, output, int8=int8, max_length=max_length, pooling=pooling, splade_doc=splade_doc,
+                       factor=factor, parity_queries=parity_queries, overwrite=overwrite, log=log,
+                       query_weights=query_weights, index=index, plan=plan, allow_other=allow_other)
+
+
+def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, factor, parity_queries, overwrite,
+            log, query_weights, index=None, plan=None, allow_other=False) -> dict:
+    from .models import load_model, resolve_model
+    from .onnx_encoder import OnnxSpladeEncoder
+    from .splade import SpladeEncoder
+
     t0 = time.perf_counter()
     tokenizer, hf_model = load_model(model)
     source_dir = resolve_model(model)
@@ -327,8 +338,7 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
     reference = SpladeEncoder(model, pooling=pooling, tokenizer=tokenizer, hf_model=hf_model,
                               query_max_length=max_length, int8_queries=False)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    tmp = outputs.temp_dir(output)
     try:
         fp32_path = tmp / EXPORT_MODEL if not int8 else tmp / "model-fp32.onnx"
         _export_graph(hf_model, tokenizer, pooling, fp32_path)
@@ -336,7 +346,7 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         if int8:
             _quantize_int8(fp32_path, tmp / EXPORT_MODEL)
             versions = _check_ir(tmp / EXPORT_MODEL)
-            fp32_path.unlink()
+            outputs.remove(fp32_path)
         screened = not int8 and write_query_graph(hf_model, tokenizer, tmp, OPSET)
         if screened:
             _check_ir(tmp / EXPORT_HIDDEN)
@@ -388,15 +398,11 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
         meta["parity"] = {"single": asdict(fid), "batched": asdict(fid_batch), "factor": factor}
         (tmp / EXPORT_METADATA).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         del onnx_enc
-        if output.exists():  # --overwrite: swap in, then drop the old directory
-            old = output.with_name(f".{output.name}.old-{os.getpid()}")
-            os.replace(output, old)
-            os.replace(tmp, output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output)
+        if outputs.check_dir(output, EXPORT_KIND) and not overwrite:  # made meanwhile
+            raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
+        outputs.install_dir(tmp, output, EXPORT_KIND)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        outputs.remove(tmp)
         raise
     size = (output / EXPORT_MODEL).stat().st_size
     if plan is not None:
@@ -411,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = ArgumentParser(description="Export a SPLADE checkpoint (with its pooling) to ONNX in Anserini's "
                                             "query-encoder contract, parity-checked against PyTorch.")
     p.add_argument("--model", default="splade-tiny", help="checkpoint directory, hub id or splade-tiny")
-    p.add_argument("--output", required=True, help="export directory to create")
+    p.add_argument("--output", required=True, help="export directory to create (--overwrite replaces only an export this tool wrote)")
     p.add_argument("--int8", action="store_true", help="dynamic int8 quantization of the matrix products")
     p.add_argument("--max-length", type=int, default=256, help="query max length recorded for serving")
     p.add_argument("--pooling", default="max", help="max (SPLADE-max, default) or sum (SPLADE v1)")

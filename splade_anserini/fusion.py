@@ -117,7 +117,7 @@ def describe(method: str, alpha: float | None = None, weights: Sequence[float] |
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(description="Fuse TREC runs: min-max interpolation or reciprocal rank fusion.")
     p.add_argument("--runs", nargs="+", required=True, metavar="RUN", help="two or more TREC run files")
-    p.add_argument("--output", required=True, help="fused TREC run to write")
+    p.add_argument("--output", required=True, help="fused TREC run to write (an existing file is replaced only if this tool wrote it)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
     p.add_argument("--alpha", type=float, default=None,
                    help=f"interpolation weight of the first of two runs (default {DEFAULT_ALPHA}: equal weights)")
@@ -139,12 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--depth, --k and --rrf-k must be positive")
     if args.method == "interpolation":
         fusion_weights(len(args.runs), args.alpha, args.weights)
-    runs = [read_ranked(path) for path in args.runs]
-    check_topics(runs, args.runs, args.union_topics)
-    fused = fuse(runs, args.method, alpha=args.alpha, weights=args.weights, rrf_k=args.rrf_k,
-                 depth=args.depth, k=args.k)
-    tag = args.tag or os.path.splitext(os.path.basename(args.output))[0].replace(" ", "_") or "fusion"
-    n = write_run(args.output, fused, tag=tag, k=args.k)
+    from .outputs import output_file
+
+    with output_file(args.output, "run", inputs=tuple(args.runs)):
+        runs = [read_ranked(path) for path in args.runs]
+        check_topics(runs, args.runs, args.union_topics)
+        fused = fuse(runs, args.method, alpha=args.alpha, weights=args.weights, rrf_k=args.rrf_k,
+                     depth=args.depth, k=args.k)
+        tag = args.tag or os.path.splitext(os.path.basename(args.output))[0].replace(" ", "_") or "fusion"
+        n = write_run(args.output, fused, tag=tag, k=args.k)
     print(f"fused {len(args.runs)} runs ({describe(args.method, args.alpha, args.weights, args.rrf_k)}): "
           f"{n:,} hits for {len(fused)} queries written to {args.output}")
     return 0

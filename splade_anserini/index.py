@@ -13,12 +13,13 @@ The Lucene path runs Anserini's ``IndexCollection`` in this process, through the
 (no ``java`` subprocess), with ``-collection JsonVectorCollection -generator
 DefaultLuceneDocumentGenerator -impact -pretokenized``. The index is built in a temporary sibling
 directory and renamed into place only when complete; an existing index is never replaced unless
-``overwrite`` is given. Anserini's counters are checked after the run: skipped, unindexable, empty
+``overwrite`` is given, and then only an index this tool wrote (:mod:`splade_anserini.outputs`:
+anything else at ``INDEX_DIR`` is refused, exit status 2, and left as it is). Anserini's counters are checked after the run: skipped, unindexable, empty
 or errored documents, or fewer indexed documents than the input holds, fail the build
-(:class:`IndexBuildError`, exit status 1) instead of ending as a log line. Folders left by a
-killed build are removed by the next build of the same index. Both backends store the IDF table of
-the documents' tokens beside the index (``query_weights.json``, :mod:`.query_weights`): the
-inference-free query weights of SPLADE-doc models.
+(:class:`IndexBuildError`, exit status 1) instead of ending as a log line. A second build of the
+same index while one runs is refused. Folders left by a killed build are removed by the next build
+of the same index. Both backends store the IDF table of the documents' tokens beside the index
+(``query_weights.json``, :mod:`.query_weights`): the inference-free query weights of SPLADE-doc models.
 
 The provenance ``encode_corpus`` wrote into the vectors folder (model and weights digest, factor,
 max length, pooling, passages) is carried into the index: the ``provenance`` key of
@@ -34,19 +35,24 @@ import re
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from conversion.errors import InputError, UsageError
 from conversion.jsonvector import collection_files, read_jsonvector, write_jsonvector
 
+from . import outputs
 from .cli import ArgumentParser, command, positive_int
 from .query_weights import write_index_table
 
 BACKENDS = ("lucene", "numba")
 REPORT_NAME = "splade-anserini-index.json"
 #: Hidden folders beside an index while it is built, named after the building process.
-_WORK_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?:building|input|old)-(?P<pid>\d+)$")
+_WORK_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?:building|input|old)-(?P<pid>\d+)(?:-[0-9a-f]+)?$")
+#: The marker kind of each backend's index (:mod:`splade_anserini.outputs`).
+KINDS = {"lucene": "lucene-index", "numba": "numba-index"}
 
 
 class IndexBuildError(RuntimeError):
@@ -88,26 +94,10 @@ def directory_size(path: str | os.PathLike) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def _index_exists(path: Path) -> bool:
-    return path.is_file() or (path.is_dir() and any(path.iterdir()))
-
-
-def _check_target(index: Path, overwrite: bool) -> None:
-    if _index_exists(index) and not overwrite:
+def _check_target(index: Path, overwrite: bool, kind: str) -> None:
+    """Refuse what this tool did not write at ``index``, and an index of ours without ``overwrite``."""
+    if outputs.check_dir(index, kind) and not overwrite:
         raise IndexExistsError(f"index {index} already exists; pass --overwrite (overwrite=True) to replace it")
-
-
-def _install(tmp: Path, index: Path) -> None:
-    """Move the finished ``tmp`` index to ``index``, replacing an old one only now that it is complete."""
-    old = None
-    if index.is_file() or index.is_symlink():
-        index.unlink()
-    elif index.exists():
-        old = index.with_name(f".{index.name}.old-{os.getpid()}")
-        os.replace(index, old)
-    os.replace(tmp, index)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _name_the_index(exc: BaseException, index: Path) -> None:
@@ -125,18 +115,6 @@ def _name_the_index(exc: BaseException, index: Path) -> None:
                   str(index)) from None
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # an earlier build of this process that failed: nothing runs it any more
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers(index: Path) -> list[Path]:
     """Remove the build folders that killed builds of ``index`` left beside it (only those of
     processes that no longer run); returns what was removed."""
@@ -145,23 +123,28 @@ def remove_leftovers(index: Path) -> list[Path]:
         return removed
     for path in index.parent.iterdir():
         m = _WORK_FOLDER.match(path.name)
-        if m and m["name"] == index.name and not _alive(int(m["pid"])):
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else path.unlink()
+        if m and m["name"] == index.name and not outputs.alive(int(m["pid"])):
+            outputs.remove(path)
             removed.append(path)
     return removed
 
 
-def _prepare_build(input_path, index_path, overwrite: bool) -> tuple[Path, Path, Path, Path]:
-    """Check the target, remove what killed builds left and name this build's folders beside the
-    index: ``(input, index, build dir, staging dir)``."""
+def _prepare_build(input_path, index_path, overwrite: bool, kind: str) -> tuple[Path, Path, Path, Path]:
+    """Check the target (the lock is held), remove what killed builds left and create this build's
+    folders beside the index: ``(input, index, build dir, staging dir)``."""
     input_path, index = Path(input_path), Path(index_path)
-    _check_target(index, overwrite)
+    _check_target(index, overwrite, kind)
     collection_files(input_path)  # a missing input fails before anything is created
     index.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(index)
-    tmp = index.with_name(f".{index.name}.building-{os.getpid()}")
-    staging = index.with_name(f".{index.name}.input-{os.getpid()}")
-    return input_path, index, tmp, staging
+    return input_path, index, outputs.temp_dir(index, "building"), outputs.temp_dir(index, "input")
+
+
+def _locked(index_path, overwrite: bool, kind: str):
+    """The lock of one index: a second build of it is refused while one runs."""
+    index = Path(index_path)
+    _check_target(index, overwrite, kind)  # refused before anything is created beside it
+    return outputs.lock(outputs.lock_path(index), f"index {index}")
 
 
 def index_provenance(input_path: Path, *, quantize: float | None = None, factor: float | None = None) -> dict | None:
@@ -182,7 +165,6 @@ def index_provenance(input_path: Path, *, quantize: float | None = None, factor:
 def _stage_input(input_path: Path, staging: Path, quantize: float | None) -> tuple[int, int]:
     """Validate every input document and give Anserini a directory holding only the collection
     files: links to them, or their quantized copies with ``quantize``. ``(documents, guarded)``."""
-    staging.mkdir(parents=True)
     seen: dict = {}
     guarded: list[str] = []
     for i, file in enumerate(collection_files(input_path)):
@@ -199,6 +181,25 @@ def _stage_input(input_path: Path, staging: Path, quantize: float | None) -> tup
     return len(seen), len(guarded)
 
 
+@contextmanager
+def _building(input_path, index_path, overwrite: bool, kind: str) -> Iterator[tuple[Path, Path, Path, Path]]:
+    """Lock the index and create the build folders: ``(input, index, build dir, staging dir)``. A
+    build that ends well is installed at ``index``; one that fails is removed (a write error names
+    the index); the staging folder goes either way."""
+    with _locked(index_path, overwrite, kind):
+        input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite, kind)
+        try:
+            yield input_path, index, tmp, staging
+            _check_target(index, overwrite, kind)  # someone may have created it meanwhile
+            outputs.install_dir(tmp, index, kind)
+        except BaseException as exc:
+            outputs.remove(tmp)
+            _name_the_index(exc, index)
+            raise
+        finally:
+            outputs.remove(staging)
+
+
 def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, threads: int = 1,
                        overwrite: bool = False, memory_buffer_mb: int | None = None,
                        quiet: bool = True, optimize: bool = False, quantize: float | None = None,
@@ -206,10 +207,9 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
     """Index a JsonVectorCollection with Anserini ``IndexCollection -impact -pretokenized``."""
     from . import java
 
-    input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite)
-    provenance = index_provenance(input_path, quantize=quantize, factor=factor)
-    start = time.perf_counter()
-    try:
+    with _building(input_path, index_path, overwrite, KINDS["lucene"]) as (input_path, index, tmp, staging):
+        provenance = index_provenance(input_path, quantize=quantize, factor=factor)
+        start = time.perf_counter()
         expected, guarded = _stage_input(input_path, staging, quantize)
         try:
             c = java.index_collection(
@@ -225,15 +225,7 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
         report.size_bytes = directory_size(tmp)
         (tmp / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2) + "\n")
         write_index_table(tmp, input_path, quantize)  # SPLADE-doc's inference-free query weights
-        _check_target(index, overwrite)  # someone may have created it meanwhile
-        _install(tmp, index)
-        return report
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _name_the_index(exc, index)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return report
 
 
 def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLike, *, factor: float | None = None,
@@ -243,13 +235,13 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
     vectors' provenance records (100 without one)."""
     from .numba_index import NumbaIndex  # lazy: numba is slow to import
 
-    input_path, index, tmp, staging = _prepare_build(input_path, index_path, overwrite)
-    provenance = index_provenance(input_path, quantize=quantize, factor=factor)
-    factor = quantize or factor or (provenance or {}).get("factor") or 100.0
-    start = time.perf_counter()
-    try:
+    with _building(input_path, index_path, overwrite, KINDS["numba"]) as (input_path, index, tmp, _):
+        provenance = index_provenance(input_path, quantize=quantize, factor=factor)
+        factor = quantize or factor or (provenance or {}).get("factor") or 100.0
+        start = time.perf_counter()
         guarded: list[str] = []
-        built = NumbaIndex.from_vectors(read_jsonvector(input_path, factor=quantize, guarded=guarded), factor=factor)
+        built = NumbaIndex.from_vectors(read_jsonvector(input_path, factor=quantize, guarded=guarded),
+                                        factor=quantize or factor)
         if not built.n_docs:
             raise InputError(input_path, None, "no documents")
         built.save(tmp, provenance)
@@ -258,13 +250,7 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
                              size_bytes=directory_size(tmp), quantized=quantize, guarded=len(guarded),
                              provenance=provenance)
         write_index_table(tmp, input_path, quantize)  # SPLADE-doc's inference-free query weights
-        _check_target(index, overwrite)
-        _install(tmp, index)
-        return report
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _name_the_index(exc, index)
-        raise
+    return report
 
 
 def build_index(input_path, index_path, *, backend: str = "lucene", threads: int = 1, overwrite: bool = False,
@@ -281,9 +267,10 @@ def build_index(input_path, index_path, *, backend: str = "lucene", threads: int
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description="Index a JsonVectorCollection (Lucene impact index or Numba index).")
     parser.add_argument("--input", required=True, help="JsonVectorCollection directory (or file)")
-    parser.add_argument("--index", required=True, help="index directory to create")
+    parser.add_argument("--index", required=True, help="index directory to create (with --overwrite: an index this "
+                        "tool wrote, of the same backend, is replaced; anything else is refused)")
     parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing index")
+    parser.add_argument("--overwrite", action="store_true", help="replace an index this tool built there")
     parser.add_argument("--backend", choices=BACKENDS, default="lucene")
     parser.add_argument("--factor", default=None,
                         help="quantization factor of the vectors (numba backend; a number, naver or pyserini; "

@@ -101,6 +101,13 @@ def _has_module(java_home: Path, module: str) -> bool:
     return any(line.split("@")[0] == module for line in out.splitlines())
 
 
+def private_tmp() -> Path:
+    """The JVM's ``java.io.tmpdir``: a folder of this process, removed when it exits."""
+    from .outputs import private_temp_dir
+
+    return private_temp_dir("jvm")
+
+
 def start_jvm(max_heap: str | None = None) -> None:
     """Start the JVM with the Anserini fatjar on the classpath; a no-op when it already runs.
 
@@ -115,8 +122,10 @@ def start_jvm(max_heap: str | None = None) -> None:
     home = find_java_home()
     os.environ["JAVA_HOME"] = str(home)  # pyjnius locates libjvm through JAVA_HOME
     jnius_config.set_classpath(str(anserini_jar()))
-    options = [f"-Xmx{max_heap or os.environ.get('SPLADE_ANSERINI_JVM_HEAP', '8g')}",
-               "-Dslf4j.internal.verbosity=WARN"]  # Anserini 2.x's SLF4J: no "Connected with provider" line
+    # no /tmp/hsperfdata_<user> files; temporary files (ONNX Runtime's native libraries) in a folder
+    # of this process, removed at exit; Anserini 2.x's SLF4J: no "Connected with provider" line
+    options = [f"-Xmx{max_heap or os.environ.get('SPLADE_ANSERINI_JVM_HEAP', '8g')}", "-XX:-UsePerfData",
+               f"-Djava.io.tmpdir={private_tmp()}", "-Dslf4j.internal.verbosity=WARN"]
     if _has_module(home, "jdk.incubator.vector"):
         options.append("--add-modules=jdk.incubator.vector")
     if (_java_version(home) or 0) >= 24:  # Lucene 9's MMapDirectory uses sun.misc.Unsafe: 4 warning lines a run

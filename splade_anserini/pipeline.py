@@ -17,10 +17,13 @@ the FLOPS / sparsity figures and the time of every stage. A BM25 baseline (Pyser
 k1=0.9 b=0.4, BEIR "flat") runs beside it unless ``--no-bm25``; ``--fusion`` fuses the two runs
 (:mod:`splade_anserini.fusion`) and prints ``hybrid (<method>): nDCG@10 ...``.
 
-Artifacts go under ``--work-dir`` (default ``work/<dataset>-<model>/``: vectors, index, encoded
-topics, stage stamps) and the run files under ``--runs-dir`` (default ``runs/``). Re-running reuses
-every stage whose inputs and parameters are unchanged (:meth:`Stamps.run`: a stamp file per stage
-records them); ``--force`` redoes everything.
+Artifacts go under ``--work-dir`` (default ``work/<dataset>-<model>/``: vectors, index, BM25 index,
+encoded topics, stage stamps) and the run files under ``--runs-dir`` (default ``runs/``); nothing is
+written anywhere else. Re-running reuses every stage whose inputs and parameters are unchanged
+(:meth:`Stamps.run`: a stamp file per stage records them); ``--force`` redoes everything. The work
+folder is marked as this tool's when created: a folder of the user's (non-empty, unmarked) is refused,
+as is a run file this tool did not write, and a second pipeline on the same work folder while one
+runs (:mod:`splade_anserini.outputs`).
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ from .bm25 import B as BM25_B, K1 as BM25_K1
 from .cli import ArgumentParser, check_positive, command, positive_int
 
 MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
+#: The marker kind of a work folder (:mod:`splade_anserini.outputs`).
+WORK_KIND = "pipeline-work"
 
 
 def smoke() -> None:
@@ -106,10 +111,11 @@ class Stamps:
             return False
 
     def record(self, name: str, key: str, params: dict, **extra) -> None:
+        from .outputs import write_text
+
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{name}.json.tmp"
-        tmp.write_text(json.dumps({"key": key, "params": params, **extra}, indent=2, default=str) + "\n")
-        os.replace(tmp, self.folder / f"{name}.json")
+        write_text(self.folder / f"{name}.json", json.dumps({"key": key, "params": params, **extra}, indent=2,
+                                                            default=str) + "\n")
 
     def load(self, name: str) -> dict:
         return json.loads((self.folder / f"{name}.json").read_text())
@@ -215,171 +221,198 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
     runs = Path(runs_dir)
     vectors_dir, index_dir, tsvint = work / "vectors", work / "index", work / "topics.tsvint"
     run_file, eval_file = runs / f"{name}.trec", runs / f"{name}.json"
-    stamps = Stamps(work / "stamps", force=force)
-    stages = stamps.stages
-    result_warnings: list[str] = []
+    from .outputs import check_dir, check_file, claim_dir, lock, lock_path, record_file, release_unused
 
-    # 0. the topics judged in the qrels, every judged topic and document known (checked once per input)
-    all_topics = read_topics(ds.topics)
-    judged = read_qrels(ds.qrels)
-    topic_list = {q: t for q, t in all_topics.items() if q in judged}
-
-    def check() -> str:
-        doc_ids = {doc.docid for doc in read_corpus(ds.corpus)}
-        check_qrels(ds.qrels, all_topics, doc_ids, topics_name=f"the topics {ds.topics}",
-                    corpus_name=f"the corpus {ds.corpus}")
-        return f"{len(judged)} judged topics, {len(doc_ids)} documents"
-
-    stamps.run("check", {"corpus": file_fingerprint(ds.corpus), "topics": file_fingerprint(ds.topics),
-                         "qrels": file_fingerprint(ds.qrels)}, [], check)
-    if len(topic_list) < len(all_topics):
-        log(f"[search] {len(topic_list)} of the {len(all_topics)} topics in {ds.topics} are judged in {ds.qrels}: "
-            "searching those")
-
-    encoder = None
-
-    def get_encoder():
-        nonlocal encoder
-        if encoder is None:
-            from .splade import SpladeEncoder
-
-            encoder = SpladeEncoder(model, device=device, max_length=max_length, query_max_length=max_length)
-        return encoder
-
-    # 1. passages (optional): the corpus split into overlapping windows, encoded like any corpus
-    enc_input = ds.corpus
-    enc_params = {"corpus": file_fingerprint(ds.corpus), "model": model_fingerprint(model), "factor": factor,
-                  "max_length": max_length, "pooling": "max"}
-    if passage_length:
-        from .passages import write_passage_corpus
-
-        enc_input = work / "passages.jsonl"
-        psg_params = {"corpus": enc_params["corpus"], "model": enc_params["model"], "length": passage_length,
-                      "stride": passage_stride or passage_length}
-
-        def split_passages():
-            log(f"[passages] {ds.corpus} -> {enc_input} ({passage_length} WordPiece tokens, stride "
-                f"{passage_stride or passage_length})")
-            counts = write_passage_corpus(ds.corpus, enc_input, get_encoder().tokenizer, passage_length, passage_stride)
-            return f"{counts['passages']} passages of {counts['documents']} docs", counts
-
-        enc_params["passages"] = stamps.run("passages", psg_params, [enc_input], split_passages)
-
-    # 2. encode
-    def encode():
-        log(f"[encode] {enc_input} with {model} (max length {max_length}, x{factor:g}) -> {vectors_dir}")
-        counts = encode_corpus_stage(enc_input, vectors_dir, get_encoder(), factor=factor, batch_size=batch_size,
-                                     threads=threads, log=log, force=force, key=stamps.key(enc_params),
-                                     passages=passages_record(passage_length, passage_stride))
-        return f"{counts['documents']} {'passages' if passage_length else 'docs'}", counts
-
-    enc_key = stamps.run("encode", enc_params, [vectors_dir], encode)
-
-    # 3. index
-    def index():
-        from .index import build_lucene_index
-
-        log(f"[index] {vectors_dir} -> {index_dir} (Anserini IndexCollection -impact -pretokenized)")
-        report = build_lucene_index(vectors_dir, index_dir, threads=threads, overwrite=True)
-        return f"{report.indexed} docs, {report.size_bytes / 2**20:.1f} MiB", {"report": report.__dict__}
-
-    idx_key = stamps.run("index", {"encode": enc_key, "backend": "lucene"}, [index_dir], index,
-                         ready=lambda: any(index_dir.glob("segments_*")))
-
-    # 4. search (MaxP: 5 passages per document hit searched, each document scored by its best passage)
-    k_search = hits * 5 if passage_length else hits
-    srch_params = {"index": idx_key, "topics": file_fingerprint(ds.topics), "qrels": file_fingerprint(ds.qrels),
-                   "hits": hits, "model": model, "factor": factor, "max_length": max_length,
-                   "max_passage": k_search if passage_length else None}
-
-    def search():
-        from .provenance import check_query_model, model_identity, plan_search
-        from .query_encoder import SpladeQueryEncoder
-        from .search import pyserini_search, write_tsvint_topics
-
-        plan = plan_search(index_dir, factor=factor, max_passage=bool(passage_length))  # a stale index is refused
-        check_query_model(plan, index_dir, model_identity(get_encoder()), allow_other=False)
-        log(f"[search] {len(topic_list)} topics from {ds.topics} -> {run_file} "
-            "(LuceneImpactSearcher + SpladeQueryEncoder)")
-        qenc = SpladeQueryEncoder(model, factor=factor, max_length=max_length, encoder=get_encoder(),
-                                  batch_size=batch_size)
-        t_enc = time.perf_counter()
-        vectors = qenc.encode_batch(list(topic_list.values()))
-        enc_s = time.perf_counter() - t_enc
-        write_tsvint_topics(tsvint, dict(zip(topic_list, vectors)))
-        results = pyserini_search(index_dir, topic_list, qenc, k=k_search, threads=threads, batch_size=batch_size,
-                                  vectors=vectors)
-        if passage_length:
-            results = max_passage(results, hits)
-        write_run(run_file, results, tag=name, k=hits)
-        plan.tell()
-        return f"{len(topic_list)} queries, encoding {enc_s:.1f} s" + (", MaxP" if passage_length else "")
-
-    stamps.run("search", srch_params, [run_file, tsvint], search)
-
-    # 5. evaluate (+ sparsity / FLOPS)
-    from .evaluate import evaluate_files
-    from .stats import collection_stats
-
-    t = time.perf_counter()
-    evaluation = evaluate_files(ds.qrels, [run_file], MEASURES)[0]
-    if (w := evaluation.warning()):
-        result_warnings.append(w)
-    stats = collection_stats(vectors_dir, tsvint)
-    stages.append(Stage("evaluate", time.perf_counter() - t))
-    payload = {"dataset": ds.name, "corpus": str(ds.corpus), "topics": str(ds.topics), "split": ds.split,
-               "model": model, "factor": factor, "max_length": max_length,
-               "passage_length": passage_length, "passage_stride": passage_stride,
-               "qrels": str(ds.qrels), "run": str(run_file), "scores": evaluation.scores, "stats": stats.as_dict()}
-
-    # 6. BM25 baseline (optional), on whole documents
-    bm25_run = bm25_scores = None
+    # nothing but our own outputs is replaced: refused here, before any work
+    check_dir(work, WORK_KIND)
+    run_files = [(run_file, "run"), (eval_file, "evaluation")]
     if bm25:
-        bm25_work = work.parent / f"{ds.name}-bm25"
-        bm25_index = bm25_work / "index"
-        bm25_run = runs / f"{ds.name}-bm25.trec"
-        bm_stamps = Stamps(bm25_work / "stamps", force=force, stages=stages)
-        bm_params = {"corpus": file_fingerprint(ds.corpus), "topics": file_fingerprint(ds.topics),
-                     "qrels": file_fingerprint(ds.qrels), "hits": hits, "k1": BM25_K1, "b": BM25_B}
-
-        def bm25_stage():
-            from .bm25 import bm25_search, build_bm25_index
-
-            log(f"[bm25] {ds.corpus} -> {bm25_index}; {len(topic_list)} topics -> {bm25_run}")
-            build_bm25_index(ds.corpus, bm25_index, threads=threads, overwrite=True)
-            write_run(bm25_run, bm25_search(bm25_index, topic_list, k=hits, threads=threads),
-                      tag=f"{ds.name}-bm25", k=hits)
-            return "Lucene BM25 index + search"
-
-        bm_stamps.run("bm25", bm_params, [bm25_run, bm25_index], bm25_stage)
-        bm25_scores = evaluate_files(ds.qrels, [bm25_run], MEASURES)[0].scores
-        payload["bm25"] = {"run": str(bm25_run), "scores": bm25_scores}
-
-    # 7. hybrid (optional): SPLADE and BM25 fused
-    hybrid_run = hybrid_scores = hybrid_method = None
+        run_files.append((runs / f"{ds.name}-bm25.trec", "run"))
     if fusion is not None:
-        from conversion.trec import read_ranked
+        run_files.append((runs / f"{name}-hybrid-{fusion}.trec", "run"))
+    for path, kind in run_files:
+        check_file(path, kind)
+    created = claim_dir(work, WORK_KIND)
 
-        from .fusion import describe, fuse
+    def stages_() -> PipelineResult:
+        stamps = Stamps(work / "stamps", force=force)
+        stages = stamps.stages
+        result_warnings: list[str] = []
 
-        hybrid_method = describe(fusion, alpha)
-        hybrid_run = runs / f"{name}-hybrid-{fusion}.trec"
+        # 0. the topics judged in the qrels, every judged topic and document known (checked once per input)
+        all_topics = read_topics(ds.topics)
+        judged = read_qrels(ds.qrels)
+        topic_list = {q: t for q, t in all_topics.items() if q in judged}
+
+        def check() -> str:
+            doc_ids = {doc.docid for doc in read_corpus(ds.corpus)}
+            check_qrels(ds.qrels, all_topics, doc_ids, topics_name=f"the topics {ds.topics}",
+                        corpus_name=f"the corpus {ds.corpus}")
+            return f"{len(judged)} judged topics, {len(doc_ids)} documents"
+
+        stamps.run("check", {"corpus": file_fingerprint(ds.corpus), "topics": file_fingerprint(ds.topics),
+                             "qrels": file_fingerprint(ds.qrels)}, [], check)
+        if len(topic_list) < len(all_topics):
+            log(f"[search] {len(topic_list)} of the {len(all_topics)} topics in {ds.topics} are judged in {ds.qrels}: "
+                "searching those")
+
+        encoder = None
+
+        def get_encoder():
+            nonlocal encoder
+            if encoder is None:
+                from .splade import SpladeEncoder
+
+                encoder = SpladeEncoder(model, device=device, max_length=max_length, query_max_length=max_length)
+            return encoder
+
+        # 1. passages (optional): the corpus split into overlapping windows, encoded like any corpus
+        enc_input = ds.corpus
+        enc_params = {"corpus": file_fingerprint(ds.corpus), "model": model_fingerprint(model), "factor": factor,
+                      "max_length": max_length, "pooling": "max"}
+        if passage_length:
+            from .passages import write_passage_corpus
+
+            enc_input = work / "passages.jsonl"
+            psg_params = {"corpus": enc_params["corpus"], "model": enc_params["model"], "length": passage_length,
+                          "stride": passage_stride or passage_length}
+
+            def split_passages():
+                log(f"[passages] {ds.corpus} -> {enc_input} ({passage_length} WordPiece tokens, stride "
+                    f"{passage_stride or passage_length})")
+                counts = write_passage_corpus(ds.corpus, enc_input, get_encoder().tokenizer, passage_length, passage_stride)
+                return f"{counts['passages']} passages of {counts['documents']} docs", counts
+
+            enc_params["passages"] = stamps.run("passages", psg_params, [enc_input], split_passages)
+
+        # 2. encode
+        def encode():
+            log(f"[encode] {enc_input} with {model} (max length {max_length}, x{factor:g}) -> {vectors_dir}")
+            counts = encode_corpus_stage(enc_input, vectors_dir, get_encoder(), factor=factor, batch_size=batch_size,
+                                         threads=threads, log=log, force=force, key=stamps.key(enc_params),
+                                         passages=passages_record(passage_length, passage_stride))
+            return f"{counts['documents']} {'passages' if passage_length else 'docs'}", counts
+
+        enc_key = stamps.run("encode", enc_params, [vectors_dir], encode)
+
+        # 3. index
+        def index():
+            from .index import build_lucene_index
+
+            log(f"[index] {vectors_dir} -> {index_dir} (Anserini IndexCollection -impact -pretokenized)")
+            report = build_lucene_index(vectors_dir, index_dir, threads=threads, overwrite=True)
+            return f"{report.indexed} docs, {report.size_bytes / 2**20:.1f} MiB", {"report": report.__dict__}
+
+        idx_key = stamps.run("index", {"encode": enc_key, "backend": "lucene"}, [index_dir], index,
+                             ready=lambda: any(index_dir.glob("segments_*")))
+
+        # 4. search (MaxP: 5 passages per document hit searched, each document scored by its best passage)
+        k_search = hits * 5 if passage_length else hits
+        srch_params = {"index": idx_key, "topics": file_fingerprint(ds.topics), "qrels": file_fingerprint(ds.qrels),
+                       "hits": hits, "model": model, "factor": factor, "max_length": max_length,
+                       "max_passage": k_search if passage_length else None}
+
+        def search():
+            from .provenance import check_query_model, model_identity, plan_search
+            from .query_encoder import SpladeQueryEncoder
+            from .search import pyserini_search, write_tsvint_topics
+
+            plan = plan_search(index_dir, factor=factor, max_passage=bool(passage_length))  # a stale index is refused
+            check_query_model(plan, index_dir, model_identity(get_encoder()), allow_other=False)
+
+            log(f"[search] {len(topic_list)} topics from {ds.topics} -> {run_file} "
+                "(LuceneImpactSearcher + SpladeQueryEncoder)")
+            qenc = SpladeQueryEncoder(model, factor=factor, max_length=max_length, encoder=get_encoder(),
+                                      batch_size=batch_size)
+            t_enc = time.perf_counter()
+            vectors = qenc.encode_batch(list(topic_list.values()))
+            enc_s = time.perf_counter() - t_enc
+            write_tsvint_topics(tsvint, dict(zip(topic_list, vectors)))
+            results = pyserini_search(index_dir, topic_list, qenc, k=k_search, threads=threads, batch_size=batch_size,
+                                      vectors=vectors)
+            if passage_length:
+                results = max_passage(results, hits)
+            write_run(run_file, results, tag=name, k=hits)
+            record_file(run_file, "run")
+            plan.tell()
+            return f"{len(topic_list)} queries, encoding {enc_s:.1f} s" + (", MaxP" if passage_length else "")
+
+        stamps.run("search", srch_params, [run_file, tsvint], search)
+
+        # 5. evaluate (+ sparsity / FLOPS)
+        from .evaluate import evaluate_files
+        from .stats import collection_stats
+
         t = time.perf_counter()
-        fused = fuse([read_ranked(run_file), read_ranked(bm25_run)], fusion, alpha=alpha, depth=hits, k=hits)
-        write_run(hybrid_run, fused, tag=f"{name}-hybrid-{fusion}", k=hits)
-        hybrid_scores = evaluate_files(ds.qrels, [hybrid_run], MEASURES)[0].scores
-        stages.append(Stage("fusion", time.perf_counter() - t, note=hybrid_method))
-        payload["hybrid"] = {"run": str(hybrid_run), "method": hybrid_method, "scores": hybrid_scores}
-    payload["stages"] = [s.__dict__ for s in stages]
-    runs.mkdir(parents=True, exist_ok=True)
-    from conversion.atomic import atomic_open
+        evaluation = evaluate_files(ds.qrels, [run_file], MEASURES)[0]
+        if (w := evaluation.warning()):
+            result_warnings.append(w)
+        stats = collection_stats(vectors_dir, tsvint)
+        stages.append(Stage("evaluate", time.perf_counter() - t))
+        payload = {"dataset": ds.name, "corpus": str(ds.corpus), "topics": str(ds.topics), "split": ds.split,
+                   "model": model, "factor": factor, "max_length": max_length,
+                   "passage_length": passage_length, "passage_stride": passage_stride,
+                   "qrels": str(ds.qrels), "run": str(run_file), "scores": evaluation.scores, "stats": stats.as_dict()}
 
-    with atomic_open(eval_file) as fh:
-        json.dump(payload, fh, indent=2)
-        fh.write("\n")
-    return PipelineResult(ds.name, model, str(run_file), evaluation.scores, stats.as_dict(), stages,
-                          str(bm25_run) if bm25_run else None, bm25_scores, result_warnings,
-                          str(hybrid_run) if hybrid_run else None, hybrid_scores, hybrid_method)
+        # 6. BM25 baseline (optional), on whole documents
+        bm25_run = bm25_scores = None
+        if bm25:
+            bm25_index = work / "bm25-index"
+            bm25_run = runs / f"{ds.name}-bm25.trec"
+            bm_stamps = Stamps(work / "stamps", force=force, stages=stages)
+            bm_params = {"corpus": file_fingerprint(ds.corpus), "topics": file_fingerprint(ds.topics),
+                         "qrels": file_fingerprint(ds.qrels), "hits": hits, "k1": BM25_K1,
+                         "b": BM25_B}
+
+            def bm25_stage():
+                from .bm25 import bm25_search, build_bm25_index
+
+                log(f"[bm25] {ds.corpus} -> {bm25_index}; {len(topic_list)} topics -> {bm25_run}")
+                build_bm25_index(ds.corpus, bm25_index, threads=threads, overwrite=True)
+                write_run(bm25_run, bm25_search(bm25_index, topic_list, k=hits, threads=threads),
+                          tag=f"{ds.name}-bm25", k=hits)
+                record_file(bm25_run, "run")
+                return "Lucene BM25 index + search"
+
+            bm_stamps.run("bm25", bm_params, [bm25_run, bm25_index], bm25_stage)
+            bm25_scores = evaluate_files(ds.qrels, [bm25_run], MEASURES)[0].scores
+            payload["bm25"] = {"run": str(bm25_run), "scores": bm25_scores}
+
+        # 7. hybrid (optional): SPLADE and BM25 fused
+        hybrid_run = hybrid_scores = hybrid_method = None
+        if fusion is not None:
+            from conversion.trec import read_ranked
+
+            from .fusion import describe, fuse
+
+            hybrid_method = describe(fusion, alpha)
+            hybrid_run = runs / f"{name}-hybrid-{fusion}.trec"
+            t = time.perf_counter()
+            fused = fuse([read_ranked(run_file), read_ranked(bm25_run)], fusion, alpha=alpha, depth=hits, k=hits)
+            write_run(hybrid_run, fused, tag=f"{name}-hybrid-{fusion}", k=hits)
+            record_file(hybrid_run, "run")
+            hybrid_scores = evaluate_files(ds.qrels, [hybrid_run], MEASURES)[0].scores
+            stages.append(Stage("fusion", time.perf_counter() - t, note=hybrid_method))
+            payload["hybrid"] = {"run": str(hybrid_run), "method": hybrid_method, "scores": hybrid_scores}
+        payload["stages"] = [s.__dict__ for s in stages]
+        runs.mkdir(parents=True, exist_ok=True)
+        from conversion.atomic import atomic_open
+
+        with atomic_open(eval_file) as fh:
+            json.dump(payload, fh, indent=2)
+            fh.write("\n")
+        record_file(eval_file, "evaluation")
+        return PipelineResult(ds.name, model, str(run_file), evaluation.scores, stats.as_dict(), stages,
+                              str(bm25_run) if bm25_run else None, bm25_scores, result_warnings,
+                              str(hybrid_run) if hybrid_run else None, hybrid_scores, hybrid_method)
+
+    try:
+        with lock(lock_path(work, inside=True), f"pipeline work folder {work}"):
+            return stages_()
+    except BaseException:
+        if created:
+            release_unused(work)  # refused or failed before any stage wrote: nothing left behind
+        raise
 
 
 def _scores_line(label: str, sc: dict[str, float], run: str | None) -> str:
@@ -438,9 +471,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=positive_int, default=None)
     parser.add_argument("--hits", type=positive_int, default=1000)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--work-dir", help="artifacts folder (default work/<dataset>-<model>)")
-    parser.add_argument("--runs-dir", default="runs")
-    parser.add_argument("--force", action="store_true", help="redo every stage")
+    parser.add_argument("--work-dir", help="artifacts folder: vectors, index, BM25 index, stamps (default "
+                                           "work/<dataset>-<model>; new, empty, or made by this tool)")
+    parser.add_argument("--runs-dir", default="runs", help="run files and scores (default: %(default)s)")
+    parser.add_argument("--force", action="store_true",
+                        help="redo every stage (replaces only what this tool wrote in --work-dir and --runs-dir)")
     parser.add_argument("--no-bm25", action="store_true", help="skip the BM25 baseline")
     parser.add_argument("--smoke", action="store_true", help="only check that the JVM and the model load")
     args = parser.parse_args(argv)

@@ -283,7 +283,8 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description="Search SPLADE queries on a Lucene impact (or Numba) index.")
     parser.add_argument("--index", required=True)
     parser.add_argument("--topics", help="topics: BEIR queries.jsonl or qid<TAB>query text (.gz or not)")
-    parser.add_argument("--output", required=True, help="TREC run file to write (e.g. runs/scifact.trec)")
+    parser.add_argument("--output", required=True, help="TREC run file to write (e.g. runs/scifact.trec; an existing file is "
+                        "replaced only if this tool wrote it)")
     parser.add_argument("--hits", type=positive_int, default=1000)
     parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
     parser.add_argument("--batch-size", type=positive_int, default=32, help="query encoding batch size")
@@ -389,6 +390,7 @@ def check_query_model(args, plan) -> dict | None:
 @command
 def main(argv: list[str] | None = None) -> int:
     from . import provenance
+    from .outputs import check_file, output_file, record_file
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -396,6 +398,35 @@ def main(argv: list[str] | None = None) -> int:
     plan = provenance.plan_search(args.index, factor=args.factor, max_passage=args.max_passage,
                                   delimiter=args.max_passage_delimiter)
     args.factor = plan.factor
+    inputs = (args.topics, args.encoded_topics, args.java_encoder)
+    if args.pretokenized_topics:
+        if args.topics and os.path.abspath(args.pretokenized_topics) == os.path.abspath(args.topics):
+            raise UsageError(f"{args.pretokenized_topics}: the output is also an input of this command; "
+                             "choose another path")
+        check_file(args.pretokenized_topics, "topics")
+    with output_file(args.output, "run", inputs=inputs):
+        n, found, results, elapsed, query_model = _search_and_write(args, plan)
+    if args.pretokenized_topics:
+        record_file(args.pretokenized_topics, "topics")
+    if plan.other_encoder is not None:
+        side = provenance.side_file(args.output)
+        with output_file(side, "provenance"):
+            from conversion.atomic import atomic_open
+
+            with atomic_open(side) as fh:
+                json.dump(plan.side_record(query_model), fh, indent=2)
+                fh.write("\n")
+    plan.tell()
+    empty = sum(1 for hits in results.values() if not hits)
+    print(f"{len(found.qids)} queries searched with {found.how}: {n:,} hits written to {args.output} in "
+          f"{elapsed:.1f} s" + (f" (query encoding {found.encode_s:.1f} s)" if found.encode_s else "")
+          + (f"; {empty} queries had no hit" if empty else ""))
+    return 0
+
+
+def _search_and_write(args, plan):
+    """Search as the arguments ask and write the run: ``(hits written, Searched, results, seconds,
+    query model identity)``."""
     tag = args.tag or Path(args.output).stem.replace(" ", "_") or "splade-anserini"
     start = time.perf_counter()
     topics = None if args.encoded_topics else read_search_topics(args.topics)
@@ -405,19 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_passage:  # one aggregation over the ranked hits, whatever the backend
         results = max_passage(results, args.max_passage_hits, plan.delimiter)
     n = write_run(args.output, results, tag, k=args.max_passage_hits if args.max_passage else args.hits)
-    if plan.other_encoder is not None:
-        from conversion.atomic import atomic_open
-
-        with atomic_open(provenance.side_file(args.output)) as fh:
-            json.dump(plan.side_record(query_model), fh, indent=2)
-            fh.write("\n")
-    plan.tell()
-    elapsed = time.perf_counter() - start
-    empty = sum(1 for hits in results.values() if not hits)
-    print(f"{len(found.qids)} queries searched with {found.how}: {n:,} hits written to {args.output} in "
-          f"{elapsed:.1f} s" + (f" (query encoding {found.encode_s:.1f} s)" if found.encode_s else "")
-          + (f"; {empty} queries had no hit" if empty else ""))
-    return 0
+    return n, found, results, time.perf_counter() - start, query_model
 
 
 if __name__ == "__main__":

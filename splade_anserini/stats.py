@@ -104,14 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description="Sparsity and FLOPS of a JsonVectorCollection and encoded queries.")
     parser.add_argument("--vectors", required=True, help="JsonVectorCollection directory or file")
     parser.add_argument("--queries", required=True, help="TsvInt topics or JsonVectorCollection of queries")
-    parser.add_argument("--json", help="also write the statistics as JSON")
+    parser.add_argument("--json", help="also write the statistics as JSON (an existing file only if this tool wrote it)")
     args = parser.parse_args(argv)
     stats = collection_stats(args.vectors, args.queries)
     print(stats.summary())
     if args.json:
         from conversion.atomic import atomic_open
 
-        with atomic_open(args.json) as fh:
+        from .outputs import output_file
+
+        with output_file(args.json, "statistics", inputs=(args.vectors, args.queries)), atomic_open(args.json) as fh:
             json.dump(stats.as_dict(), fh, indent=2)
             fh.write("\n")
     return 0

@@ -44,6 +44,10 @@ def collection_bytes(folder: Path, pattern: str = "*part-*") -> bytes:
     return data
 
 
+def hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
 @pytest.fixture(scope="module")
 def reference(corpus, tmp_path_factory) -> Path:
     """An uninterrupted, unsharded run (block size 25, two files)."""
@@ -53,8 +57,11 @@ def reference(corpus, tmp_path_factory) -> Path:
 
 
 def test_output_layout_and_summary(corpus, reference):
-    files = sorted(p.name for p in reference.iterdir())
-    assert files == ["part-00000.jsonl", "part-00001.jsonl", PROVENANCE]  # no work folder, no summary inside
+    files = sorted(p.name for p in reference.iterdir() if not p.name.startswith("."))
+    assert files == ["part-00000.jsonl", "part-00001.jsonl", PROVENANCE]  # no work folder
+    # the summary and the marker inside, hidden, holding no document for Anserini (a first line "[]")
+    assert hidden(reference) == [".splade-anserini-output.json", ".summary.json"]
+    assert all((reference / h).read_text().startswith("[]\n") for h in hidden(reference))
     assert not ec.work_dir(reference, 0, 1).exists()
     docs = list(read_jsonvector(reference))
     ids = [json.loads(line)["_id"] for line in corpus.read_text().splitlines()]
@@ -63,7 +70,7 @@ def test_output_layout_and_summary(corpus, reference):
     assert sizes == [60, 60]
     assert all(d.vector and all(isinstance(w, int) and w > 0 for w in d.vector.values()) for d in docs)
     assert docs[0].contents.startswith(json.loads(corpus.read_text().splitlines()[0])["title"])
-    summary = json.loads(ec.summary_path(reference, 0, 1).read_text())
+    summary = ec.read_summary(reference)
     assert summary["documents"] == 120 and summary["empty_documents"] == 0 and summary["guarded_documents"] == 0
     nnz = sum(len(d.vector) for d in docs) / 120
     assert summary["avg_nonzeros"] == pytest.approx(nnz)
@@ -76,7 +83,8 @@ def test_threads_and_batch_layout_do_not_change_the_bytes(corpus, reference, tmp
     rc, _, _ = run(["--corpus", corpus, "--output", out, "--block-size", "25", "--num-files", "3",
                     "--max-length", "48", "--no-progress", "--threads", "2", "--gzip"], capsys)
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == [f"part-0000{k}.jsonl.gz" for k in range(3)] + [PROVENANCE]
+    assert sorted(p.name for p in out.iterdir()) == [".splade-anserini-output.json", ".summary.json",
+                                                     *(f"part-0000{k}.jsonl.gz" for k in range(3)), PROVENANCE]
     assert collection_bytes(out) == collection_bytes(reference)
 
 
@@ -86,8 +94,10 @@ def test_shards_concatenated_equal_unsharded(corpus, reference, tmp_path, capsys
         rc, stdout, _ = run(["--corpus", corpus, "--output", out, "--block-size", "25", "--shard-id", shard,
                              "--shard-num", "3", *FAST], capsys)
         assert rc == 0 and "encoded 40 documents" in stdout
-    names = sorted(p.name for p in out.iterdir())
-    assert names == [f"shard-0000{k}-of-00003.part-00000.jsonl" for k in range(3)] + [PROVENANCE]
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name != PROVENANCE)
+    assert names == [f"shard-0000{k}-of-00003.part-00000.jsonl" for k in range(3)]
+    assert hidden(out) == [".shard-0000{k}-of-00003.summary.json".format(k=k) for k in range(3)] + \
+        [".splade-anserini-output.json"]
     assert collection_bytes(out) == collection_bytes(reference)
     assert ec.shard_range(120, 2, 3) == (80, 120) and ec.shard_range(10, 1, 3) == (3, 6)
     assert ec.shard_range(10, 2, 3) == (6, 10)
@@ -116,7 +126,8 @@ def test_kill_and_resume_is_byte_identical(corpus, tmp_path, capsys):
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert f"resuming {out}: " in again.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["part-00000.jsonl", "part-00001.jsonl", PROVENANCE]
+    assert sorted(p.name for p in out.iterdir()) == [".splade-anserini-output.json", ".summary.json",
+                                                     "part-00000.jsonl", "part-00001.jsonl", PROVENANCE]
     for name in ("part-00000.jsonl", "part-00001.jsonl"):
         assert (out / name).read_bytes() == (whole / name).read_bytes()
 
@@ -148,7 +159,7 @@ def test_interrupted_in_process_resumes(corpus, reference, tmp_path, capsys, mon
     rc, _, err = run(argv + ["--batch-size", "8"], capsys)
     assert rc == 2 and "finished encoding with other arguments" in err
     rc, _, _ = run(argv + ["--batch-size", "8", "--overwrite"], capsys)
-    assert rc == 0 and json.loads(ec.summary_path(out, 0, 1).read_text())["arguments"]["batch_size"] == 8
+    assert rc == 0 and ec.read_summary(out)["arguments"]["batch_size"] == 8
     assert [d.docid for d in read_jsonvector(out)] == [d.docid for d in read_jsonvector(reference)]
 
 
@@ -167,7 +178,7 @@ def test_interrupted_while_assembling_or_cleaning_up(corpus, reference, tmp_path
 
     monkeypatch.setattr(ec, "atomic_open", crash_on_second_part)
     rc, _, _ = run(argv, capsys)
-    assert rc == 130 and [p.name for p in out.iterdir()] == ["part-00000.jsonl"]
+    assert rc == 130 and sorted(p.name for p in out.iterdir()) == [".splade-anserini-output.json", "part-00000.jsonl"]
     monkeypatch.setattr(ec, "atomic_open", real)
     rc, _, err = run(argv, capsys)
     assert rc == 0 and "5 of 5 blocks already encoded" in err
@@ -191,7 +202,7 @@ def test_empty_text_gets_a_counted_warning_and_the_guard(tmp_path, capsys):
     assert f"warning: {corpus}:2: document 'e' has empty text" in err
     docs = {d.docid: d.vector for d in read_jsonvector(out)}
     assert docs["e"] == {GUARD_TOKEN: 1} and len(docs["a"]) > 10
-    summary = json.loads(ec.summary_path(out, 0, 1).read_text())
+    summary = ec.read_summary(out)
     assert summary["empty_documents"] == 1 and summary["guarded_documents"] == 1
     assert "1 empty, 1 guard vectors" in stdout
 
@@ -203,7 +214,7 @@ def test_vectors_quantized_to_nothing_get_the_guard(tmp_path, capsys):
     rc, _, _ = run(["--corpus", corpus, "--output", out, "--quantization-factor", "0.01", *FAST], capsys)
     assert rc == 0
     assert [d.vector for d in read_jsonvector(out)] == [{GUARD_TOKEN: 1}]
-    summary = json.loads(ec.summary_path(out, 0, 1).read_text())
+    summary = ec.read_summary(out)
     assert summary["empty_documents"] == 0 and summary["guarded_documents"] == 1
 
 
@@ -216,7 +227,7 @@ def test_msmarco_collection_and_pyserini_factor(data_dir, tmp_path, capsys):
             if line.strip()]
     docs = list(read_jsonvector(out))
     assert [d.docid for d in docs] == pids
-    assert json.loads(ec.summary_path(out, 0, 1).read_text())["arguments"]["quantization_factor"] == 51.2
+    assert ec.read_summary(out)["arguments"]["quantization_factor"] == 51.2
 
 
 GOOD = '{"_id": "1", "title": "t", "text": "aspirin"}\n'

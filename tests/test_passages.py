@@ -149,7 +149,7 @@ def test_torchrun_ranks_encode_shards_that_index_as_one_collection(small_corpus,
                            *common, "--output", str(sharded)], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    names = sorted(p.name for p in sharded.iterdir() if p.name != "splade-anserini.provenance")
+    names = sorted(p.name for p in sharded.iterdir() if not p.name.startswith(".") and p.name != "splade-anserini.provenance")
     assert names == ["shard-00000-of-00002.part-00000.jsonl", "shard-00001-of-00002.part-00000.jsonl"]
     assert (sharded / "splade-anserini.provenance").read_bytes() == (whole / "splade-anserini.provenance").read_bytes()
     joined = b"".join((sharded / n).read_bytes() for n in names)

@@ -213,7 +213,11 @@ def test_msmarco_pid_with_a_space_and_query_id_with_a_space(tmp_path):
 
 
 # case 1: --overwrite while another process encodes the same output
-def test_overwrite_while_another_encode_runs_is_refused(corpus, tmp_path, capsys):
+def test_overwrite_while_another_encode_runs_is_refused(data_dir, tmp_path, capsys):
+    # 400 documents: the first run must still be encoding when the second has loaded its model
+    corpus = tmp_path / "corpus.jsonl"
+    with open(data_dir / "scifact" / "corpus.jsonl", "rb") as src:
+        corpus.write_bytes(b"".join(line for _, line in zip(range(400), src)))
     out = tmp_path / "v"
     argv = ["--corpus", str(corpus), "--output", str(out), "--block-size", "2", *FAST]
     work = ec.work_dir(out, 0, 1)
@@ -226,17 +230,18 @@ def test_overwrite_while_another_encode_runs_is_refused(corpus, tmp_path, capsys
         assert proc.poll() is None, "the first run ended before the second could start"
         rc, stdout, err = call(ec.main, argv + ["--overwrite", "--quantization-factor", "50"], capsys)
         assert rc == 2 and stdout == ""
-        assert one_error_line(err) == f"{work.resolve()}: another encode_corpus process is running on this output"
+        assert one_error_line(err) == f"{out}: another splade-anserini process is writing it; wait for it to finish " \
+                                      "or choose another path"
         assert list(work.glob("block-*.json")) and (work / "manifest.json").is_file()  # nothing deleted
         first_out, first_err = proc.communicate(timeout=300)
     finally:
         proc.kill()
     assert proc.returncode == 0, first_err
-    summary = json.loads(ec.summary_path(out, 0, 1).read_text())
-    assert summary["arguments"]["quantization_factor"] == 100.0 and summary["documents"] == 40
+    summary = ec.read_summary(out)
+    assert summary["arguments"]["quantization_factor"] == 100.0 and summary["documents"] == 400
     # once the first run is done, --overwrite holds the lock and redoes the output with its own arguments
     rc, _, _ = call(ec.main, argv + ["--overwrite", "--quantization-factor", "50"], capsys)
-    assert rc == 0 and json.loads(ec.summary_path(out, 0, 1).read_text())["arguments"]["quantization_factor"] == 50.0
+    assert rc == 0 and ec.read_summary(out)["arguments"]["quantization_factor"] == 50.0
     assert not work.exists()
 
 
@@ -269,7 +274,7 @@ def test_encode_on_a_full_disk(corpus, tmp_path, capsys, monkeypatch):
     work = ec.work_dir(out, 0, 1)
     assert rc == 1
     assert one_error_line(err) == f"{work / 'block-0000000.jsonl'}: No space left on device"
-    assert sorted(p.name for p in work.iterdir()) == ["lock", "manifest.json"]  # no .tmp left, resumable
+    assert sorted(p.name for p in work.iterdir()) == ["manifest.json"]  # no .tmp or lock left, resumable
     monkeypatch.undo()
     rc, _, _ = call(ec.main, ["--corpus", corpus, "--output", out, "--block-size", "20", *FAST], capsys)
     assert rc == 0 and not work.exists()
@@ -372,8 +377,16 @@ def test_bad_input_exits_2_from_every_command(vectors, tmp_path, capsys):
 
 
 def test_an_existing_index_is_a_usage_error_and_a_failure_is_1(vectors, tmp_path, capsys, monkeypatch):
-    (tmp_path / "idx").mkdir()
-    (tmp_path / "idx" / "keep").write_text("x")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep").write_text("x")  # a folder of the user's: refused, even with --overwrite
+    rc, _, err = call(index_cli.main, ["--input", vectors, "--index", tmp_path / "mine", "--backend", "numba",
+                                       "--overwrite"], capsys)
+    assert rc == 2 and one_error_line(err).endswith("was not written by splade-anserini (no "
+                                                    ".splade-anserini-output.json marker); choose another path or "
+                                                    "remove it yourself")
+    assert (tmp_path / "mine" / "keep").read_text() == "x"
+    rc, _, err = call(index_cli.main, ["--input", vectors, "--index", tmp_path / "idx", "--backend", "numba"], capsys)
+    assert rc == 0
     rc, _, err = call(index_cli.main, ["--input", vectors, "--index", tmp_path / "idx", "--backend", "numba"], capsys)
     assert rc == 2 and one_error_line(err).endswith("already exists; pass --overwrite (overwrite=True) to replace it")
 
@@ -424,9 +437,13 @@ def test_empty_corpus_and_empty_index_input(tmp_path, capsys):
 
 # case 11: leftovers
 @pytest.mark.skipif(not HAS_DEV_FULL, reason="needs /dev/full to simulate a full disk")
-def test_atomic_open_on_a_full_disk_leaves_no_temporary(tmp_path):
+def test_atomic_open_on_a_full_disk_leaves_no_temporary(tmp_path, monkeypatch):
+    import conversion.atomic as atomic
+
     path = tmp_path / "out.jsonl"
-    tmp_name(path).symlink_to("/dev/full")  # what the writer opens: every write fails with ENOSPC
+    fixed = tmp_name(path)
+    fixed.symlink_to("/dev/full")  # what the writer opens: every write fails with ENOSPC
+    monkeypatch.setattr(atomic, "tmp_name", lambda p: fixed)
     with pytest.raises(OSError) as err:
         with atomic_open(path) as fh:
             fh.write("x" * 100_000)

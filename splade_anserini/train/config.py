@@ -25,7 +25,8 @@ class ConfigError(ValueError):
 class TrainConfig:
     # -- model ------------------------------------------------------------------------------------
     model: str = field(default="splade-tiny", metadata={"help": "starting checkpoint: directory, hub id or splade-tiny"})
-    output_dir: str = field(default="", metadata={"help": "where checkpoint-last/, checkpoint-best/ and log.jsonl go"})
+    output_dir: str = field(default="", metadata={"help": "where checkpoint-last/, checkpoint-best/ and log.jsonl go "
+                                                          "(new, empty, or made by this tool; one run at a time)"})
     pooling: str = field(default="max", metadata={"help": "max (SPLADE-max) or sum (SPLADE-sum)"})
     splade_doc: bool = field(default=False, metadata={"help": "SPLADE-doc: queries are bags of WordPiece tokens"})
     query_weights: str = field(default="ones", metadata={
@@ -120,7 +121,8 @@ class TrainConfig:
         "help": "also keep a model-only checkpoint-step-N every N steps (for studying a run); 0 = none"})
     log_every: int = 10
     resume: bool = field(default=False, metadata={"help": "continue from <output_dir>/checkpoint-last"})
-    overwrite: bool = field(default=False, metadata={"help": "start over even if output_dir holds a checkpoint"})
+    overwrite: bool = field(default=False, metadata={"help": "start over: remove the checkpoints and log an earlier run of "
+                                                        "this tool left in output_dir"})
     progress: bool = True
 
     def validate(self) -> "TrainConfig":

@@ -33,9 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     queries, qrels = read_topics(cfg["queries"]), read_qrels(cfg["qrels"])
     qids = held_out_qids(queries_with_positives(queries, qrels), cfg["valid_holdout"], cfg.get("seed", TrainConfig.seed),
                          cfg["qrels"])
-    with atomic_open(f"{args.output}.queries.tsv") as fh:
+    from ..outputs import check_file, output_file
+
+    sources = (args.config, cfg["queries"], cfg["qrels"])
+    for suffix in ("queries.tsv", "qrels.txt"):  # both refused before either is written
+        check_file(f"{args.output}.{suffix}", "holdout")
+    with output_file(f"{args.output}.queries.tsv", "holdout", inputs=sources), \
+            atomic_open(f"{args.output}.queries.tsv") as fh:
         fh.writelines(f"{q}\t{queries[q]}\n" for q in qids)
-    with atomic_open(f"{args.output}.qrels.txt") as fh:
+    with output_file(f"{args.output}.qrels.txt", "holdout", inputs=sources), atomic_open(f"{args.output}.qrels.txt") as fh:
         fh.writelines(f"{q} 0 {d} {r}\n" for q in qids for d, r in qrels[q].items())
     print(f"{len(qids)} held-out queries: {args.output}.queries.tsv, {args.output}.qrels.txt", file=sys.stderr)
     return 0

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import math
 import random
-import shutil
 import sys
 import time
 from collections import defaultdict
@@ -31,7 +30,8 @@ import torch
 
 from ..head import fast_bf16_cpu
 from ..progress import Progress
-from .checkpoint import BEST, LAST, STATE_FILE, WISE, recover_checkpoints, write_checkpoint
+from .. import outputs
+from .checkpoint import BEST, LAST, STATE_FILE, STATE_FORMAT, WISE, load_state, recover_checkpoints, write_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import Stream, build_data, build_guard, tokenize_batch
 from .gradcache import cached_step
@@ -97,8 +97,15 @@ def _all_gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(x.contiguous()))
 
 
+#: The marker kind of a training output folder (:mod:`splade_anserini.outputs`).
+TRAIN_KIND = "train-output"
+
+
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The RNG states as tensors and plain values (a trainer state holds nothing else)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": (name, keys.tolist(), pos, has_gauss, gauss),
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -106,7 +113,8 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -181,21 +189,31 @@ def _param_groups(model: torch.nn.Module, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _prepare_output(cfg: TrainConfig, acc) -> tuple[Path, bool]:
-    """Recover interrupted checkpoint swaps; decide between resume, overwrite and refusal."""
+def _earlier_run(out: Path) -> list[Path]:
+    """What an earlier run left in ``out``: checkpoints and the log."""
+    found = [out / name for name in (LAST, BEST, WISE, "log.jsonl") if (out / name).exists()]
+    return found + sorted(out.glob("checkpoint-step-*"))
+
+
+def _prepare_output(cfg: TrainConfig, acc, held: contextlib.ExitStack) -> tuple[Path, bool]:
+    """Claim and lock the output folder (a folder of the user's is refused, a second run on it too),
+    recover interrupted checkpoint swaps; decide between resume, overwrite and refusal."""
     out = Path(cfg.output_dir)
     if acc.is_main_process:
+        if outputs.claim_dir(out, TRAIN_KIND):  # created now: removed again if nothing gets written
+            held.callback(outputs.release_unused, out)
+        held.enter_context(outputs.lock(outputs.lock_path(out, inside=True), f"output_dir {out}"))
         recover_checkpoints(out)
     acc.wait_for_everyone()
     has_last = (out / LAST / STATE_FILE).is_file()
-    if has_last and not cfg.resume:
-        if not cfg.overwrite:
-            raise ConfigError(f"output_dir {out} already holds {LAST}: pass --resume to continue it "
+    earlier = _earlier_run(out)
+    if earlier and not (cfg.resume and has_last):
+        if not cfg.overwrite and not cfg.resume:
+            raise ConfigError(f"output_dir {out} already holds {earlier[0].name}: pass --resume to continue it "
                               "or --overwrite to start over")
         if acc.is_main_process:
-            for name in (LAST, BEST, WISE):
-                shutil.rmtree(out / name, ignore_errors=True)
-            (out / "log.jsonl").unlink(missing_ok=True)
+            for path in earlier:
+                outputs.remove(path)
         acc.wait_for_everyone()
     if cfg.resume and not has_last:
         info(f"--resume: no {LAST} in {out}, starting from {cfg.model}")
@@ -208,7 +226,19 @@ class Trainer:
         self.cfg = cfg
         self.acc = make_accelerator(cfg)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
-        self.out, self.resuming = _prepare_output(cfg, self.acc)
+        self._held = contextlib.ExitStack()  # the output folder's lock, released by close()
+        try:
+            self.out, self.resuming = _prepare_output(cfg, self.acc, self._held)
+            self._setup(cfg)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the output folder (its lock)."""
+        self._held.close()
+
+    def _setup(self, cfg: TrainConfig) -> None:
         self.log = JsonlLog(self.out / "log.jsonl", self.acc.is_main_process)
         seed_everything(cfg.seed)
 
@@ -228,7 +258,8 @@ class Trainer:
 
             self.lora = LoraAdapter(hf, cfg.lora, cfg.lora_alpha or None, cfg.lora_dropout, cfg.lora_targets)
             if self.resuming:
-                self.lora.load_adapter_state(torch.load(self.out / LAST / ADAPTER_FILE, map_location="cpu"))
+                self.lora.load_adapter_state(torch.load(self.out / LAST / ADAPTER_FILE, map_location="cpu",
+                                                        weights_only=True))
             if self.acc.is_main_process:
                 info(self.lora.describe())
         if cfg.l2sp:
@@ -263,7 +294,7 @@ class Trainer:
         self.state = TrainState()
         rng_states = None
         if self.resuming:
-            saved = torch.load(self.out / LAST / STATE_FILE, map_location="cpu", weights_only=False)
+            saved = load_state(self.out / LAST / STATE_FILE)
             self._check_resume_config(saved.get("config", {}))
             self.optimizer.load_state_dict(saved["optimizer"])
             self.scheduler.load_state_dict(saved["scheduler"])
@@ -335,7 +366,7 @@ class Trainer:
 
         rng = gather_object([_rng_state()])
         if self.acc.is_main_process:
-            state = {**dataclasses.asdict(dataclasses.replace(self.state, elapsed=elapsed)),
+            state = {"format": STATE_FORMAT, **dataclasses.asdict(dataclasses.replace(self.state, elapsed=elapsed)),
                      "position": self.state.step * self.per_step, "world_size": self.world,
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "rng": rng, "config": self.cfg.to_dict()}
@@ -351,6 +382,20 @@ class Trainer:
 
             write_checkpoint(self.out, LAST, self._plain_model(), self.tokenizer, self._info(), extra)
         self.acc.wait_for_everyone()
+
+    def save_on_interrupt(self) -> str:
+        """Ctrl-C: save ``checkpoint-last`` at the last finished step (one process); says what was kept."""
+        step = self.state.step
+        if step == 0 or not hasattr(self, "_t0"):
+            return "stopped before the first step, nothing saved: rerun the same command to start again"
+        if self.world > 1:  # the other processes cannot join a save now
+            return (f"stopped at step {step}; {self.out / LAST} holds the last step saved before: "
+                    "rerun with --resume to continue from it")
+        try:
+            self.save_last(self.state.elapsed + time.time() - self._t0)
+        except Exception as exc:  # noqa: BLE001 - report it, the interruption stands
+            return f"stopped at step {step}; saving {LAST} failed ({exc}); an earlier {LAST}, if any, is kept"
+        return f"stopped at step {step}; {self.out / LAST} saved: rerun with --resume to continue"
 
     def validate(self, elapsed: float) -> bool:
         """Validate (main process), keep the best checkpoint; returns whether to stop early."""
@@ -501,7 +546,7 @@ class Trainer:
         interrupts at that absolute step (saving ``checkpoint-last``) as a crash would, so that a
         later ``--resume`` continues the same run."""
         cfg, acc = self.cfg, self.acc
-        t0 = time.time()
+        t0 = self._t0 = time.time()
         elapsed = lambda: self.state.elapsed + time.time() - t0  # noqa: E731
         if acc.is_main_process and self.state.step == 0:
             info(f"data: {self.data.describe()}" + (f"; validation: {self.valid.describe()}" if self.valid else ""))
@@ -609,4 +654,10 @@ def _torch_threads(threads: int | None):
 def train(cfg: TrainConfig, *, stop_after_steps: int | None = None) -> dict[str, Any]:
     """Build a :class:`Trainer` for ``cfg`` and run it (with ``cfg.threads`` torch threads)."""
     with _torch_threads(cfg.threads):
-        return Trainer(cfg).train(stop_after_steps=stop_after_steps)
+        trainer = Trainer(cfg)
+        try:
+            return trainer.train(stop_after_steps=stop_after_steps)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(trainer.save_on_interrupt()) from None
+        finally:
+            trainer.close()

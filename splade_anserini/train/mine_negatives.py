@@ -22,6 +22,7 @@ import tempfile
 import time
 
 from ..cli import ArgumentParser, command, positive_int
+from ..outputs import check_file, output_file
 
 
 def _check_qrels(corpus: str, queries: str, qrels: str | None, topics: dict):
@@ -61,8 +62,12 @@ def _splade_index(model: str, corpus: str, index: str | None, *, max_length: int
     enc = SpladeEncoder(model, max_length=max_length, query_max_length=max_length)
     stamp = {"model": str(Path(resolve_model(model)).resolve()) if Path(resolve_model(model)).is_dir() else model,
              "corpus": str(Path(corpus).resolve()), "max_length": max_length, "factor": factor}
+    from .. import outputs
+
     stamp_file = Path(index) / "mined_with.json" if index else None
-    if stamp_file is not None and stamp_file.is_file():
+    if index and outputs.check_dir(index, "numba-index"):  # anything but our own index is refused
+        if not stamp_file.is_file():
+            raise InputError(index, None, "a Numba index not mined with --model; give another --index")
         if json.loads(stamp_file.read_text()) != stamp:
             raise InputError(str(stamp_file), None, f"index {index} was built with other settings "
                              f"({stamp_file.read_text().strip()}); give another --index")
@@ -74,15 +79,20 @@ def _splade_index(model: str, corpus: str, index: str | None, *, max_length: int
             raise InputError(vectors, None, f"{len(missing)} documents of {corpus} are missing "
                              f"(e.g. {sorted(missing)[0]!r}): not the vectors of this corpus")
         return idx, enc
-    if index and Path(index).exists() and any(Path(index).iterdir()):
-        raise InputError(index, None, "exists and is not a Numba index mined with --model; give an empty or new --index")
     texts = load_corpus_texts(corpus)
     ids = list(texts)
     vectors = enc.encode_documents([texts[d] for d in ids], batch_size=batch_size)
     idx = NumbaIndex.from_encoded(ids, vectors, enc.vocab, factor)
     if index:
-        idx.save(index)
-        stamp_file.write_text(json.dumps(stamp) + "\n")
+        tmp = outputs.temp_dir(index, "building")
+        try:
+            idx.save(tmp)
+            outputs.write_text(tmp / stamp_file.name, json.dumps(stamp) + "\n")
+            with outputs.lock(outputs.lock_path(Path(index)), f"index {index}"):
+                outputs.check_dir(index, "numba-index")
+                outputs.install_dir(tmp, index, "numba-index")
+        finally:
+            outputs.remove(tmp)
     return idx, enc
 
 
@@ -95,6 +105,7 @@ def mine_splade(model: str, corpus: str, queries: str, output: str, *, hits: int
 
     from ..data import read_topics
 
+    check_file(output, "run")  # refused before any work, not after
     topics = read_topics(queries)
     judged = _check_qrels(corpus, queries, qrels, topics)
     start = time.time()
@@ -103,7 +114,8 @@ def mine_splade(model: str, corpus: str, queries: str, output: str, *, hits: int
     qids = list(topics)
     q_vecs = enc.encode_queries([topics[q] for q in qids], batch_size=batch_size)
     run = idx.search_run({q: enc.to_impacts(v, factor) for q, v in zip(qids, q_vecs)}, k=hits, threads=threads)
-    n = write_run(output, run, tag="splade")
+    with output_file(output, "run", inputs=(corpus, queries, qrels)):
+        n = write_run(output, run, tag="splade")
     stats = {"queries": len(topics), "lines": n, "seconds": round(time.time() - start, 1)}
     if judged is not None:
         stats.update(_recall_stats(judged, run))
@@ -117,13 +129,15 @@ def mine(corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str 
     from ..bm25 import B, K1, bm25_search, build_bm25_index
     from ..data import read_topics
 
+    check_file(output, "run")  # refused before any work, not after
     topics = read_topics(queries)
     judged = _check_qrels(corpus, queries, qrels, topics)
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="bm25-index-") as tmp:
         idx = build_bm25_index(corpus, index or f"{tmp}/index", threads=threads)
         run = bm25_search(idx, topics, k=hits, k1=K1 if k1 is None else k1, b=B if b is None else b, threads=threads)
-    n = write_run(output, run, tag="bm25")
+    with output_file(output, "run", inputs=(corpus, queries, qrels)):
+        n = write_run(output, run, tag="bm25")
     stats = {"queries": len(topics), "lines": n, "seconds": round(time.time() - start, 1)}
     if judged is not None:
         stats.update(_recall_stats(judged, run))

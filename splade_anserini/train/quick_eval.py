@@ -64,13 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args(argv)
+    if args.json:
+        from ..outputs import check_file
+
+        check_file(args.json, "evaluation")  # refused before the work, not after
     results = evaluate_checkpoint(args.model, args.dataset, splade_doc=args.splade_doc, pooling=args.pooling,
                                   max_length=args.max_length, batch_size=args.batch_size, progress=True)
     text = json.dumps({"model": args.model, **results})
     print(text)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
+        from ..outputs import output_file, write_text
+
+        with output_file(args.json, "evaluation"):
+            write_text(args.json, text + "\n")
     return 0
 
 
