@@ -47,7 +47,9 @@ def search(*args, **named) -> list[str]:
 
 
 def one_error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
+    # offline, Anserini 2.x's SearchCollection cannot fetch its catalog: the documented fallback warns first
+    err = [line for line in capsys.readouterr().err.strip().splitlines()
+           if "could not download its prebuilt-index catalog" not in line]
     assert len(err) == 1 and err[0].startswith("error: "), err
     return err[0]
 
@@ -229,7 +231,9 @@ def test_a_query_a_backend_cannot_answer_fails_the_run_naming_it(sl, long_query,
     out = tmp_path / "run.trec"
     assert search("--index", sl.lucene, "--encoded-topics", long_query.tsv, "--output", out) == 1
     message = one_error(capfd)  # file-descriptor capture: a Java stack trace would show here
-    assert "could not answer 1 of the queries" in message and "without hits: 1)" in message
+    # SearchCollection names the queries left without hits; offline on Anserini 2.x the same search runs
+    # through SimpleImpactSearcher, which names the first failing query
+    assert "could not answer 1 of" in message and ("without hits: 1)" in message or "(first: query 1:" in message)
     assert "TooManyClauses" in message and not out.exists()
     with pytest.raises(UnansweredQueryError, match=r"could not answer 1 of 2 queries \(first: query 1: .*TooManyClauses"):
         pyserini_search(sl.lucene, long_query.vectors, None, vectors=list(long_query.vectors.values()))
