@@ -326,7 +326,7 @@ def main(argv=None) -> int:
     print(table(rows))
     for line in ratios(rows):
         print(line)
-    out = {"command": " ".join([Path(sys.executable).name, "bench/query_latency.py", *passthrough]),
+    out = {"command": " ".join(["python -m bench.query_latency", *passthrough]),
            **environment(), "load_after": os.getloadavg(), "seconds": time.perf_counter() - start, "rows": rows}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.json).with_name(f".{Path(args.json).name}.tmp")
@@ -345,7 +345,7 @@ def write_results(rows: list[dict], out: dict, args) -> list:
 
     data = (f"SciFact test, {rows[0].get('queries', 'all') if rows else 'all'} queries one at a time; splade-tiny, "
             f"x100 index; {args.threads} thread(s) for torch, ONNX Runtime and Numba")
-    extra = dict(command=out["command"], conditions=f"load average after the run {out['load_after'][0]:.2f}",
+    extra = dict(command=out["command"], conditions="one configuration at a time; run it with nothing else on the machine",
                  folder=args.results)
     written = []
     table_rows = []

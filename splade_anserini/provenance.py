@@ -107,12 +107,10 @@ def write_vectors(folder: str | os.PathLike, prov: dict, *, shared: bool = False
     path = Path(folder) / VECTORS_FILE
     if shared:
         check_vectors(folder, prov, "other shards of this folder were encoded differently")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # shards may write it at the same moment
-    try:
-        tmp.write_text(json.dumps(prov, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from conversion.atomic import atomic_open  # a unique temporary name: shards may write it at the same moment
+
+    with atomic_open(path) as fh:
+        fh.write(json.dumps(prov, sort_keys=True) + "\n")
     return path
 
 
