@@ -49,30 +49,22 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
 _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
 
 
-def _dist_version(name: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def anserini_version() -> str:
     """The version of the Anserini fatjar the searches use, read from its file name (no JVM)."""
-    from .java import anserini_jar
+    from . import anserini_version as versions
 
     try:
-        name = anserini_jar().name
+        return versions.anserini_version()
     except Exception as exc:  # noqa: BLE001 - a version report names what is missing, it never fails
         return f"not found ({cli.describe(exc)[1]})"
-    return name.removeprefix("anserini-").removesuffix("-fatjar.jar")
 
 
 def version_text() -> str:
     """``splade-anserini X`` and the versions that decide its results: Python, Pyserini, Anserini."""
+    from .anserini_version import package_version
+
     python = ".".join(map(str, sys.version_info[:3]))
-    return (f"{PROG} {__version__} (Python {python}, pyserini {_dist_version('pyserini')}, "
+    return (f"{PROG} {__version__} (Python {python}, pyserini {package_version('pyserini')}, "
             f"Anserini {anserini_version()})")
 
 
