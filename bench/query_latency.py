@@ -1,6 +1,6 @@
 """Single-query serving latency: encode and end-to-end p50/p99, and each serving process's peak RSS.
 
-    flock /tmp/bench.lock python bench/query_latency.py [--index work/scifact-splade-tiny/index]
+    flock /tmp/bench.lock python -m bench.query_latency [--index work/scifact-splade-tiny/index]
         [--numba-index work/scifact-splade-tiny/numba] [--export work/exports/splade-tiny]
         [--export-int8 work/exports/splade-tiny-int8] [--topics ../shared/data/scifact/queries.test.tsv]
         [--configs all|CONFIG,...] [--threads 1] [--passes 1] [--queries 0] [--json runs/query-latency-raw.json] [--results results]
@@ -329,9 +329,10 @@ def main(argv=None) -> int:
     out = {"command": " ".join(["python -m bench.query_latency", *passthrough]),
            **environment(), "load_after": os.getloadavg(), "seconds": time.perf_counter() - start, "rows": rows}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(args.json).with_name(f".{Path(args.json).name}.tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    os.replace(tmp, args.json)
+    from conversion.atomic import atomic_open
+
+    with atomic_open(args.json) as fh:
+        fh.write(json.dumps(out, indent=2) + "\n")
     print(f"raw figures written to {args.json}")
     if args.results:
         for path in write_results(rows, out, args):

@@ -72,9 +72,10 @@ def write_result(name: str, title: str, columns: Sequence[str], rows: Sequence[S
               "columns": list(columns), "rows": [list(r) for r in rows], **extra}
     path = Path(folder) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(dumps(record), encoding="utf-8")
-    tmp.replace(path)
+    from conversion.atomic import atomic_open
+
+    with atomic_open(path) as fh:
+        fh.write(dumps(record))
     return path
 
 
