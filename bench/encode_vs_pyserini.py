@@ -6,7 +6,7 @@
 Each side runs in its own subprocess (so ``ru_maxrss`` is its own peak), one after the other in
 this one run, on the same documents (all 5,183 SciFact documents, or the first ``--limit``), CPU:
 
-* **ours**: :func:`splade_anserini.encode_corpus.encode_corpus` (what ``python -m
+* **ours**: :func:`splade_anserini.encode.corpus.encode_corpus` (what ``python -m
   splade_anserini.encode_corpus`` runs: validation, length-sorted blocks, JsonVectorCollection files)
   at Pyserini's quantization (factor 256/5), batch size 32;
 * **pyserini**: ``SpladeDocumentEncoder.encode`` called exactly as ``python -m pyserini.encode input
@@ -52,8 +52,8 @@ def _cpu_seconds() -> float:
 
 
 def worker_ours(args) -> dict:
-    from splade_anserini.encode_corpus import encode_corpus
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.encode.corpus import encode_corpus
+    from splade_anserini.encode.splade import SpladeEncoder
 
     enc = SpladeEncoder(args.model, max_length=args.max_length, query_max_length=args.max_length,
                         screen=False if args.no_screen else None)

@@ -79,9 +79,9 @@ def main(argv=None) -> int:
 
     import ir_measures
 
-    from conversion.trec import read_run, write_run
+    from splade_anserini.conversion.trec import read_run, write_run
     from splade_anserini.data import read_corpus, read_qrels, read_topics
-    from splade_anserini.evaluate import evaluate_run
+    from splade_anserini.evaluate.measures import evaluate_run
 
     name = f"{args.dataset}-{slug(args.model)}"
     work = Path(args.work_dir) if args.work_dir else ROOT / "work" / name
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     qrels = read_qrels(ds.qrels)
     topics = {q: t for q, t in read_topics(ds.topics).items() if q in qrels}  # as the pipeline searches
 
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
 
     encoder = SpladeEncoder(args.model, max_length=args.max_length, query_max_length=args.max_length)
     tag = f"len{args.max_length}"
@@ -117,8 +117,8 @@ def main(argv=None) -> int:
     checked = mismatches = 0
     vectors_dir, tsvint = work / "vectors", work / "topics.tsvint"
     if vectors_dir.is_dir() and tsvint.is_file():
-        from conversion.jsonvector import read_jsonvector
-        from conversion.topics import read_tsvint
+        from splade_anserini.conversion.jsonvector import read_jsonvector
+        from splade_anserini.conversion.topics import read_tsvint
 
         dvec = {d.docid: d.vector for d in read_jsonvector(vectors_dir)}
         qvec = read_tsvint(tsvint)

@@ -12,9 +12,9 @@ import argparse
 import sys
 
 
-from conversion.trec import read_qrels, read_ranked  # noqa: E402
-from splade_anserini.evaluate import evaluate_run  # noqa: E402
-from splade_anserini.fusion import fuse  # noqa: E402
+from splade_anserini.conversion.trec import read_qrels, read_ranked  # noqa: E402
+from splade_anserini.evaluate.measures import evaluate_run  # noqa: E402
+from splade_anserini.search.fusion import fuse  # noqa: E402
 
 
 def main() -> int:

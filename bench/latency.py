@@ -11,7 +11,7 @@ git-ignored) with its build time, so a re-run measures search only.
 
 Backends (exact unless noted):
 
-* ``numba``: :class:`splade_anserini.numba_index.NumbaIndex.search`, one query at a time (returns
+* ``numba``: :class:`splade_anserini.index.numba_index.NumbaIndex.search`, one query at a time (returns
   ``(docid, score)`` lists); ``numba-batch``: ``batch_search`` (throughput, reported on the numba
   row); ``numba-ids``: ``search_ids`` / ``batch_search_ids`` (arrays of internal ids and scores,
   the output level of the splade-index and bm25s kernels);
@@ -58,7 +58,7 @@ import numpy as np
 
 import synthetic  # bench/synthetic.py: run as ``python bench/latency.py``, bench/ is on sys.path
 
-from splade_anserini.numba_index import NumbaIndex
+from splade_anserini.index.numba_index import NumbaIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,16 +141,16 @@ def scifact_vectors(work: Path, model: str = "splade-tiny") -> Path:
         return out
     corpus = data_root() / "scifact" / "corpus.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
-    if importlib.util.find_spec("splade_anserini.encode_corpus") is not None:
+    if importlib.util.find_spec("splade_anserini.encode.corpus") is not None:
         subprocess.run([sys.executable, "-m", "splade_anserini.encode_corpus", "--corpus", str(corpus),
                         "--output", str(out), "--model", model, "--no-contents", "--no-progress"], check=True)
         return out
-    print("[scifact] splade_anserini.encode_corpus not found; encoding with SpladeEncoder", file=sys.stderr)
+    print("[scifact] splade_anserini.encode.corpus not found; encoding with SpladeEncoder", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    from conversion.jsonvector import VectorDoc, write_jsonvector
-    from conversion.quantize import guard_empty
+    from splade_anserini.conversion.jsonvector import VectorDoc, write_jsonvector
+    from splade_anserini.conversion.quantize import guard_empty
     from splade_anserini.data import read_corpus
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
 
     enc = SpladeEncoder(model)
     docs = list(read_corpus(corpus))
@@ -169,7 +169,7 @@ def scifact_queries(work: Path, split: str = "test", model: str = "splade-tiny")
     if cache.is_file():
         vectors = json.loads(cache.read_text())
     else:
-        from splade_anserini.splade import SpladeEncoder
+        from splade_anserini.encode.splade import SpladeEncoder
 
         enc = SpladeEncoder(model)
         vecs = enc.encode_queries(list(topics.values()))
@@ -328,7 +328,7 @@ def build_lucene(w: Workload) -> tuple[Path, dict]:
         vectors = ensure_jsonvector(w)  # not timed: the input of every backend's build
 
     def build():
-        from splade_anserini.index import build_lucene_index
+        from splade_anserini.index.build import build_lucene_index
 
         if index_dir.exists():
             shutil.rmtree(index_dir)
@@ -344,7 +344,7 @@ class LuceneBackend(Backend):
 
     def __init__(self, w: Workload, encoder=None):
         from splade_anserini import java
-        from splade_anserini.query_encoder import PreEncodedQueries, QueryVectorizer
+        from splade_anserini.search.query_encoder import PreEncodedQueries, QueryVectorizer
 
         index_dir, meta = build_lucene(w)
         lucene = java.pyserini_lucene()
@@ -831,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
     if "scifact" in collections and not args.no_encoding:
         import torch
 
-        from splade_anserini.splade import SpladeEncoder
+        from splade_anserini.encode.splade import SpladeEncoder
 
         torch.set_num_threads(1)  # single-threaded latency; and no OpenMP stragglers on a busy machine
         encoder = SpladeEncoder("splade-tiny")

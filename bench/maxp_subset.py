@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load(paths: list[str]) -> dict[str, dict[str, int]]:
-    from conversion.jsonvector import collection_files, read_jsonvector
+    from splade_anserini.conversion.jsonvector import collection_files, read_jsonvector
 
     out: dict[str, dict[str, int]] = {}
     for p in paths:
@@ -50,12 +50,12 @@ def main() -> int:
 
     from transformers import AutoTokenizer
 
-    from conversion.trec import max_passage, read_qrels
+    from splade_anserini.conversion.trec import max_passage, read_qrels
     from splade_anserini.data import read_corpus, read_topics, resolve_dataset
-    from splade_anserini.evaluate import evaluate_run
+    from splade_anserini.evaluate.measures import evaluate_run
     from splade_anserini.models import resolve_model
-    from splade_anserini.numba_index import NumbaIndex
-    from splade_anserini.query_encoder import QueryVectorizer
+    from splade_anserini.index.numba_index import NumbaIndex
+    from splade_anserini.search.query_encoder import QueryVectorizer
 
     ds = resolve_dataset(args.dataset, split=args.split)
     tok = AutoTokenizer.from_pretrained(resolve_model(args.model))
@@ -101,7 +101,7 @@ def main() -> int:
                          512, False, tokens([d.text for d in subset], 512)),
     }
     psg_docs, psg_tokens = [], 0
-    from splade_anserini.passages import split_documents
+    from splade_anserini.encode.passages import split_documents
 
     long_docs = [d for d, l in zip(subset, lengths) if l > 256]
     texts = {p["_id"]: f"{p['title']} {p['text']}".strip() for p in split_documents(long_docs, tok, 256, 128)}

@@ -47,12 +47,12 @@ def main(argv=None) -> int:
     p.add_argument("--json", default="runs/onnx-fidelity.json")
     args = p.parse_args(argv)
 
-    from conversion.trec import rank_hits, write_run
+    from splade_anserini.conversion.trec import rank_hits, write_run
     from splade_anserini.data import read_qrels, read_topics
-    from splade_anserini.evaluate import evaluate_run
-    from splade_anserini.impact_searcher import impact_search
-    from splade_anserini.java_encoder import java_searcher
-    from splade_anserini.query_encoder import QueryVectorizer
+    from splade_anserini.evaluate.measures import evaluate_run
+    from splade_anserini.search.impact_searcher import impact_search
+    from splade_anserini.serve.java_encoder import java_searcher
+    from splade_anserini.search.query_encoder import QueryVectorizer
 
     encoders = {"pytorch": QueryVectorizer("splade-tiny"), "onnx-fp32": QueryVectorizer(args.export),
                 "onnx-int8": QueryVectorizer(args.export_int8)}

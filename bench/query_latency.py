@@ -61,22 +61,22 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def make_encoder(kind: str, args):
     """``text -> {token: impact}`` for one of :data:`ENCODERS`."""
-    from splade_anserini.query_encoder import QueryVectorizer
+    from splade_anserini.search.query_encoder import QueryVectorizer
 
     if kind.startswith("torch"):
         import torch
 
-        from splade_anserini.splade import SpladeEncoder
+        from splade_anserini.encode.splade import SpladeEncoder
 
         torch.set_num_threads(args.threads)
         return QueryVectorizer(encoder=SpladeEncoder(args.model, int8_queries=kind == "torch-screened")).encode
     if kind == "inference-free":
-        from splade_anserini.onnx_encoder import OnnxSpladeEncoder
-        from splade_anserini.query_weights import read_table
+        from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
+        from splade_anserini.search.query_weights import read_table
 
         enc = OnnxSpladeEncoder(args.export, splade_doc=True, query_weights=read_table(args.numba_index))
         return QueryVectorizer(encoder=enc).encode
-    from splade_anserini.onnx_encoder import OnnxSpladeEncoder
+    from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
 
     enc = OnnxSpladeEncoder(args.export_int8 if kind == "onnx-int8" else args.export, threads=args.threads,
                             screen=kind == "onnx-screened")
@@ -99,18 +99,18 @@ def _setup(config: str, args):
         searcher = lucene.LuceneImpactSearcher(args.index, enc, min_idf=float("-inf"))
         return enc.encode, (lambda vec, text: searcher.search(text, k=k)), searcher.close
     if encoder_kind == "java-onnx":
-        from splade_anserini.java_encoder import java_searcher
+        from splade_anserini.serve.java_encoder import java_searcher
 
         searcher = java_searcher(args.index, args.export, 100.0)
         return searcher.encode_text, (lambda vec, text: searcher.search_text(text, k)), searcher.close
     encode = make_encoder(encoder_kind, args)
     if backend.startswith("lucene"):
-        from splade_anserini.impact_searcher import ImpactSearcher
+        from splade_anserini.search.impact_searcher import ImpactSearcher
 
         searcher = ImpactSearcher(args.index)
         return encode, (lambda vec, text: searcher.search(vec, k)), searcher.close
     if backend == "numba":
-        from splade_anserini.numba_index import NumbaIndex
+        from splade_anserini.index.numba_index import NumbaIndex
 
         index = NumbaIndex.load(args.numba_index)
         return encode, (lambda vec, text: index.search(vec, k)), (lambda: None)
@@ -140,7 +140,7 @@ def anatomy(texts: list[str], args) -> dict:
     """A Lucene query's parts, on the screened ONNX encoder's vectors: the Java query map (as it was,
     a boxed Integer constructed per token, and as it is), Anserini's search with pyjnius' array of
     result proxies, reading docid and score of every hit."""
-    from splade_anserini.impact_searcher import ImpactSearcher
+    from splade_anserini.search.impact_searcher import ImpactSearcher
 
     encode = make_encoder("onnx-screened", args)
     vectors = [encode(t) for t in texts]
@@ -271,11 +271,11 @@ def environment() -> dict:
 
 def _ensure_inputs(args) -> None:
     if not Path(args.numba_index, "header.json").is_file():
-        from splade_anserini.index import build_numba_index
+        from splade_anserini.index.build import build_numba_index
 
         build_numba_index(Path(args.index).parent / "vectors", args.numba_index)
     if not Path(args.numba_index, "query_weights.json").is_file():  # an index built before the tables
-        from splade_anserini.query_weights import write_index_table
+        from splade_anserini.search.query_weights import write_index_table
 
         write_index_table(args.numba_index, Path(args.index).parent / "vectors")
 
@@ -329,7 +329,7 @@ def main(argv=None) -> int:
     out = {"command": " ".join(["python -m bench.query_latency", *passthrough]),
            **environment(), "load_after": os.getloadavg(), "seconds": time.perf_counter() - start, "rows": rows}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    from conversion.atomic import atomic_open
+    from splade_anserini.conversion.atomic import atomic_open
 
     with atomic_open(args.json) as fh:
         fh.write(json.dumps(out, indent=2) + "\n")

@@ -72,7 +72,7 @@ def write_result(name: str, title: str, columns: Sequence[str], rows: Sequence[S
               "columns": list(columns), "rows": [list(r) for r in rows], **extra}
     path = Path(folder) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    from conversion.atomic import atomic_open
+    from splade_anserini.conversion.atomic import atomic_open
 
     with atomic_open(path) as fh:
         fh.write(dumps(record))

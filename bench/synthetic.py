@@ -44,7 +44,7 @@ class SourceStats:
 
 
 def source_stats(index, queries: list[dict[str, int]]) -> SourceStats:
-    """Statistics of a :class:`splade_anserini.numba_index.NumbaIndex` and its (quantized) queries."""
+    """Statistics of a :class:`splade_anserini.index.numba_index.NumbaIndex` and its (quantized) queries."""
     V = index.n_terms
     offsets = np.asarray(index.offsets)
     starts, ends = offsets[:, 0], offsets[:, -1]

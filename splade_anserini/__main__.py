@@ -15,7 +15,7 @@ import importlib
 import sys
 from typing import NamedTuple, Sequence
 
-from . import __version__, cli
+from splade_anserini import __version__, cli
 
 PROG = "splade-anserini"
 
@@ -28,15 +28,15 @@ class Subcommand(NamedTuple):
 
 #: Every subcommand, in the order of the data flow; ``module`` is what ``python -m`` also runs.
 SUBCOMMANDS: tuple[Subcommand, ...] = (
-    Subcommand("encode", "splade_anserini.encode_corpus", "encode a corpus into JsonVectorCollection files"),
-    Subcommand("index", "splade_anserini.index", "build a Lucene impact index (or a Numba index)"),
-    Subcommand("search", "splade_anserini.search", "search topics, write a TREC run"),
-    Subcommand("evaluate", "splade_anserini.evaluate", "score TREC runs with ir-measures"),
-    Subcommand("stats", "splade_anserini.stats", "sparsity and FLOPS of vectors and queries"),
+    Subcommand("encode", "splade_anserini.encode.corpus", "encode a corpus into JsonVectorCollection files"),
+    Subcommand("index", "splade_anserini.index.build", "build a Lucene impact index (or a Numba index)"),
+    Subcommand("search", "splade_anserini.search.run", "search topics, write a TREC run"),
+    Subcommand("evaluate", "splade_anserini.evaluate.measures", "score TREC runs with ir-measures"),
+    Subcommand("stats", "splade_anserini.evaluate.stats", "sparsity and FLOPS of vectors and queries"),
     Subcommand("pipeline", "splade_anserini.pipeline", "encode, index, search and evaluate a dataset"),
-    Subcommand("fuse", "splade_anserini.fusion", "fuse runs (interpolation or RRF)"),
-    Subcommand("parity", "splade_anserini.parity", "check that Lucene and Numba rank identically"),
-    Subcommand("export-onnx", "splade_anserini.export_onnx", "export a checkpoint to ONNX for serving"),
+    Subcommand("fuse", "splade_anserini.search.fusion", "fuse runs (interpolation or RRF)"),
+    Subcommand("parity", "splade_anserini.evaluate.parity", "check that Lucene and Numba rank identically"),
+    Subcommand("export-onnx", "splade_anserini.serve.export_onnx", "export a checkpoint to ONNX for serving"),
     Subcommand("model", "splade_anserini.models", "resolve (and fetch) a model, print its folder"),
     Subcommand("train", "splade_anserini.train.__main__", "fine-tune a SPLADE model"),
     Subcommand("pseudo-queries", "splade_anserini.train.pseudo_queries",
@@ -51,7 +51,7 @@ _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
 
 def anserini_version() -> str:
     """The version of the Anserini fatjar the searches use, read from its file name (no JVM)."""
-    from . import anserini_version as versions
+    from splade_anserini import anserini_version as versions
 
     try:
         return versions.anserini_version()
@@ -61,7 +61,7 @@ def anserini_version() -> str:
 
 def version_text() -> str:
     """``splade-anserini X`` and the versions that decide its results: Python, Pyserini, Anserini."""
-    from .anserini_version import package_version
+    from splade_anserini.anserini_version import package_version
 
     python = ".".join(map(str, sys.version_info[:3]))
     return (f"{PROG} {__version__} (Python {python}, pyserini {package_version('pyserini')}, "

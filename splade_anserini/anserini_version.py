@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from conversion.errors import UsageError
+from splade_anserini.conversion.errors import UsageError
 
-from .cli import ArgumentParser, command
+from splade_anserini.cli import ArgumentParser, command
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ LUCENE_RUNTIME_WARNINGS = ("org.apache.lucene.store.MMapDirectory",
 
 def anserini_version() -> str:
     """The bundled Anserini's version, from its fatjar's name (``anserini-2.3.0-fatjar.jar``)."""
-    from .java import anserini_jar
+    from splade_anserini.java import anserini_jar
 
     m = re.match(r"anserini-(.+)-fatjar\.jar$", anserini_jar().name)
     return m.group(1) if m else "unknown"
@@ -166,7 +166,7 @@ def private_encoder_cache(home: Path) -> Iterator[Path]:
     """While the block runs, the Anserini ONNX encoders created in it read and write their models in
     :func:`encoders_dir` of ``home`` only; yields that folder. Never a user's cache: not
     ``~/.cache/pyserini``, ``$PYSERINI_CACHE``, ``-Dpyserini.cache`` nor ``<cwd>/.cache/pyserini``."""
-    from . import java
+    from splade_anserini import java
 
     java.start_jvm()
     target = encoders_dir(home)
@@ -196,7 +196,7 @@ def private_encoder_cache(home: Path) -> Iterator[Path]:
 def _initialize_static_cache(home: Path) -> str:
     """Anserini 1.x: ``OnnxEncoder.CACHE_DIR``, initializing the class with ``user.home = home`` if it
     is not yet (the field is set once per JVM, when the class initializes)."""
-    from . import java
+    from splade_anserini import java
 
     System = java.autoclass("java.lang.System")
     saved = System.getProperty("user.home")
@@ -295,7 +295,7 @@ def catalog_failure(exc: BaseException) -> bool:
 # -- the one-line version check ----------------------------------------------------------------------
 def versions() -> dict[str, str]:
     """Python, splade-anserini, pyserini, Anserini, Lucene, Java and transformers versions (starts the JVM)."""
-    from . import java
+    from splade_anserini import java
 
     java.start_jvm()
     return {

@@ -33,7 +33,7 @@ def _first_line(text: str) -> str:
 
 def describe(exc: BaseException) -> tuple[int, str]:
     """``(exit status, one-line message)`` for an exception that ended a command."""
-    from conversion.errors import InputError, UsageError
+    from splade_anserini.conversion.errors import InputError, UsageError
 
     if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.strerror:
         where = f"{exc.filename}: " if exc.filename else ""
@@ -119,7 +119,7 @@ def positive_int(text: str) -> int:
 
 def check_positive(**values: int | None) -> None:
     """Refuse a count below 1 (``threads=0``) before any work, named as its option (``--threads``)."""
-    from conversion.errors import UsageError
+    from splade_anserini.conversion.errors import UsageError
 
     for name, value in values.items():
         if value is not None and value < 1:

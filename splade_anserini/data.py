@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
-from conversion.errors import InputError
-from conversion.jsonvector import docid_problem, encodable
-from conversion.textfile import first_line, json_object, numbered_lines
-from conversion.topics import read_topics  # noqa: F401  (the one topics reader, re-exported)
-from conversion.trec import check_qrels, read_qrels  # noqa: F401  (the one qrels reader, re-exported)
+from splade_anserini.conversion.errors import InputError
+from splade_anserini.conversion.jsonvector import docid_problem, encodable
+from splade_anserini.conversion.textfile import first_line, json_object, numbered_lines
+from splade_anserini.conversion.topics import read_topics  # noqa: F401  (the one topics reader, re-exported)
+from splade_anserini.conversion.trec import check_qrels, read_qrels  # noqa: F401  (the one qrels reader, re-exported)
 
 DATA_ENV = "SPLADE_ANSERINI_DATA"
 

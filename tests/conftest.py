@@ -25,7 +25,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def encoder():
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
 
     return SpladeEncoder("splade-tiny")
 

@@ -35,7 +35,7 @@ def test_bm25_index_and_search_on_scifact_slice(scifact_slice):
     p = scifact_slice
     proc = run_python(
         "import json, ir_measures\n"
-        "from splade_anserini.bm25 import build_bm25_index, bm25_search\n"
+        "from splade_anserini.search.bm25 import build_bm25_index, bm25_search\n"
         "from splade_anserini.data import read_qrels\n"
         f"idx = build_bm25_index(r'{p}/corpus.jsonl', r'{p}/index')\n"
         f"again = build_bm25_index(r'{p}/corpus.jsonl', r'{p}/index')\n"

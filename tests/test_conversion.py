@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from conversion.atomic import atomic_open, tmp_name
-from conversion.csr import from_vectors, read_csr
-from conversion.errors import InputError
-from conversion.jsonvector import VectorDoc, read_jsonvector, write_jsonvector
-from conversion.quantize import FACTORS, GUARD_TOKEN, guard_empty, quantize, quantize_sparse, resolve_factor
-from conversion.topics import read_tsvint, tsvint_line, write_tsvint
+from splade_anserini.conversion.atomic import atomic_open, tmp_name
+from splade_anserini.conversion.csr import from_vectors, read_csr
+from splade_anserini.conversion.errors import InputError
+from splade_anserini.conversion.jsonvector import VectorDoc, read_jsonvector, write_jsonvector
+from splade_anserini.conversion.quantize import FACTORS, GUARD_TOKEN, guard_empty, quantize, quantize_sparse, resolve_factor
+from splade_anserini.conversion.topics import read_tsvint, tsvint_line, write_tsvint
 
 DOCS = [
     VectorDoc("d1", {"the": 12, "##ing": 3, "café": 250, "[unused993]": 1}, "first document"),

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from conversion.jsonvector import read_jsonvector
-from conversion.quantize import GUARD_TOKEN
-from splade_anserini import encode_corpus as ec
+from splade_anserini.conversion.jsonvector import read_jsonvector
+from splade_anserini.conversion.quantize import GUARD_TOKEN
+from splade_anserini.encode import corpus as ec
 from splade_anserini.provenance import VECTORS_FILE as PROVENANCE
 
 FAST = ["--max-length", "48", "--no-progress", "--threads", "1"]

@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from conftest import ROOT
-from conversion.jsonvector import VectorDoc, write_jsonvector
-from conversion.topics import write_tsvint
-from splade_anserini import evaluate, stats
+from splade_anserini.conversion.jsonvector import VectorDoc, write_jsonvector
+from splade_anserini.conversion.topics import write_tsvint
+from splade_anserini.evaluate import measures as evaluate
+from splade_anserini.evaluate import stats
 
 QRELS = "1 0 d1 1\n1 0 d2 0\n2 Q0 d3 2\n3 0 d4 1\n"
 RUN = ("1 Q0 d9 1 9.0 r\n1 Q0 d1 2 8.0 r\n1 Q0 d2 3 7.0 r\n"

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from conftest import ROOT
-from conversion.trec import read_ranked, write_run
-from splade_anserini.fusion import fuse, fusion_weights
+from splade_anserini.conversion.trec import read_ranked, write_run
+from splade_anserini.search.fusion import fuse, fusion_weights
 
 A = {"q1": [("d1", 10.0), ("d2", 8.0), ("d3", 2.0)], "q2": [("d9", 1.0)]}
 B = {"q1": [("d3", 0.9), ("d4", 0.5), ("d1", 0.1)], "q3": [("d7", 4.0), ("d8", 3.0)]}

@@ -52,9 +52,9 @@ def other_python(mine: int) -> Path | None:
 @pytest.fixture(scope="module")
 def sl(tmp_path_factory, data_dir, encoder):
     """A real SciFact slice encoded by splade-tiny: JsonVectorCollection and TsvInt topics."""
-    from conversion.jsonvector import VectorDoc, write_jsonvector
-    from conversion.quantize import guard_empty
-    from conversion.topics import write_tsvint
+    from splade_anserini.conversion.jsonvector import VectorDoc, write_jsonvector
+    from splade_anserini.conversion.quantize import guard_empty
+    from splade_anserini.conversion.topics import write_tsvint
     from splade_anserini.data import read_corpus, read_qrels, read_topics
 
     root = tmp_path_factory.mktemp("generations")
@@ -76,13 +76,13 @@ def sl(tmp_path_factory, data_dir, encoder):
 
 def build(python, sl, name: str) -> Path:
     index = sl.root / name
-    proc = cli(python, "splade_anserini.index", "--input", str(sl.vectors), "--index", str(index), "--threads", "1")
+    proc = cli(python, "splade_anserini.index.build", "--input", str(sl.vectors), "--index", str(index), "--threads", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     return index
 
 
 def search(python, sl, index: Path, out: Path) -> subprocess.CompletedProcess:
-    return cli(python, "splade_anserini.search", "--index", str(index), "--encoded-topics", str(sl.topics),
+    return cli(python, "splade_anserini.search.run", "--index", str(index), "--encoded-topics", str(sl.topics),
                "--output", str(out), "--hits", "100", "--threads", "1", "--tag", "run")
 
 
@@ -148,8 +148,8 @@ def test_java_side_encoder_never_touches_a_user_cache(sl, tmp_path):
     """Every place Anserini may look for encoder models (``-Dpyserini.cache``, ``$PYSERINI_CACHE``,
     ``<cwd>/.cache/pyserini`` and ``~/.cache/pyserini``) holds a decoy model that cannot load: the
     Java-side encoder encodes and searches, and every decoy is left as it was."""
-    from splade_anserini.export_onnx import export
-    from splade_anserini.java_encoder import MODEL_FILE, VOCAB_FILE
+    from splade_anserini.serve.export_onnx import export
+    from splade_anserini.serve.java_encoder import MODEL_FILE, VOCAB_FILE
 
     model = tmp_path / "export"
     export("splade-tiny", model, log=lambda *_: None)
@@ -163,7 +163,7 @@ def test_java_side_encoder_never_touches_a_user_cache(sl, tmp_path):
     before = [snapshot(base) for base in decoys]
     code = (
         "from splade_anserini import java\n"
-        "from splade_anserini.java_encoder import java_searcher\n"
+        "from splade_anserini.serve.java_encoder import java_searcher\n"
         "System = java.autoclass('java.lang.System')\n"
         f"System.setProperty('pyserini.cache', {str(prop_cache)!r})\n"
         f"s = java_searcher({str(index)!r}, {str(model)!r}, 100)\n"

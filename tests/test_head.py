@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from splade_anserini.head import head_reproduces_logits, mlm_head, screen_candidates
+from splade_anserini.encode.head import head_reproduces_logits, mlm_head, screen_candidates
 from splade_anserini.progress import Progress
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from conversion.jsonvector import VectorDoc, read_jsonvector, write_jsonvector
-from conversion.quantize import guard_empty
+from splade_anserini.conversion.jsonvector import VectorDoc, read_jsonvector, write_jsonvector
+from splade_anserini.conversion.quantize import guard_empty
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def run(cmd) -> float:
 
 def lucene_contents(index: Path, queries: list[dict[str, int]]) -> list:
     """Every query's full ranking (all documents that score): equal iff the postings are."""
-    from splade_anserini.parity import lucene_hits
+    from splade_anserini.evaluate.parity import lucene_hits
 
     found = lucene_hits(index, {str(i): q for i, q in enumerate(queries)}, k=1000)
     return [found[str(i)] for i in range(len(queries))]

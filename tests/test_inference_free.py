@@ -14,16 +14,16 @@ import pytest
 
 from conftest import ROOT
 
-from splade_anserini.query_weights import QUERY_WEIGHTS, read_table
+from splade_anserini.search.query_weights import QUERY_WEIGHTS, read_table
 
 
 @pytest.fixture(scope="module")
 def sl(tmp_path_factory, data_dir, encoder):
     """SciFact: 150 documents encoded by splade-tiny, indexed for Numba (the IDF table beside it) and the
     topics of the first 30 test queries."""
-    from conversion.jsonvector import VectorDoc, write_jsonvector
+    from splade_anserini.conversion.jsonvector import VectorDoc, write_jsonvector
     from splade_anserini.data import read_corpus, read_topics
-    from splade_anserini.index import build_numba_index
+    from splade_anserini.index.build import build_numba_index
 
     root = tmp_path_factory.mktemp("inference-free")
     docs = list(itertools.islice(read_corpus(data_dir / "scifact" / "corpus.jsonl"), 150))
@@ -56,8 +56,8 @@ def test_index_stores_the_idf_table(sl):
 
 
 def test_inference_free_search_equals_an_explicit_idf_query(sl, encoder, tmp_path):
-    from conversion.trec import read_run
-    from splade_anserini.numba_index import NumbaIndex
+    from splade_anserini.conversion.trec import read_run
+    from splade_anserini.index.numba_index import NumbaIndex
 
     out = tmp_path / "idf.trec"
     proc = subprocess.run([sys.executable, "-m", "splade_anserini.search", "--index", str(sl.numba), "--backend",
@@ -80,9 +80,9 @@ def test_inference_free_search_equals_an_explicit_idf_query(sl, encoder, tmp_pat
 
 def test_onnx_tokenizer_only_path_uses_the_table(sl, encoder, tmp_path):
     """A SPLADE-doc export without model.onnx: tokenizer + table, the same impacts as the PyTorch encoder."""
-    from splade_anserini.export_onnx import anserini_vocabulary
-    from splade_anserini.query_encoder import QueryVectorizer
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.serve.export_onnx import anserini_vocabulary
+    from splade_anserini.search.query_encoder import QueryVectorizer
+    from splade_anserini.encode.splade import SpladeEncoder
 
     light = tmp_path / "doc-export"
     light.mkdir()
@@ -120,12 +120,12 @@ def test_lucene_index_carries_the_table_and_ranks_like_numba(sl, tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
 
     lucene = tmp_path / "lucene"
-    cli("splade_anserini.index", "--input", str(sl.root / "vectors"), "--index", str(lucene), "--threads", "1")
+    cli("splade_anserini.index.build", "--input", str(sl.root / "vectors"), "--index", str(lucene), "--threads", "1")
     assert read_table(lucene) == read_table(sl.numba)
     runs = {}
     for backend, index in (("lucene", lucene), ("numba", sl.numba)):
         runs[backend] = tmp_path / f"{backend}.trec"
-        cli("splade_anserini.search", "--index", str(index), "--backend", backend, "--topics",
+        cli("splade_anserini.search.run", "--index", str(index), "--backend", backend, "--topics",
             str(sl.root / "topics.tsv"), "--splade-doc", "--query-weights", "idf", "--hits", "20", "--threads", "1",
             "--output", str(runs[backend]), "--tag", "t")
     assert runs["lucene"].read_bytes() == runs["numba"].read_bytes()
@@ -134,10 +134,10 @@ def test_lucene_index_carries_the_table_and_ranks_like_numba(sl, tmp_path):
 def test_trainer_learns_with_idf_query_weights(data_dir, encoder, tmp_path):
     """--splade-doc --query-weights idf: the corpus table is written beside the checkpoints, the training
     queries carry it, and validation encodes queries with it like the encoder does."""
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
     from splade_anserini.train import config_from_dict, train
     from splade_anserini.train.model import SpladeTrainModel
-    from splade_anserini.query_weights import weights_by_id
+    from splade_anserini.search.query_weights import weights_by_id
 
     sci = data_dir / "scifact"
     cfg = config_from_dict(dict(

@@ -8,9 +8,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from splade_anserini.export_onnx import fidelity
-from splade_anserini.int8_screen import Int8Screen
-from splade_anserini.splade import SpladeEncoder
+from splade_anserini.serve.export_onnx import fidelity
+from splade_anserini.encode.int8_screen import Int8Screen
+from splade_anserini.encode.splade import SpladeEncoder
 
 
 @pytest.fixture(scope="module")

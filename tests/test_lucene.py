@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_python
-from conversion.jsonvector import VectorDoc, write_jsonvector
-from conversion.quantize import guard_empty
-from conversion.trec import write_run
+from splade_anserini.conversion.jsonvector import VectorDoc, write_jsonvector
+from splade_anserini.conversion.quantize import guard_empty
+from splade_anserini.conversion.trec import write_run
 
 pytestmark = pytest.mark.jvm
 
@@ -32,8 +32,8 @@ def sl(tmp_path_factory, data_dir, encoder):
     """Vectors, Lucene index, topics and qrels of a small real SciFact slice."""
     from splade_anserini import java
     from splade_anserini.data import read_corpus, read_qrels, read_topics
-    from splade_anserini.index import build_lucene_index
-    from splade_anserini.query_encoder import QueryVectorizer
+    from splade_anserini.index.build import build_lucene_index
+    from splade_anserini.search.query_encoder import QueryVectorizer
 
     java.start_jvm()
     root = tmp_path_factory.mktemp("slice")
@@ -65,7 +65,7 @@ def sl(tmp_path_factory, data_dir, encoder):
 
 @pytest.fixture(scope="module")
 def pyserini_encoder(sl, encoder):
-    from splade_anserini.query_encoder import SpladeQueryEncoder
+    from splade_anserini.search.query_encoder import SpladeQueryEncoder
 
     return SpladeQueryEncoder(encoder=encoder)
 
@@ -86,8 +86,8 @@ def test_index_reports_anserini_counters(sl):
 
 
 def test_index_search_evaluate(sl, pyserini_encoder):
-    from splade_anserini.evaluate import evaluate_run
-    from splade_anserini.search import pyserini_search
+    from splade_anserini.evaluate.measures import evaluate_run
+    from splade_anserini.search.run import pyserini_search
 
     results = pyserini_search(sl.index, sl.topics, pyserini_encoder, k=100, threads=2)
     assert set(results) == set(sl.topics)
@@ -97,7 +97,7 @@ def test_index_search_evaluate(sl, pyserini_encoder):
     # every relevant document is in the slice: splade-tiny finds most of them
     assert ev.scores["nDCG@10"] > 0.6 and ev.scores["R@100"] > 0.9
     # Lucene scores are exactly the integer dot products of the quantized vectors
-    from conversion.jsonvector import read_jsonvector
+    from splade_anserini.conversion.jsonvector import read_jsonvector
 
     vec = {d.docid: d.vector for d in read_jsonvector(sl.vectors / "part-00000.jsonl")}
     vec.update({d.docid: d.vector for d in read_jsonvector(sl.vectors / "part-00001.jsonl")})
@@ -108,7 +108,7 @@ def test_index_search_evaluate(sl, pyserini_encoder):
 
 
 def test_pyserini_and_tsvint_paths_give_identical_runs(sl, pyserini_encoder, tmp_path):
-    from splade_anserini.search import anserini_search, pyserini_search, write_tsvint_topics
+    from splade_anserini.search.run import anserini_search, pyserini_search, write_tsvint_topics
 
     a = pyserini_search(sl.index, sl.topics, pyserini_encoder, k=50, threads=2)
     tsv = tmp_path / "topics.tsvint"
@@ -127,7 +127,7 @@ def test_pyserini_and_tsvint_paths_give_identical_runs(sl, pyserini_encoder, tmp
 
 def test_ties_at_the_cutoff_follow_docid_order(sl, pyserini_encoder, tmp_path):
     """Cut a ranking inside a group of equal scores: both paths keep the smallest docids."""
-    from splade_anserini.search import anserini_search, pyserini_search, write_tsvint_topics
+    from splade_anserini.search.run import anserini_search, pyserini_search, write_tsvint_topics
 
     def both(vector, k):
         a = pyserini_search(sl.index, {"1": "q"}, pyserini_encoder, k=k, vectors=[vector])
@@ -156,8 +156,8 @@ def test_ties_at_the_cutoff_follow_docid_order(sl, pyserini_encoder, tmp_path):
 
 def test_query_tokens_absent_from_index_are_dropped(sl, pyserini_encoder, tmp_path):
     from splade_anserini import java
-    from splade_anserini.query_encoder import PreEncodedQueries
-    from splade_anserini.search import anserini_search, write_tsvint_topics
+    from splade_anserini.search.query_encoder import PreEncodedQueries
+    from splade_anserini.search.run import anserini_search, write_tsvint_topics
 
     vocab = index_vocabulary(sl.index)
     # a real encoded query has expansion tokens the 120-document index never saw
@@ -185,7 +185,7 @@ def test_query_tokens_absent_from_index_are_dropped(sl, pyserini_encoder, tmp_pa
 
 
 def test_existing_index_is_not_overwritten(sl, tmp_path):
-    from splade_anserini.index import IndexBuildError, build_lucene_index
+    from splade_anserini.index.build import IndexBuildError, build_lucene_index
     from splade_anserini.outputs import OutputRefused
 
     mine = tmp_path / "mine"
@@ -208,8 +208,8 @@ def test_existing_index_is_not_overwritten(sl, tmp_path):
 
 
 def test_malformed_input_is_refused_before_anserini_sees_it(sl, tmp_path):
-    from conversion.errors import InputError
-    from splade_anserini.index import build_lucene_index
+    from splade_anserini.conversion.errors import InputError
+    from splade_anserini.index.build import build_lucene_index
 
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -245,7 +245,7 @@ def test_paths_with_spaces_on_every_route(sl, pyserini_encoder, tmp_path):
     topics.write_text("".join(f"{q}\t{t}\n" for q, t in list(sl.topics.items())[:5]))
     code = (
         "import sys\n"
-        "from splade_anserini import index, search\n"
+        "from splade_anserini.index import build as index\nfrom splade_anserini.search import run as search\n"
         f"root = {str(root)!r}\n"
         f"assert index.main(['--input', root + '/vec tors', '--index', root + '/in dex', '--threads', '1']) == 0\n"
         f"assert index.main(['--input', root + '/vec tors', '--index', root + '/num ba', '--backend', 'numba']) == 0\n"
@@ -265,7 +265,7 @@ def test_paths_with_spaces_on_every_route(sl, pyserini_encoder, tmp_path):
 def test_readme_three_lines_in_a_fresh_interpreter(sl):
     """A plain Pyserini user: no JAVA_HOME, no OPENAI_API_KEY, our encoder as a drop-in."""
     code = (
-        "from splade_anserini.query_encoder import SpladeQueryEncoder\n"
+        "from splade_anserini.search.query_encoder import SpladeQueryEncoder\n"
         "from pyserini.search.lucene import LuceneImpactSearcher\n"
         f"hits = LuceneImpactSearcher({str(sl.index)!r}, SpladeQueryEncoder('splade-tiny')).search("
         f"{next(iter(sl.topics.values()))!r}, k=10)\n"
@@ -281,8 +281,8 @@ def test_readme_three_lines_in_a_fresh_interpreter(sl):
 
 
 def test_importing_the_encoder_module_starts_nothing():
-    proc = run_python("import sys, splade_anserini.query_encoder, splade_anserini.search, splade_anserini.index, "
-                      "splade_anserini.evaluate, splade_anserini.stats, splade_anserini.pipeline\n"
+    proc = run_python("import sys, splade_anserini.search.query_encoder, splade_anserini.search.run, splade_anserini.index.build, "
+                      "splade_anserini.evaluate.measures, splade_anserini.evaluate.stats, splade_anserini.pipeline\n"
                       "print(sorted(m for m in ('jnius', 'pyserini', 'torch') if m in sys.modules))")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
@@ -299,8 +299,8 @@ def test_query_encoder_quantizes_like_documents(sl, pyserini_encoder):
 
 
 def test_numba_backend_gives_the_lucene_run(sl, pyserini_encoder, tmp_path):
-    from splade_anserini.index import build_index
-    from splade_anserini.search import numba_search, pyserini_search
+    from splade_anserini.index.build import build_index
+    from splade_anserini.search.run import numba_search, pyserini_search
 
     report = build_index(sl.vectors, tmp_path / "numba", backend="numba", factor=100)
     assert report.indexed == N_DOCS

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from conversion.jsonvector import VectorDoc, write_jsonvector
-from conversion.quantize import guard_empty
-from splade_anserini.numba_index import FORMAT_VERSION, IndexFormatError, NumbaIndex
+from splade_anserini.conversion.jsonvector import VectorDoc, write_jsonvector
+from splade_anserini.conversion.quantize import guard_empty
+from splade_anserini.index.numba_index import FORMAT_VERSION, IndexFormatError, NumbaIndex
 
 DOCS = [
     ("d3", {"a": 3, "b": 1}),
@@ -204,8 +204,8 @@ def test_exact_against_numpy_dot_product_on_scifact(scifact_slice):
 def test_parity_with_lucene_on_scifact_slice(scifact_slice):
     """Identical (docid, score) lists at k=1000 between the Numba index and a Lucene impact index
     built by Anserini from the same JsonVectorCollection (k exceeds the slice: full rankings)."""
-    from splade_anserini import parity
-    from splade_anserini.index import build_lucene_index
+    from splade_anserini.evaluate import parity
+    from splade_anserini.index.build import build_lucene_index
 
     s = scifact_slice
     lucene_index = s["root"] / "lucene"
@@ -215,7 +215,7 @@ def test_parity_with_lucene_on_scifact_slice(scifact_slice):
     assert report.queries == len(s["queries"]) and report.hits > 0
     assert report.ok, report.summary()
     # the command, on pre-encoded (TsvInt) topics
-    from conversion.topics import write_tsvint
+    from splade_anserini.conversion.topics import write_tsvint
 
     write_tsvint(s["root"] / "topics.tsv", s["queries"].items())
     assert parity.main(["--index", str(lucene_index), "--numba-index", str(s["root"] / "numba"),
@@ -223,7 +223,7 @@ def test_parity_with_lucene_on_scifact_slice(scifact_slice):
 
 
 def test_parity_report_names_the_first_difference():
-    from splade_anserini.parity import compare
+    from splade_anserini.evaluate.parity import compare
 
     same = compare({"q1": [("a", 5), ("b", 3)]}, {"q1": [("a", 5), ("b", 3)]})
     assert same.ok and same.summary().startswith("1/1 queries identical")

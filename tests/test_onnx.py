@@ -24,7 +24,7 @@ N_DOCS = 150
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
-    from splade_anserini.export_onnx import export as do_export
+    from splade_anserini.serve.export_onnx import export as do_export
 
     out = tmp_path_factory.mktemp("onnx") / "splade-tiny"
     meta = do_export("splade-tiny", out, log=lambda *_: None)
@@ -43,12 +43,12 @@ def topics(data_dir):
 def sl(tmp_path_factory, data_dir, export, topics):
     """A SciFact slice (relevant documents of the first 40 test queries + others) encoded by the export,
     as a Lucene impact index and a Numba index."""
-    from conversion.jsonvector import VectorDoc, write_jsonvector
-    from conversion.quantize import guard_empty
+    from splade_anserini.conversion.jsonvector import VectorDoc, write_jsonvector
+    from splade_anserini.conversion.quantize import guard_empty
     from splade_anserini.data import read_corpus, read_qrels
-    from splade_anserini.index import build_lucene_index
-    from splade_anserini.numba_index import NumbaIndex
-    from splade_anserini.onnx_encoder import OnnxSpladeEncoder
+    from splade_anserini.index.build import build_lucene_index
+    from splade_anserini.index.numba_index import NumbaIndex
+    from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
 
     root = tmp_path_factory.mktemp("onnx-slice")
     qrels = read_qrels(data_dir / "scifact" / "qrels.test.txt")
@@ -96,8 +96,8 @@ def test_export_is_in_anserinis_contract(export):
 
 
 def test_onnx_impacts_match_pytorch_on_scifact_and_cacm(export, encoder, topics):
-    from splade_anserini.export_onnx import fidelity
-    from splade_anserini.onnx_encoder import OnnxSpladeEncoder
+    from splade_anserini.serve.export_onnx import fidelity
+    from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
 
     onnx_enc = OnnxSpladeEncoder(export.dir)
     for name, n in (("scifact", 120), ("cacm", 64)):
@@ -114,8 +114,8 @@ def test_serving_process_imports_neither_torch_nor_transformers(export, sl, tmp_
     """search --model EXPORT on Lucene and on Numba, and QueryVectorizer, in one process: no torch."""
     code = (
         "import sys\n"
-        "from splade_anserini.search import main\n"
-        "from splade_anserini.query_encoder import QueryVectorizer\n"
+        "from splade_anserini.search.run import main\n"
+        "from splade_anserini.search.query_encoder import QueryVectorizer\n"
         f"for backend, index in (('lucene', {str(sl.lucene)!r}), ('numba', {str(sl.numba)!r})):\n"
         f"    assert main(['--index', index, '--topics', {str(sl.topics)!r}, '--model', {str(export.dir)!r},\n"
         f"                 '--backend', backend, '--output', {str(tmp_path)!r} + '/' + backend + '.trec',\n"
@@ -133,7 +133,7 @@ def test_serving_process_imports_neither_torch_nor_transformers(export, sl, tmp_
 def test_java_side_encoder_ranks_like_python_and_leaves_the_user_cache_alone(export, sl, tmp_path):
     from pathlib import Path
 
-    from conversion.trec import read_ranked
+    from splade_anserini.conversion.trec import read_ranked
 
     user_cache = Path.home() / ".cache" / "pyserini" / "encoders"
     before = sorted((p.name, p.stat().st_mtime_ns) for p in user_cache.iterdir()) if user_cache.is_dir() else None
@@ -160,7 +160,7 @@ def test_java_side_encoder_ranks_like_python_and_leaves_the_user_cache_alone(exp
 def test_scaled_graph_for_anserini(export, tmp_path):
     import onnxruntime as ort
 
-    from splade_anserini.java_encoder import scale_weights
+    from splade_anserini.serve.java_encoder import scale_weights
 
     scale_weights(export.dir / "model.onnx", tmp_path / "scaled.onnx", 100 * 5 / 256)
     feeds = {"input_ids": np.array([[101, 2054, 2003, 11867, 25712, 102]]), "attention_mask": np.ones((1, 6), np.int64),
@@ -174,7 +174,7 @@ def test_scaled_graph_for_anserini(export, tmp_path):
 
 def test_broken_export_directories_fail_in_one_line(export, sl, tmp_path):
     from splade_anserini.models import ModelNotFoundError
-    from splade_anserini.query_encoder import QueryVectorizer
+    from splade_anserini.search.query_encoder import QueryVectorizer
 
     cases = {}
     for name, damage in (("no-vocab", lambda d: (d / "vocab.txt").unlink()),
@@ -213,7 +213,7 @@ def _variant(tmp_path, name, edit_tokenizer=None, edit_config=None):
 def test_export_refuses_bad_models_without_a_partial_directory(tmp_path, capsys):
     from transformers import BertConfig, BertModel
 
-    from splade_anserini.export_onnx import main
+    from splade_anserini.serve.export_onnx import main
     from splade_anserini.models import fetch_splade_tiny
 
     no_mlm = tmp_path / "no-mlm"
@@ -245,7 +245,7 @@ def test_export_refuses_bad_models_without_a_partial_directory(tmp_path, capsys)
 
 def test_export_refuses_a_graph_that_disagrees_with_pytorch(tmp_path, monkeypatch):
     """A graph pooled differently from the reference (sum instead of max) must not be written."""
-    from splade_anserini import export_onnx
+    from splade_anserini.serve import export_onnx
 
     real = export_onnx._export_graph
     monkeypatch.setattr(export_onnx, "_export_graph", lambda m, t, pooling, path: real(m, t, "sum", path))
@@ -256,10 +256,10 @@ def test_export_refuses_a_graph_that_disagrees_with_pytorch(tmp_path, monkeypatc
 
 @pytest.mark.slow
 def test_int8_export_is_measured_and_loads(tmp_path, encoder, topics):
-    from splade_anserini.export_onnx import fidelity
-    from splade_anserini.onnx_encoder import OnnxSpladeEncoder
+    from splade_anserini.serve.export_onnx import fidelity
+    from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
 
-    meta = __import__("splade_anserini.export_onnx", fromlist=["export"]).export(
+    meta = __import__("splade_anserini.serve.export_onnx", fromlist=["export"]).export(
         "splade-tiny", tmp_path / "int8", int8=True, log=lambda *_: None)
     assert meta["quantization"] == "int8" and meta["ir_version"] <= 9
     texts = list(topics["cacm"].values())
@@ -270,7 +270,7 @@ def test_int8_export_is_measured_and_loads(tmp_path, encoder, topics):
 
 
 def test_pre_encoded_queries_are_stateless():
-    from splade_anserini.query_encoder import PreEncodedQueries
+    from splade_anserini.search.query_encoder import PreEncodedQueries
 
     vectors = {"q1": {"aspirin": 120, "heart": 40}}
     enc = PreEncodedQueries(vectors)
@@ -286,8 +286,8 @@ def test_pre_encoded_queries_are_stateless():
 
 def test_splade_doc_queries_need_only_the_tokenizer(export, topics, tmp_path):
     """SPLADE-doc: bags of WordPieces; a directory without model.onnx serves them, like PyTorch's encoder."""
-    from splade_anserini.query_encoder import QueryVectorizer
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.search.query_encoder import QueryVectorizer
+    from splade_anserini.encode.splade import SpladeEncoder
 
     light = tmp_path / "splade-doc"
     shutil.copytree(export.dir, light)
@@ -302,9 +302,9 @@ def test_splade_doc_queries_need_only_the_tokenizer(export, topics, tmp_path):
 
 def test_screened_query_graph_gives_the_graphs_impacts(export, encoder, topics):
     """fp32 exports carry the screened query graph; queries through it get the contract graph's impacts."""
-    from splade_anserini.export_onnx import fidelity
-    from splade_anserini.onnx_encoder import OnnxSpladeEncoder
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.serve.export_onnx import fidelity
+    from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
 
     assert {"hidden.onnx", "decoder.npz"} <= {p.name for p in export.dir.iterdir()} and export.meta["query_graph"]
     screened, graph = OnnxSpladeEncoder(export.dir), OnnxSpladeEncoder(export.dir, screen=False)
@@ -325,8 +325,8 @@ def test_screened_query_graph_gives_the_graphs_impacts(export, encoder, topics):
 def test_lean_lucene_route_at_k10_is_the_top_10_of_k1000(export, sl):
     """The serving route hands over only the hits asked for: the same ten as the first ten of 1,000."""
     from splade_anserini.data import read_topics
-    from splade_anserini.impact_searcher import ImpactSearcher
-    from splade_anserini.query_encoder import QueryVectorizer
+    from splade_anserini.search.impact_searcher import ImpactSearcher
+    from splade_anserini.search.query_encoder import QueryVectorizer
 
     topics = read_topics(sl.topics)
     vectors = dict(zip(topics, QueryVectorizer(str(export.dir)).encode_batch(list(topics.values()))))

@@ -22,14 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from splade_anserini import encode_corpus as ec
-from splade_anserini import evaluate as evaluate_cli
-from splade_anserini import export_onnx as export_cli
-from splade_anserini import fusion as fusion_cli
-from splade_anserini import index as index_cli
+from splade_anserini.encode import corpus as ec
+from splade_anserini.evaluate import measures as evaluate_cli
+from splade_anserini.serve import export_onnx as export_cli
+from splade_anserini.search import fusion as fusion_cli
+from splade_anserini.index import build as index_cli
 from splade_anserini import outputs
 from splade_anserini import pipeline as pipeline_cli
-from splade_anserini import search as search_cli
+from splade_anserini.search import run as search_cli
 from splade_anserini.train import __main__ as train_cli
 from splade_anserini.train import mine_negatives as mine_cli
 
@@ -40,8 +40,8 @@ REFUSALS = ("was not written by splade-anserini", "never replaces or removes", "
 @pytest.fixture(scope="module")
 def inputs(data_dir, encoder, tmp_path_factory) -> dict[str, Path]:
     """40 SciFact documents, their splade-tiny vectors, 10 topics, the qrels, a Numba index, two runs."""
-    from conversion.jsonvector import VectorDoc, write_jsonvector
-    from conversion.quantize import guard_empty
+    from splade_anserini.conversion.jsonvector import VectorDoc, write_jsonvector
+    from splade_anserini.conversion.quantize import guard_empty
     from splade_anserini.data import read_corpus
 
     root = tmp_path_factory.mktemp("inputs")

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from conversion.trec import max_passage, rank_hits
-from splade_anserini.passages import check_passage_args, split_documents, windows
+from splade_anserini.conversion.trec import max_passage, rank_hits
+from splade_anserini.encode.passages import check_passage_args, split_documents, windows
 
 
 @pytest.fixture(scope="module")
@@ -154,14 +154,14 @@ def test_torchrun_ranks_encode_shards_that_index_as_one_collection(small_corpus,
     assert (sharded / "splade-anserini.provenance").read_bytes() == (whole / "splade-anserini.provenance").read_bytes()
     joined = b"".join((sharded / n).read_bytes() for n in names)
     assert joined == (whole / "part-00000.jsonl").read_bytes()
-    from splade_anserini.numba_index import NumbaIndex
+    from splade_anserini.index.numba_index import NumbaIndex
 
     idx = NumbaIndex.from_jsonvector(str(sharded))
     assert sorted(idx.docids) == sorted(json.loads(x)["_id"] for x in small_corpus.read_text().splitlines())
 
 
 def test_launcher_shard_from_rank_and_world_size(monkeypatch):
-    from splade_anserini.encode_corpus import EncodeError, launcher_shard
+    from splade_anserini.encode.corpus import EncodeError, launcher_shard
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert launcher_shard(None, None, "cpu") == (0, 1, "cpu")

@@ -19,8 +19,8 @@ N_DOCS = 60
 @pytest.fixture(scope="module")
 def slices(tmp_path_factory, data_dir):
     """A real SciFact slice in the converted layout and the same slice in the native BEIR layout."""
-    from conversion.topics import read_topics
-    from conversion.trec import read_qrels
+    from splade_anserini.conversion.topics import read_topics
+    from splade_anserini.conversion.trec import read_qrels
 
     src = data_dir / "scifact"
     root = tmp_path_factory.mktemp("datasets")

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT
-from conversion.topics import write_tsvint
+from splade_anserini.conversion.topics import write_tsvint
 
 pytestmark = pytest.mark.jvm
 
@@ -24,8 +24,8 @@ N_DOCS, N_QUERIES, MAX_LENGTH = 80, 20, 32
 
 @pytest.fixture(scope="module")
 def sl(tmp_path_factory, data_dir):
-    from splade_anserini.encode_corpus import encode_corpus
-    from splade_anserini.index import build_lucene_index, build_numba_index
+    from splade_anserini.encode.corpus import encode_corpus
+    from splade_anserini.index.build import build_lucene_index, build_numba_index
 
     root = tmp_path_factory.mktemp("provenance")
     with open(data_dir / "scifact" / "corpus.jsonl") as fin:
@@ -40,7 +40,7 @@ def sl(tmp_path_factory, data_dir):
 
 
 def search(*args, **named) -> list[str]:
-    from splade_anserini.search import main
+    from splade_anserini.search.run import main
 
     argv = [str(a) for a in args] + [x for k, v in named.items() for x in (f"--{k.replace('_', '-')}", str(v))]
     return main(argv + ["--threads", "2"])
@@ -74,7 +74,7 @@ def noisy_model(tmp_path_factory):
 
 # -- provenance recorded and carried -------------------------------------------------------------
 def test_vectors_and_both_indexes_record_the_model_and_factor(sl, encoder):
-    from splade_anserini.index import build_numba_index
+    from splade_anserini.index.build import build_numba_index
     from splade_anserini.provenance import ProvenanceError, read_index, read_vectors, weights_sha256
 
     prov = read_vectors(sl.vectors)
@@ -100,7 +100,7 @@ def test_another_query_model_is_refused_unless_allowed(sl, noisy_model, backend,
     assert side["other_query_encoder_allowed"] and side["query_model"]["name"] == str(noisy_model)
     assert "notice: query model" in capsys.readouterr().err
 
-    from splade_anserini.evaluate import main as evaluate
+    from splade_anserini.evaluate.measures import main as evaluate
 
     assert evaluate(["--qrels", str(sl.qrels), str(out)]) == 0
     assert "searched with a query model other than the index's" in capsys.readouterr().err
@@ -124,7 +124,7 @@ def test_max_passage_on_an_index_of_whole_documents_is_refused(sl, tmp_path, cap
 
 
 def test_an_index_without_provenance_searches_with_a_notice(sl, tmp_path, capsys):
-    from splade_anserini.index import build_lucene_index
+    from splade_anserini.index.build import build_lucene_index
 
     old = tmp_path / "old-vectors"
     shutil.copytree(sl.vectors, old)
@@ -141,7 +141,7 @@ def test_an_index_without_provenance_searches_with_a_notice(sl, tmp_path, capsys
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    from splade_anserini.export_onnx import export
+    from splade_anserini.serve.export_onnx import export
 
     root = tmp_path_factory.mktemp("exports")
     export("splade-tiny", root / "x100", max_length=MAX_LENGTH, log=lambda m: None)
@@ -185,7 +185,7 @@ def long_query(sl):
     """One query of 5,000 terms (every term of the index, then tokens absent from it) and a short one."""
     import random
 
-    from conversion.jsonvector import read_jsonvector
+    from splade_anserini.conversion.jsonvector import read_jsonvector
     from splade_anserini.models import fetch_splade_tiny
 
     present = sorted({t for d in read_jsonvector(sl.vectors) for t in d.vector})
@@ -201,8 +201,8 @@ def long_query(sl):
 
 
 def test_a_5000_term_query_gets_the_same_top_1000_on_every_route(sl, long_query):
-    from splade_anserini.impact_searcher import impact_search
-    from splade_anserini.search import anserini_search, numba_search, pyserini_search
+    from splade_anserini.search.impact_searcher import impact_search
+    from splade_anserini.search.run import anserini_search, numba_search, pyserini_search
 
     vectors = long_query.vectors
     numba = numba_search(sl.numba, vectors, k=1000)
@@ -226,7 +226,7 @@ def lucene_default_clause_limit():
 
 def test_a_query_a_backend_cannot_answer_fails_the_run_naming_it(sl, long_query, lucene_default_clause_limit,
                                                                tmp_path, capfd):
-    from splade_anserini.search import UnansweredQueryError, pyserini_search
+    from splade_anserini.search.run import UnansweredQueryError, pyserini_search
 
     out = tmp_path / "run.trec"
     assert search("--index", sl.lucene, "--encoded-topics", long_query.tsv, "--output", out) == 1
@@ -241,8 +241,8 @@ def test_a_query_a_backend_cannot_answer_fails_the_run_naming_it(sl, long_query,
 
 # -- inputs --------------------------------------------------------------------------------------
 def test_fusion_refuses_runs_over_different_topics(tmp_path, capsys):
-    from conversion.trec import write_run
-    from splade_anserini.fusion import main as fusion
+    from splade_anserini.conversion.trec import write_run
+    from splade_anserini.search.fusion import main as fusion
 
     write_run(tmp_path / "a.trec", {f"q{i}": [("d1", 2.0), ("d2", 1.0)] for i in range(20)}, tag="a")
     write_run(tmp_path / "b.trec", {f"q{i}": [("d2", 3.0)] for i in range(10)}, tag="b")
@@ -268,7 +268,7 @@ def test_blank_queries_are_named_and_a_file_of_only_blank_ones_refused(sl, tmp_p
 
 
 def test_passages_longer_than_the_max_length_are_refused_before_anything_is_written(sl, tmp_path, capsys):
-    from splade_anserini.encode_corpus import main as encode
+    from splade_anserini.encode.corpus import main as encode
 
     assert encode(["--corpus", str(sl.root / "corpus.jsonl"), "--output", str(tmp_path / "v"),
                    "--passage-length", "128", "--max-length", "64"]) == 2
@@ -280,8 +280,8 @@ def test_passages_longer_than_the_max_length_are_refused_before_anything_is_writ
 
 
 def test_a_passage_index_records_its_passages_for_max_passage(sl, tmp_path, capsys):
-    from splade_anserini.encode_corpus import main as encode
-    from splade_anserini.index import build_numba_index
+    from splade_anserini.encode.corpus import main as encode
+    from splade_anserini.index.build import build_numba_index
     from splade_anserini.provenance import read_index
 
     small = tmp_path / "corpus.jsonl"
@@ -321,7 +321,7 @@ def test_search_refuses_options_its_backend_ignores(sl, tmp_path, capsys):
 
 
 def test_parity_takes_the_indexes_factor_and_refuses_another(sl, capsys):
-    from splade_anserini.parity import main as parity
+    from splade_anserini.evaluate.parity import main as parity
 
     common = ["--index", str(sl.lucene), "--numba-index", str(sl.numba), "--topics", str(sl.topics),
               "--max-length", str(MAX_LENGTH)]
@@ -332,7 +332,7 @@ def test_parity_takes_the_indexes_factor_and_refuses_another(sl, capsys):
 
 
 def test_export_for_an_index_refuses_another_model(sl, noisy_model, tmp_path):
-    from splade_anserini.export_onnx import export
+    from splade_anserini.serve.export_onnx import export
     from splade_anserini.provenance import ProvenanceError
 
     with pytest.raises(ProvenanceError, match="--allow-other-query-encoder"):
@@ -341,7 +341,7 @@ def test_export_for_an_index_refuses_another_model(sl, noisy_model, tmp_path):
 
 
 def test_a_model_retrained_in_place_does_not_pass_for_the_encoded_one(sl, noisy_model, tmp_path, capsys):
-    from splade_anserini.encode_corpus import main as encode
+    from splade_anserini.encode.corpus import main as encode
     from splade_anserini.models import fetch_splade_tiny
 
     model = tmp_path / "model"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conversion.trec import read_qrels
+from splade_anserini.conversion.trec import read_qrels
 from splade_anserini.data import read_corpus, read_topics
 from splade_anserini.train import pseudo_queries as pq
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conversion.errors import InputError
-from conversion.jsonvector import MAX_IMPACT, docid_problem, read_jsonvector, vector_problem
-from conversion.topics import read_tsvint, tsvint_line
-from conversion.trec import format_score, read_run
+from splade_anserini.conversion.errors import InputError
+from splade_anserini.conversion.jsonvector import MAX_IMPACT, docid_problem, read_jsonvector, vector_problem
+from splade_anserini.conversion.topics import read_tsvint, tsvint_line
+from splade_anserini.conversion.trec import format_score, read_run
 from splade_anserini.data import read_corpus, read_qrels, read_topics, read_triples
 
 SETTINGS = settings(max_examples=int(os.environ.get("READER_PROPERTY_EXAMPLES", "100")), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from conversion.errors import InputError
-from conversion.topics import detect_topic_format, read_topics
-from conversion.trec import check_qrels, read_qrels
+from splade_anserini.conversion.errors import InputError
+from splade_anserini.conversion.topics import detect_topic_format, read_topics
+from splade_anserini.conversion.trec import check_qrels, read_qrels
 from splade_anserini.data import available_splits, find_dataset, resolve_dataset
 
 
@@ -140,7 +140,7 @@ def test_property_qrels_round_trip(tmp_path, qrels, layout, gz):
 
 
 def _headers():
-    from conversion.trec import QRELS_HEADERS
+    from splade_anserini.conversion.trec import QRELS_HEADERS
 
     return QRELS_HEADERS
 

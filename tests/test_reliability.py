@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from conversion.atomic import atomic_open, tmp_name
-from conversion.errors import InputError
-from conversion.jsonvector import MAX_IMPACT, VectorDoc, read_jsonvector, write_jsonvector
-from conversion.quantize import guard_empty
-from splade_anserini import encode_corpus as ec
-from splade_anserini import index as index_cli
-from splade_anserini import search as search_cli
+from splade_anserini.conversion.atomic import atomic_open, tmp_name
+from splade_anserini.conversion.errors import InputError
+from splade_anserini.conversion.jsonvector import MAX_IMPACT, VectorDoc, read_jsonvector, write_jsonvector
+from splade_anserini.conversion.quantize import guard_empty
+from splade_anserini.encode import corpus as ec
+from splade_anserini.index import build as index_cli
+from splade_anserini.search import run as search_cli
 
 FAST = ["--max-length", "48", "--no-progress", "--threads", "1"]
 HAS_DEV_FULL = os.path.exists("/dev/full")
@@ -134,7 +134,7 @@ def test_duplicate_ids_across_files_are_refused(vectors, tmp_path):
 
 @pytest.mark.parametrize("backend", ["numba", pytest.param("lucene", marks=pytest.mark.jvm)])
 def test_index_quantize_takes_float_vectors_as_encode_corpus_does(backend, vectors, tmp_path, capsys):
-    from splade_anserini.numba_index import NumbaIndex
+    from splade_anserini.index.numba_index import NumbaIndex
 
     (tmp_path / "float").mkdir()
     with open(tmp_path / "float" / "part-00000.jsonl", "w") as fh:
@@ -162,7 +162,7 @@ def test_maximum_impact_and_token_length_are_what_lucene_indexes_exactly(tmp_pat
     """The documented limits are real: an impact of MAX_IMPACT scores exactly, a 255-character token
     is one term."""
     from splade_anserini import java
-    from splade_anserini.index import build_lucene_index
+    from splade_anserini.index.build import build_lucene_index
 
     (tmp_path / "in").mkdir()
     write_jsonvector(tmp_path / "in" / "p.jsonl", [VectorDoc("d1", {"big": MAX_IMPACT, "b" * 255: 3}),
@@ -261,7 +261,7 @@ def test_max_length_beyond_the_model_is_refused_before_anything_is_written(corpu
 def test_encode_on_a_full_disk(corpus, tmp_path, capsys, monkeypatch):
     import builtins
 
-    import conversion.atomic as atomic
+    import splade_anserini.conversion.atomic as atomic
 
     def full_for_blocks(path, mode="r", *args, **kwargs):
         if ".block-" in os.fspath(path):
@@ -284,7 +284,7 @@ def test_encode_on_a_full_disk(corpus, tmp_path, capsys, monkeypatch):
 def test_numba_index_on_a_full_disk(vectors, tmp_path, capsys, monkeypatch):
     import builtins
 
-    from splade_anserini import numba_index
+    from splade_anserini.index import numba_index
 
     def full_for_arrays(path, mode="r", *args, **kwargs):
         if os.fspath(path).endswith(".npy.tmp"):
@@ -347,7 +347,9 @@ def test_search_with_zero_threads_is_an_argument_error(tmp_path, capsys):
 
 # case 7: one rule for exit statuses
 def test_bad_input_exits_2_from_every_command(vectors, tmp_path, capsys):
-    from splade_anserini import evaluate, parity, stats
+    from splade_anserini.evaluate import measures as evaluate
+    from splade_anserini.evaluate import parity
+    from splade_anserini.evaluate import stats
 
     bad_topics = tmp_path / "topics.tsv"
     bad_topics.write_text("1\taspirin\nno tab on this line\n")
@@ -393,7 +395,7 @@ def test_an_existing_index_is_a_usage_error_and_a_failure_is_1(vectors, tmp_path
     def crash(*args, **kwargs):
         raise RuntimeError("the numba kernel crashed")
 
-    from splade_anserini.numba_index import NumbaIndex
+    from splade_anserini.index.numba_index import NumbaIndex
 
     monkeypatch.setattr(NumbaIndex, "from_vectors", crash)
     rc, _, err = call(index_cli.main, ["--input", vectors, "--index", tmp_path / "new", "--backend", "numba"], capsys)
@@ -438,7 +440,7 @@ def test_empty_corpus_and_empty_index_input(tmp_path, capsys):
 # case 11: leftovers
 @pytest.mark.skipif(not HAS_DEV_FULL, reason="needs /dev/full to simulate a full disk")
 def test_atomic_open_on_a_full_disk_leaves_no_temporary(tmp_path, monkeypatch):
-    import conversion.atomic as atomic
+    import splade_anserini.conversion.atomic as atomic
 
     path = tmp_path / "out.jsonl"
     fixed = tmp_name(path)

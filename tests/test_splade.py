@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from splade_anserini.splade import SpladeEncoder, SparseVector
+from splade_anserini.encode.splade import SpladeEncoder, SparseVector
 
 TEXTS = [
     "aspirin reduces the risk of heart attacks",

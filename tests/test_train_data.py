@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conversion.errors import InputError
+from splade_anserini.conversion.errors import InputError
 from splade_anserini.train.config import ConfigError, config_from_dict, load_config_file, parse_args
 from splade_anserini.train.data import QrelsData, Stream, TriplesData, build_data, read_scored_pairs
 
@@ -191,7 +191,7 @@ def test_quick_eval_dataset_layouts(data_dir):
 
 def test_holdout_command_writes_the_trainers_validation_queries(data_dir, tmp_path):
     """`train.holdout` writes the queries (and qrels) the trainer validates on, for a real SciFact config."""
-    from conversion.trec import read_qrels
+    from splade_anserini.conversion.trec import read_qrels
     from splade_anserini.data import read_topics
 
     sci = data_dir / "scifact"

@@ -158,7 +158,7 @@ def test_lora_trains_adapters_only_and_merges_into_a_plain_checkpoint(encoder, t
     import copy
 
     pytest.importorskip("peft")
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
     from splade_anserini.train.lora import LoraAdapter
     from splade_anserini.train.model import SpladeTrainModel
 
@@ -237,9 +237,9 @@ def scifact_slice(data_dir, tmp_path):
 
 
 def test_mine_negatives_with_a_splade_model(scifact_slice, tmp_path):
-    from conversion.trec import read_ranked
+    from splade_anserini.conversion.trec import read_ranked
     from splade_anserini.data import read_topics
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
     from splade_anserini.train.data import load_corpus_texts
     from splade_anserini.train.mine_negatives import main
     from splade_anserini.train.validate import brute_force_search
@@ -260,7 +260,7 @@ def test_mine_negatives_with_a_splade_model(scifact_slice, tmp_path):
     assert {q: [(d, float(sc)) for d, sc in hits] for q, hits in run.items()} == \
         {q: list(h.items()) for q, h in ref.items()}
     # --vectors: the corpus as encode_corpus wrote it (x100 JsonVectorCollection): the same run
-    from conversion.jsonvector import VectorDoc, write_jsonvector
+    from splade_anserini.conversion.jsonvector import VectorDoc, write_jsonvector
 
     vec_dir = tmp_path / "vectors"
     vec_dir.mkdir()

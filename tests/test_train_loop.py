@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from splade_anserini.head import fast_bf16_cpu
+from splade_anserini.encode.head import fast_bf16_cpu
 from splade_anserini.train import config_from_dict, train
 from splade_anserini.train.checkpoint import BEST, LAST, STATE_FILE, recover_checkpoints, write_checkpoint
 
@@ -66,7 +66,7 @@ def test_existing_output_needs_resume_or_overwrite(triples, tmp_path):
 
 
 def test_splade_doc_training_step(triples, tmp_path, encoder):
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
     from splade_anserini.train.model import SpladeTrainModel
 
     model = SpladeTrainModel(encoder.model, encoder.tokenizer, splade_doc=True)
@@ -135,7 +135,7 @@ def test_mini_run_loss_decreases_and_log_is_complete(triples, tmp_path):
 
 
 def test_validation_best_checkpoint_loads_in_the_encoder(data_dir, tmp_path):
-    from splade_anserini.splade import SpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
 
     sci = data_dir / "scifact"
     cfg = config_from_dict(dict(
@@ -260,7 +260,7 @@ def test_levers_deterministic_and_resume_equals_straight_run(triples, tmp_path):
 
 def _cacm_guard(data_dir, tmp_path, n_queries=6, extra_docs=30):
     """A small out-of-domain set: CACM's first judged queries, their judged documents and a few others."""
-    from conversion.trec import read_qrels
+    from splade_anserini.conversion.trec import read_qrels
     from splade_anserini.data import read_corpus, read_topics
 
     cacm = data_dir / "cacm"

@@ -92,7 +92,7 @@ def test_quadratic_warmup_shape():
 
 @pytest.mark.parametrize("screen", [False, True])
 def test_fused_max_head_matches_autograd_reference(encoder, screen):
-    from splade_anserini.splade import splade_activation
+    from splade_anserini.encode.splade import splade_activation
     from splade_anserini.train.fused import fused_max_splade
 
     model = encoder.model
@@ -128,7 +128,7 @@ def test_fused_max_head_matches_autograd_reference(encoder, screen):
 def test_brute_force_search_matches_numba_index():
     import numpy as np
 
-    from splade_anserini.splade import SparseVector
+    from splade_anserini.encode.splade import SparseVector
     from splade_anserini.train.validate import brute_force_search, exact_search
 
     rng = np.random.default_rng(0)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from conversion.errors import InputError
-from conversion.trec import rank_hits, read_ranked, read_run, write_run
+from splade_anserini.conversion.errors import InputError
+from splade_anserini.conversion.trec import rank_hits, read_ranked, read_run, write_run
 
 
 def test_write_then_read_roundtrip(tmp_path):

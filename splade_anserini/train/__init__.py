@@ -4,13 +4,13 @@ Nothing heavy at import: torch, transformers and accelerate load when training s
 """
 from __future__ import annotations
 
-from .config import ConfigError, TrainConfig, config_from_dict, parse_args
+from splade_anserini.train.config import ConfigError, TrainConfig, config_from_dict, parse_args
 
 __all__ = ["ConfigError", "TrainConfig", "config_from_dict", "parse_args", "train"]
 
 
 def train(cfg: TrainConfig, **kwargs):
     """Run training for ``cfg``; returns the summary dict (see :meth:`.loop.Trainer.train`)."""
-    from .loop import train as _train
+    from splade_anserini.train.loop import train as _train
 
     return _train(cfg, **kwargs)

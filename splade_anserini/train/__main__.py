@@ -10,12 +10,12 @@ import os
 import sys
 
 
-from ..cli import command
+from splade_anserini.cli import command
 
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    from . import parse_args, train
+    from splade_anserini.train import parse_args, train
 
     cfg = parse_args(argv)
     summary = train(cfg)

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import outputs
+from splade_anserini import outputs
 
 LAST, BEST, WISE = "checkpoint-last", "checkpoint-best", "checkpoint-wise"
 STATE_FILE = "trainer_state.pt"
@@ -59,7 +59,7 @@ def write_checkpoint(out: str | os.PathLike, name: str, hf_model, tokenizer, inf
     outputs.check_dir(final, CHECKPOINT_KIND)
     tmp = outputs.temp_dir(final)
     try:
-        from ..models import hf_progress_bars_off
+        from splade_anserini.models import hf_progress_bars_off
 
         with hf_progress_bars_off():
             hf_model.save_pretrained(tmp, safe_serialization=True)

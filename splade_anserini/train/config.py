@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from ..cli import ArgumentParser
+from splade_anserini.cli import ArgumentParser
 
 
 class ConfigError(ValueError):
@@ -253,7 +253,7 @@ def find_config(name: str | os.PathLike) -> Path:
 def expand_data(value: Any) -> Any:
     """``{data}/scifact/corpus.jsonl`` -> that file under the data root; other values unchanged."""
     if isinstance(value, str) and value.startswith(DATA_PREFIX):
-        from ..data import data_root
+        from splade_anserini.data import data_root
 
         return str(data_root() / value[len(DATA_PREFIX):])
     return value

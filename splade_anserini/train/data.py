@@ -15,10 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from conversion.errors import InputError
-from conversion.trec import check_qrels, read_ranked, read_run
+from splade_anserini.conversion.errors import InputError
+from splade_anserini.conversion.trec import check_qrels, read_ranked, read_run
 
-from ..data import read_corpus, read_qrels, read_topics, read_triples
+from splade_anserini.data import read_corpus, read_qrels, read_topics, read_triples
 
 
 @dataclass

@@ -5,11 +5,11 @@ forward pass computes each text's MLM logits as ``W @ h[b]^T`` (``[V, L_b]``, pa
 keeps only the maximum and its position. The gradient of a max flows to its argmax alone, and
 ``log1p(relu(.))`` has zero gradient where the maximum is not positive, so the backward pass touches
 only the active ``(b, v)`` pairs (a few hundred per text) instead of ``B x L x V`` logits. Values and
-gradients equal :func:`splade_anserini.head.splade_activation` on the full logits (up to exact ties
+gradients equal :func:`splade_anserini.encode.head.splade_activation` on the full logits (up to exact ties
 in the max); a training step on CPU is about 3x faster than autograd through the logits.
 
 Screening (CPU, fp32 inputs): the ``[V, L_b]`` product is first taken in bf16 (about 2.5x faster on
-CPUs with bf16 dot products), and :func:`splade_anserini.head.screen_candidates` (the bound the
+CPUs with bf16 dot products), and :func:`splade_anserini.encode.head.screen_candidates` (the bound the
 inference encoder uses) keeps the vocabulary entries whose exact pooled logit may be positive; the
 others have weight 0 and gradient 0. Only the entries that pass (a few hundred to a few thousand of
 30,522) are recomputed in fp32, so the result is the fp32 result: the same active terms, the same
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..head import fast_bf16_cpu, screen_candidates
+from splade_anserini.encode.head import fast_bf16_cpu, screen_candidates
 
 
 def _exact_max(w: torch.Tensor, c: torch.Tensor | None, hb_t: torch.Tensor):

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import sys
 
-from conversion.atomic import atomic_open
+from splade_anserini.conversion.atomic import atomic_open
 
-from ..cli import ArgumentParser, command
+from splade_anserini.cli import ArgumentParser, command
 
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    from ..data import read_qrels, read_topics
-    from .config import ConfigError, TrainConfig, load_config_file
-    from .data import held_out_qids, queries_with_positives
+    from splade_anserini.data import read_qrels, read_topics
+    from splade_anserini.train.config import ConfigError, TrainConfig, load_config_file
+    from splade_anserini.train.data import held_out_qids, queries_with_positives
 
     parser = ArgumentParser(description="Write a training config's held-out validation queries and their qrels.")
     parser.add_argument("--config", required=True, help="the training config (YAML or JSON)")
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     queries, qrels = read_topics(cfg["queries"]), read_qrels(cfg["qrels"])
     qids = held_out_qids(queries_with_positives(queries, qrels), cfg["valid_holdout"], cfg.get("seed", TrainConfig.seed),
                          cfg["qrels"])
-    from ..outputs import check_file, output_file
+    from splade_anserini.outputs import check_file, output_file
 
     sources = (args.config, cfg["queries"], cfg["qrels"])
     for suffix in ("queries.tsv", "qrels.txt"):  # both refused before either is written

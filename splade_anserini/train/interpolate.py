@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import sys
 
-from ..cli import ArgumentParser, command
+from splade_anserini.cli import ArgumentParser, command
 
 
 def interpolate(base: str, model: str, alpha: float, output: str) -> str:
-    from ..models import load_model
-    from .checkpoint import read_info, write_checkpoint
+    from splade_anserini.models import load_model
+    from splade_anserini.train.checkpoint import read_info, write_checkpoint
 
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")

@@ -28,16 +28,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..head import fast_bf16_cpu
-from ..progress import Progress
-from .. import outputs
-from .checkpoint import BEST, LAST, STATE_FILE, STATE_FORMAT, WISE, load_state, recover_checkpoints, write_checkpoint
-from .config import ConfigError, TrainConfig
-from .data import Stream, build_data, build_guard, tokenize_batch
-from .gradcache import cached_step
-from .losses import contrastive_loss, in_batch_scores, kl_loss, margin_mse_loss, own_scores
-from .model import SpladeTrainModel
-from .regularizers import L2SP, REGULARIZERS, QuadraticWarmup, active_dims, batch_flops
+from splade_anserini.encode.head import fast_bf16_cpu
+from splade_anserini.progress import Progress
+from splade_anserini import outputs
+from splade_anserini.train.checkpoint import BEST, LAST, STATE_FILE, STATE_FORMAT, WISE, load_state, recover_checkpoints, write_checkpoint
+from splade_anserini.train.config import ConfigError, TrainConfig
+from splade_anserini.train.data import Stream, build_data, build_guard, tokenize_batch
+from splade_anserini.train.gradcache import cached_step
+from splade_anserini.train.losses import contrastive_loss, in_batch_scores, kl_loss, margin_mse_loss, own_scores
+from splade_anserini.train.model import SpladeTrainModel
+from splade_anserini.train.regularizers import L2SP, REGULARIZERS, QuadraticWarmup, active_dims, batch_flops
 
 #: config keys that may change between a run and its resumption without a warning
 _RESUME_FREE = {"wise_alpha", "resume", "overwrite", "max_time_minutes", "progress", "max_steps", "epochs", "threads",
@@ -242,7 +242,7 @@ class Trainer:
         self.log = JsonlLog(self.out / "log.jsonl", self.acc.is_main_process)
         seed_everything(cfg.seed)
 
-        from ..models import load_model
+        from splade_anserini.models import load_model
 
         self.data, self.valid = build_data(cfg)
         self.guard = build_guard(cfg)
@@ -254,7 +254,7 @@ class Trainer:
         self.device = self.acc.device
         self.lora = self.l2sp = None
         if cfg.lora:
-            from .lora import ADAPTER_FILE, LoraAdapter
+            from splade_anserini.train.lora import ADAPTER_FILE, LoraAdapter
 
             self.lora = LoraAdapter(hf, cfg.lora, cfg.lora_alpha or None, cfg.lora_dropout, cfg.lora_targets)
             if self.resuming:
@@ -314,7 +314,7 @@ class Trainer:
 
         self.validator = self.guard_validator = None
         if self.valid is not None:
-            from .validate import Validator
+            from splade_anserini.train.validate import Validator
 
             kwargs = dict(metric=cfg.valid_metric, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
                           max_length=cfg.max_length, query_max_length=cfg.query_max_length,
@@ -329,7 +329,7 @@ class Trainer:
         ``[V]`` tensor; else (None, None)."""
         if self.cfg.query_weights != "idf":
             return None, None
-        from ..query_weights import QUERY_WEIGHTS, corpus_idf_table, weights_by_id, write_table
+        from splade_anserini.search.query_weights import QUERY_WEIGHTS, corpus_idf_table, weights_by_id, write_table
 
         corpus = getattr(self.data, "corpus", None)
         if not corpus:
@@ -354,7 +354,7 @@ class Trainer:
 
     def _info(self) -> dict[str, Any]:
         cfg = self.cfg
-        from .lora import info as lora_info
+        from splade_anserini.train.lora import info as lora_info
 
         extra = {"lora": lora_info(self.lora)} if self.lora is not None else {}
         return {**extra, "base_model": cfg.model, "pooling": cfg.pooling, "splade_doc": cfg.splade_doc,
@@ -376,7 +376,7 @@ class Trainer:
                 with open(tmp / "training_config.json", "w", encoding="utf-8") as fh:
                     json.dump(self.cfg.to_dict(), fh, indent=2)
                 if self.lora is not None:
-                    from .lora import ADAPTER_FILE
+                    from splade_anserini.train.lora import ADAPTER_FILE
 
                     torch.save(self.lora.adapter_state(), tmp / ADAPTER_FILE)
 
@@ -616,7 +616,7 @@ class Trainer:
         wise = None
         if cfg.wise_alpha and not interrupted:
             if acc.is_main_process:
-                from .interpolate import interpolate
+                from splade_anserini.train.interpolate import interpolate
 
                 source = BEST if (self.out / BEST).is_dir() else LAST  # the validated best when there is one
                 wise = interpolate(cfg.model, str(self.out / source), cfg.wise_alpha, str(self.out / WISE))

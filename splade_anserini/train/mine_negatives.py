@@ -21,13 +21,13 @@ import sys
 import tempfile
 import time
 
-from ..cli import ArgumentParser, command, positive_int
-from ..outputs import check_file, output_file
+from splade_anserini.cli import ArgumentParser, command, positive_int
+from splade_anserini.outputs import check_file, output_file
 
 
 def _check_qrels(corpus: str, queries: str, qrels: str | None, topics: dict):
-    from ..data import read_corpus, read_qrels
-    from .data import check_references
+    from splade_anserini.data import read_corpus, read_qrels
+    from splade_anserini.train.data import check_references
 
     if not qrels:
         return None
@@ -52,17 +52,17 @@ def _splade_index(model: str, corpus: str, index: str | None, *, max_length: int
     import json
     from pathlib import Path
 
-    from conversion.errors import InputError
+    from splade_anserini.conversion.errors import InputError
 
-    from ..models import resolve_model
-    from ..numba_index import NumbaIndex
-    from ..splade import SpladeEncoder
-    from .data import load_corpus_texts
+    from splade_anserini.models import resolve_model
+    from splade_anserini.index.numba_index import NumbaIndex
+    from splade_anserini.encode.splade import SpladeEncoder
+    from splade_anserini.train.data import load_corpus_texts
 
     enc = SpladeEncoder(model, max_length=max_length, query_max_length=max_length)
     stamp = {"model": str(Path(resolve_model(model)).resolve()) if Path(resolve_model(model)).is_dir() else model,
              "corpus": str(Path(corpus).resolve()), "max_length": max_length, "factor": factor}
-    from .. import outputs
+    from splade_anserini import outputs
 
     stamp_file = Path(index) / "mined_with.json" if index else None
     if index and outputs.check_dir(index, "numba-index"):  # anything but our own index is refused
@@ -101,9 +101,9 @@ def mine_splade(model: str, corpus: str, queries: str, output: str, *, hits: int
                 factor: float = 100.0, vectors: str | None = None) -> dict:
     """Top ``hits`` per query of exact retrieval with ``model`` over its own x100 impacts (the
     Numba reference index: the same ranking as the Lucene impact index)."""
-    from conversion.trec import write_run
+    from splade_anserini.conversion.trec import write_run
 
-    from ..data import read_topics
+    from splade_anserini.data import read_topics
 
     check_file(output, "run")  # refused before any work, not after
     topics = read_topics(queries)
@@ -124,10 +124,10 @@ def mine_splade(model: str, corpus: str, queries: str, output: str, *, hits: int
 
 def mine(corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str | None = None,
          index: str | None = None, threads: int = 1, k1: float | None = None, b: float | None = None) -> dict:
-    from conversion.trec import write_run
+    from splade_anserini.conversion.trec import write_run
 
-    from ..bm25 import B, K1, bm25_search, build_bm25_index
-    from ..data import read_topics
+    from splade_anserini.search.bm25 import B, K1, bm25_search, build_bm25_index
+    from splade_anserini.data import read_topics
 
     check_file(output, "run")  # refused before any work, not after
     topics = read_topics(queries)

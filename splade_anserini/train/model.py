@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..head import mlm_head, splade_activation
-from .fused import fused_max_splade
+from splade_anserini.encode.head import mlm_head, splade_activation
+from splade_anserini.train.fused import fused_max_splade
 
 
 class SpladeTrainModel(nn.Module):
@@ -23,7 +23,7 @@ class SpladeTrainModel(nn.Module):
         self._head = mlm_head(hf_model) if (fused and pooling == "max") else None
         special = sorted(set(tokenizer.all_special_ids))
         self.register_buffer("special_ids", torch.tensor(special, dtype=torch.long), persistent=False)
-        #: SPLADE-doc query token weights ``[V]`` (e.g. IDF, :mod:`splade_anserini.query_weights`), or None: 1.
+        #: SPLADE-doc query token weights ``[V]`` (e.g. IDF, :mod:`splade_anserini.search.query_weights`), or None: 1.
         self.register_buffer("query_weights", None if query_weights is None else query_weights.float(),
                              persistent=False)
 

@@ -25,10 +25,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from conversion.atomic import atomic_open
-from conversion.errors import UsageError
+from splade_anserini.conversion.atomic import atomic_open
+from splade_anserini.conversion.errors import UsageError
 
-from ..cli import ArgumentParser, command
+from splade_anserini.cli import ArgumentParser, command
 
 SOURCES = ("auto", "title", "sentence", "span")
 SENTENCE_WORDS = (5, 40)
@@ -175,8 +175,8 @@ def write(prefix: str, results: Iterable[tuple[object, list[PseudoQuery], str]])
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import positive_int
-    from ..data import read_corpus
+    from splade_anserini.cli import positive_int
+    from splade_anserini.data import read_corpus
 
     parser = ArgumentParser(description="Pseudo-queries and their positives from a corpus without labels "
                                         "(titles, sentences or spans cut out of their documents).")

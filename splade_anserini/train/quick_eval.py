@@ -4,7 +4,7 @@
         --dataset scifact --dataset cacm [--json out.json]
 
 Each dataset (a named dataset of the shared data or any BEIR / MS MARCO folder, as the pipeline
-resolves it: :func:`splade_anserini.data.resolve_dataset`) is encoded with :class:`~splade_anserini.splade.SpladeEncoder`, quantized
+resolves it: :func:`splade_anserini.data.resolve_dataset`) is encoded with :class:`~splade_anserini.encode.splade.SpladeEncoder`, quantized
 (x100, as the Lucene index stores it) and searched exactly with the Numba index. The numbers match
 the Lucene pipeline up to ties; the final figures still come from the Lucene pipeline
 (``encode_corpus -> index -> search -> evaluate``).
@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import ArgumentParser, command
+from splade_anserini.cli import ArgumentParser, command
 
 
 def dataset_files(name: str) -> tuple[Path, Path, Path]:
     """Corpus, topics and qrels of a named shared dataset or a dataset folder (its test split)."""
-    from ..data import NAMED_DATASETS, resolve_dataset
+    from splade_anserini.data import NAMED_DATASETS, resolve_dataset
 
     ds = resolve_dataset(name) if name in NAMED_DATASETS and not Path(name).is_dir() else resolve_dataset(data_dir=name)
     return ds.corpus, ds.topics, ds.qrels
@@ -29,10 +29,10 @@ def dataset_files(name: str) -> tuple[Path, Path, Path]:
 
 def evaluate_checkpoint(model: str, datasets: list[str], *, splade_doc: bool = False, pooling: str = "max",
                         max_length: int = 256, batch_size: int = 32, progress: bool = False) -> dict[str, dict]:
-    from ..data import read_qrels, read_topics
-    from ..models import load_model
-    from .data import ValidationSet, load_corpus_texts
-    from .validate import Validator
+    from splade_anserini.data import read_qrels, read_topics
+    from splade_anserini.models import load_model
+    from splade_anserini.train.data import ValidationSet, load_corpus_texts
+    from splade_anserini.train.validate import Validator
 
     tokenizer, hf = load_model(model)
     out = {}
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args(argv)
     if args.json:
-        from ..outputs import check_file
+        from splade_anserini.outputs import check_file
 
         check_file(args.json, "evaluation")  # refused before the work, not after
     results = evaluate_checkpoint(args.model, args.dataset, splade_doc=args.splade_doc, pooling=args.pooling,
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps({"model": args.model, **results})
     print(text)
     if args.json:
-        from ..outputs import output_file, write_text
+        from splade_anserini.outputs import output_file, write_text
 
         with output_file(args.json, "evaluation"):
             write_text(args.json, text + "\n")

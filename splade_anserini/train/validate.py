@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from conversion.quantize import DEFAULT_FACTOR
+from splade_anserini.conversion.quantize import DEFAULT_FACTOR
 
 
 def exact_search(doc_ids: Sequence[str], doc_vectors: Sequence, queries: Mapping[str, dict[str, int]],
@@ -20,7 +20,7 @@ def exact_search(doc_ids: Sequence[str], doc_vectors: Sequence, queries: Mapping
     """Exact top-``k`` over quantized impacts: ``{qid: {docid: score}}``. The one place to swap the
     retrieval backend: the Numba reference index, or a scipy brute force when it is unavailable."""
     try:
-        from ..numba_index import NumbaIndex
+        from splade_anserini.index.numba_index import NumbaIndex
 
         index = NumbaIndex.from_encoded(list(doc_ids), list(doc_vectors), list(vocab), factor)
         found = index.search_run(dict(queries), k=k)
@@ -37,7 +37,7 @@ def brute_force_search(doc_ids, doc_vectors, queries, vocab, k: int = 100, facto
     """Exact top-``k`` by a sparse matrix product; ties broken by docid ascending (as Lucene does)."""
     import scipy.sparse as sp
 
-    from conversion.quantize import quantize_sparse
+    from splade_anserini.conversion.quantize import quantize_sparse
 
     indptr, cols, vals = [0], [], []
     for vec in doc_vectors:
@@ -93,8 +93,8 @@ class Validator:
     def __call__(self, hf_model, tokenizer) -> dict[str, float]:
         import ir_measures
 
-        from ..splade import SpladeEncoder
-        from ..stats import sparsity_stats
+        from splade_anserini.encode.splade import SpladeEncoder
+        from splade_anserini.evaluate.stats import sparsity_stats
 
         start = time.time()
         was_training = hf_model.training

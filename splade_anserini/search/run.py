@@ -19,7 +19,7 @@ Three ways to the same run on a Lucene impact index:
 ``--model`` may be an ONNX export directory (``python -m splade_anserini.export_onnx``): the queries
 are then encoded by ONNX Runtime and searched with Anserini's ``SimpleImpactSearcher`` (or Numba)
 without importing torch. ``--java-encoder EXPORT_DIR`` has Anserini's own ONNX SPLADE encoder,
-inside the JVM, encode the topics with the export (see :mod:`splade_anserini.java_encoder`).
+inside the JVM, encode the topics with the export (see :mod:`splade_anserini.serve.java_encoder`).
 
 All paths rank by score descending, docid ascending (Anserini's tie-break) and produce identical
 runs. ``--backend numba`` searches a Numba reference index with the same query vectors.
@@ -46,10 +46,10 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from conversion.errors import UsageError
-from conversion.trec import Run, max_passage, write_run
+from splade_anserini.conversion.errors import UsageError
+from splade_anserini.conversion.trec import Run, max_passage, write_run
 
-from .cli import ArgumentParser, command, positive_int
+from splade_anserini.cli import ArgumentParser, command, positive_int
 
 BACKENDS = ("lucene", "numba")
 
@@ -66,9 +66,9 @@ def pyserini_search(index: str | os.PathLike, topics: Mapping[str, str], encoder
     drops them, ``SearchCollection`` does not). Tokens absent from the index are dropped by
     Pyserini; a query left with no token gets an empty result list.
     """
-    from . import java
-    from .anserini_version import check_index_readable
-    from .query_encoder import PreEncodedQueries
+    from splade_anserini import java
+    from splade_anserini.anserini_version import check_index_readable
+    from splade_anserini.search.query_encoder import PreEncodedQueries
 
     check_index_readable(index)
     qids = list(topics)
@@ -87,7 +87,7 @@ def pyserini_search(index: str | os.PathLike, topics: Mapping[str, str], encoder
 
 def java_cause(exc: BaseException) -> str:
     """``IndexSearcher$TooManyClauses: maxClauseCount is set to 1024``: the Java class and its first line."""
-    from .java_encoder import java_error
+    from splade_anserini.serve.java_encoder import java_error
 
     name = getattr(exc, "classname", None)
     return f"{name.rsplit('.', 1)[-1]}: {java_error(exc)}" if name else java_error(exc)
@@ -101,7 +101,7 @@ def answer_every_query(batch: Callable[[], dict], qids: Sequence[str], one: Call
     """``batch()`` with Java's stack traces kept off the terminal; when it fails (Anserini's batch
     search says only ``queryCount = N is not equal to completedTaskCount = M``) the queries are
     searched one by one to name those that fail and why: :class:`UnansweredQueryError`."""
-    from . import java
+    from splade_anserini import java
 
     with java.java_stderr():
         try:
@@ -139,8 +139,8 @@ def anserini_search(index: str | os.PathLike, tsv_path: str | os.PathLike, *, k:
     """Search pre-encoded topics with Anserini ``SearchCollection -impact -pretokenized``. Anserini 2.x's
     ``SearchCollection`` cannot start without its prebuilt-index catalog from GitHub: offline, the
     topics go to ``SimpleImpactSearcher`` (the same scoring and tie-break), with a warning."""
-    from . import java
-    from .anserini_version import check_index_readable
+    from splade_anserini import java
+    from splade_anserini.anserini_version import check_index_readable
 
     check_index_readable(index)
     try:
@@ -149,9 +149,9 @@ def anserini_search(index: str | os.PathLike, tsv_path: str | os.PathLike, *, k:
              "topicReader": topic_reader or _topic_reader(tsv_path), "impact": True, "pretokenized": True,
              "hits": k, "threads": threads, "format": "trec", "runtag": "anserini"}, quiet=quiet)
     except java.CatalogUnavailableError as exc:  # offline Anserini 2.x: the same scoring, without the catalog
-        from conversion.topics import read_tsvint
+        from splade_anserini.conversion.topics import read_tsvint
 
-        from .impact_searcher import impact_search
+        from splade_anserini.search.impact_searcher import impact_search
 
         print(f"warning: {exc}; the topics are searched with Anserini's SimpleImpactSearcher instead "
               "(the same impact scoring and tie-break)", file=sys.stderr)
@@ -159,7 +159,7 @@ def anserini_search(index: str | os.PathLike, tsv_path: str | os.PathLike, *, k:
 
 
 def write_tsvint_topics(path: str | os.PathLike, vectors: Mapping[str, dict[str, int]]) -> int:
-    from conversion.topics import write_tsvint
+    from splade_anserini.conversion.topics import write_tsvint
 
     parent = os.path.dirname(os.fspath(path))
     if parent:
@@ -171,7 +171,7 @@ def write_tsvint_topics(path: str | os.PathLike, vectors: Mapping[str, dict[str,
 def numba_search(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]], *, k: int = 1000,
                  threads: int = 1) -> Run:
     """``NumbaIndex.load(index).search_run(vectors, k, threads)``: exact, ranked by the index."""
-    from .numba_index import NumbaIndex
+    from splade_anserini.index.numba_index import NumbaIndex
 
     return NumbaIndex.load(os.fspath(index)).search_run(vectors, k, threads)
 
@@ -194,7 +194,7 @@ class Searched:
 
 def _encoded_topics(args, topics: None = None) -> Searched:
     """Pre-encoded TsvInt topics (``--encoded-topics``): no model."""
-    from conversion.topics import read_tsvint
+    from splade_anserini.conversion.topics import read_tsvint
 
     vectors = read_tsvint(args.encoded_topics)
     if args.backend == "numba":
@@ -205,7 +205,7 @@ def _encoded_topics(args, topics: None = None) -> Searched:
 
 def _java_encoder(args, topics: Mapping[str, str]) -> Searched:
     """Anserini's ONNX SPLADE encoder encodes the topics inside the JVM."""
-    from .java_encoder import java_search
+    from splade_anserini.serve.java_encoder import java_search
 
     results = java_search(args.index, topics, args.java_encoder, args.factor, k=args.hits)
     return Searched(results, list(topics), f"Anserini's Java ONNX SPLADE encoder ({args.java_encoder}) + "
@@ -214,7 +214,7 @@ def _java_encoder(args, topics: Mapping[str, str]) -> Searched:
 
 def _pyserini(args, topics: Mapping[str, str]) -> Searched:
     """Pyserini's ``LuceneImpactSearcher`` with our PyTorch query encoder."""
-    from .query_encoder import SpladeQueryEncoder
+    from splade_anserini.search.query_encoder import SpladeQueryEncoder
 
     encoder = SpladeQueryEncoder(**_encoder_options(args))
     results = pyserini_search(args.index, topics, encoder, k=args.hits, threads=args.threads,
@@ -225,7 +225,7 @@ def _pyserini(args, topics: Mapping[str, str]) -> Searched:
 def _vectors_first(args, topics: Mapping[str, str]) -> Searched:
     """Encode every topic up front, then search: ONNX Runtime + Anserini (no torch in the process),
     TsvInt topics + ``SearchCollection``, or the Numba index."""
-    from .query_encoder import QueryVectorizer
+    from splade_anserini.search.query_encoder import QueryVectorizer
 
     qids = list(topics)
     t0 = time.perf_counter()
@@ -238,7 +238,7 @@ def _vectors_first(args, topics: Mapping[str, str]) -> Searched:
         results = anserini_search(args.index, args.pretokenized_topics, k=args.hits, threads=args.threads)
         return Searched(results, qids, f"Anserini SearchCollection (TsvInt topics written to "
                                        f"{args.pretokenized_topics})", encode_s)
-    from .impact_searcher import impact_search  # ONNX Runtime + Anserini: no torch in the process
+    from splade_anserini.search.impact_searcher import impact_search  # ONNX Runtime + Anserini: no torch in the process
 
     return Searched(impact_search(args.index, vectors, k=args.hits, threads=args.threads), qids,
                     "ONNX Runtime query encoding + Anserini SimpleImpactSearcher", encode_s)
@@ -250,7 +250,7 @@ def _numba(args, vectors: Mapping[str, dict[str, int]], qids: list[str], encode_
 
 
 def _encoder_options(args) -> dict:
-    from .query_weights import resolve
+    from splade_anserini.search.query_weights import resolve
 
     return dict(model=args.model, factor=args.factor, splade_doc=args.splade_doc, max_length=args.max_length,
                 device=args.device, batch_size=args.batch_size, encoder=getattr(args, "encoder", None),
@@ -259,7 +259,7 @@ def _encoder_options(args) -> dict:
 
 def route(args) -> Callable[..., Searched]:
     """The one way to search what the arguments ask for."""
-    from .models import is_onnx_export
+    from splade_anserini.models import is_onnx_export
 
     if args.encoded_topics:
         return _encoded_topics
@@ -339,7 +339,7 @@ def check_options(parser: ArgumentParser, args) -> None:
         parser.error("--splade-doc queries are bags of tokens: no Java-side encoder is needed (use --model)")
     _check_index(Path(args.index), args.backend)
     if not args.encoded_topics and not args.java_encoder:
-        from .models import check_max_length, is_onnx_export
+        from splade_anserini.models import check_max_length, is_onnx_export
 
         if not is_onnx_export(args.model):
             check_max_length(args.model, args.max_length)
@@ -348,9 +348,9 @@ def check_options(parser: ArgumentParser, args) -> None:
 def read_search_topics(path) -> dict[str, str]:
     """The topics to search: blank queries (whitespace, zero-width characters) are named in one
     warning line and get no hits; a file of only blank queries is refused."""
-    from conversion.topics import split_blank
+    from splade_anserini.conversion.topics import split_blank
 
-    from .data import read_topics
+    from splade_anserini.data import read_topics
 
     topics, blank = split_blank(read_topics(path), path)
     if blank:
@@ -363,8 +363,8 @@ def read_search_topics(path) -> dict[str, str]:
 def check_query_model(args, plan) -> dict | None:
     """Load the query encoder (kept on ``args.encoder``) or read the Java-side export, and hold its
     model and factor against the index's provenance; returns the query model's identity."""
-    from . import provenance
-    from .models import read_export_metadata
+    from splade_anserini import provenance
+    from splade_anserini.models import read_export_metadata
 
     if args.encoded_topics:
         return None
@@ -373,9 +373,9 @@ def check_query_model(args, plan) -> dict | None:
         identity = {"name": meta["source_model"], "sha256": meta["source_sha256"]}
         provenance.check_export(plan, args.index, args.java_encoder, meta)
     else:
-        from .query_encoder import load_query_encoder
+        from splade_anserini.search.query_encoder import load_query_encoder
 
-        from .query_weights import resolve
+        from splade_anserini.search.query_weights import resolve
 
         args.encoder = load_query_encoder(args.model, splade_doc=args.splade_doc, max_length=args.max_length,
                                           device=args.device,
@@ -389,8 +389,8 @@ def check_query_model(args, plan) -> dict | None:
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    from . import provenance
-    from .outputs import check_file, output_file, record_file
+    from splade_anserini import provenance
+    from splade_anserini.outputs import check_file, output_file, record_file
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     if plan.other_encoder is not None:
         side = provenance.side_file(args.output)
         with output_file(side, "provenance"):
-            from conversion.atomic import atomic_open
+            from splade_anserini.conversion.atomic import atomic_open
 
             with atomic_open(side) as fh:
                 json.dump(plan.side_record(query_model), fh, indent=2)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .vectors import SparseVector
+from splade_anserini.encode.vectors import SparseVector
 
 H_LEVELS = 63     # |q_i| <= 63: u8 = q + 64 in [1, 127]
 W_LEVELS = 127

@@ -23,7 +23,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from conversion.errors import UsageError
+from splade_anserini.conversion.errors import UsageError
 
 QUERY_WEIGHTS = "query_weights.json"
 QUERY_WEIGHT_KINDS = ("ones", "idf")
@@ -73,7 +73,7 @@ def write_table(path: str | os.PathLike, table: dict) -> Path:
 
 def write_index_table(index_dir: str | os.PathLike, input_path: str | os.PathLike, quantize: float | None = None) -> Path:
     """Compute the IDF table of an index's JsonVectorCollection input and store it in the index folder."""
-    from conversion.jsonvector import read_jsonvector
+    from splade_anserini.conversion.jsonvector import read_jsonvector
 
     table = idf_table(doc.vector for doc in read_jsonvector(input_path, factor=quantize))
     return write_table(Path(os.fspath(index_dir)) / QUERY_WEIGHTS, table)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .models import EXPORT_DECODER, EXPORT_HIDDEN, ModelNotFoundError
+from splade_anserini.models import EXPORT_DECODER, EXPORT_HIDDEN, ModelNotFoundError
 
 HIDDEN_INPUTS = ("input_ids", "attention_mask")
 
@@ -26,7 +26,7 @@ def write_query_graph(hf_model, tokenizer, directory: str | os.PathLike, opset: 
 
     import torch
 
-    from .head import head_reproduces_logits, mlm_head
+    from splade_anserini.encode.head import head_reproduces_logits, mlm_head
 
     head = mlm_head(hf_model)
     if head is None or not head_reproduces_logits(hf_model, head, tokenizer, torch.device("cpu")):
@@ -68,8 +68,8 @@ class QueryGraph:
     """``hidden.onnx`` on ONNX Runtime + the int8-screened decoder: ``run(seqs)`` -> sparse vectors."""
 
     def __init__(self, export_dir: str | os.PathLike, pooling: str, threads: int = 0):
-        from .int8_screen import Int8Screen
-        from .onnx_encoder import session_options
+        from splade_anserini.encode.int8_screen import Int8Screen
+        from splade_anserini.serve.onnx_encoder import session_options
 
         import onnxruntime as ort
 

@@ -11,7 +11,7 @@ run's topics and the qrels' topics differ: qrels topics missing from the run cou
 averages (ir-measures averages over the qrels topics), run topics without qrels are ignored.
 
 With ``--vectors`` (a JsonVectorCollection) and ``--query-vectors`` (TsvInt topics) the sparsity
-and FLOPS statistics of :mod:`splade_anserini.stats` are printed as well.
+and FLOPS statistics of :mod:`splade_anserini.evaluate.stats` are printed as well.
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from conversion.atomic import atomic_open
-from conversion.trec import read_run
+from splade_anserini.conversion.atomic import atomic_open
+from splade_anserini.conversion.trec import read_run
 
-from .cli import ArgumentParser, command
+from splade_anserini.cli import ArgumentParser, command
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
 
@@ -83,7 +83,7 @@ def evaluate_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, floa
 
 def evaluate_files(qrels_path: str | os.PathLike, run_paths: Sequence[str | os.PathLike],
                    measures: Sequence[str] = DEFAULT_MEASURES) -> list[RunEvaluation]:
-    from .data import read_qrels
+    from splade_anserini.data import read_qrels
 
     parsed = parse_measures(measures)
     qrels = read_qrels(qrels_path)
@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.vectors) != bool(args.query_vectors):
         parser.error("--vectors and --query-vectors go together")
     if args.json:
-        from .outputs import check_file
+        from splade_anserini.outputs import check_file
 
         check_file(args.json, "evaluation")  # refused before the work, not after
     results = evaluate_files(args.qrels, args.runs, args.measures)
-    from .provenance import run_provenance
+    from splade_anserini.provenance import run_provenance
 
     for r in results:
         if (w := r.warning()):
@@ -135,13 +135,13 @@ def main(argv: list[str] | None = None) -> int:
                                 "provenance": run_provenance(r.run)}
                         for r in results}}
     if args.vectors:
-        from .stats import collection_stats
+        from splade_anserini.evaluate.stats import collection_stats
 
         stats = collection_stats(args.vectors, args.query_vectors)
         print(stats.summary())
         payload["stats"] = stats.as_dict()
     if args.json:
-        from .outputs import output_file
+        from splade_anserini.outputs import output_file
 
         with output_file(args.json, "evaluation", inputs=(args.qrels, *args.runs)), atomic_open(args.json) as fh:
             json.dump(payload, fh, indent=2)

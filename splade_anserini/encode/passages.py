@@ -19,10 +19,10 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from conversion.atomic import atomic_open
-from conversion.errors import InputError
+from splade_anserini.conversion.atomic import atomic_open
+from splade_anserini.conversion.errors import InputError
 
-from .data import Doc, read_corpus
+from splade_anserini.data import Doc, read_corpus
 
 DELIMITER = "#"
 _CHUNK = 512  # documents tokenized per call: the fast tokenizer batches them in Rust
@@ -121,7 +121,7 @@ def write_passage_corpus(corpus: str | os.PathLike, output: str | os.PathLike, t
     file at once (one per rank under ``torchrun``) take turns on a lock beside it. An existing file
     this tool did not write is refused (:mod:`splade_anserini.outputs`).
     """
-    from . import outputs
+    from splade_anserini import outputs
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +177,6 @@ def _tokenizer(tokenizer):
         return tokenizer
     from transformers import AutoTokenizer
 
-    from .models import resolve_model
+    from splade_anserini.models import resolve_model
 
     return AutoTokenizer.from_pretrained(resolve_model(tokenizer))

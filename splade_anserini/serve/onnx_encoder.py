@@ -1,6 +1,6 @@
-"""SPLADE encoding on ONNX Runtime: the :class:`~splade_anserini.splade.SpladeEncoder` API without torch.
+"""SPLADE encoding on ONNX Runtime: the :class:`~splade_anserini.encode.splade.SpladeEncoder` API without torch.
 
->>> enc = OnnxSpladeEncoder("exports/splade-tiny")     # a directory written by splade_anserini.export_onnx
+>>> enc = OnnxSpladeEncoder("exports/splade-tiny")     # a directory written by splade_anserini.serve.export_onnx
 >>> enc.to_impacts(enc.encode_queries(["what is splade"])[0])   # {token: int impact}
 
 The export directory holds the whole SPLADE representation as one graph (MLM logits, ``log(1 +
@@ -27,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .models import (EXPORT_MODEL, EXPORT_TOKENIZER, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata)
-from .vectors import SparseVector, VocabularyOutput, bag_of_tokens, in_input_order, length_batches
+from splade_anserini.models import (EXPORT_MODEL, EXPORT_TOKENIZER, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata)
+from splade_anserini.encode.vectors import SparseVector, VocabularyOutput, bag_of_tokens, in_input_order, length_batches
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("output_idx", "output_weights")
@@ -87,7 +87,7 @@ class OnnxSpladeEncoder(VocabularyOutput):
         self._special = np.array(sorted(special), dtype=np.int64)
         self._session = None
         self._lock = threading.Lock()
-        from .query_graph import has_query_graph
+        from splade_anserini.serve.query_graph import has_query_graph
 
         if screen and not has_query_graph(self.export_dir):
             raise ModelNotFoundError(f"{self.export_dir}: no screened query graph (hidden.onnx, decoder.npz); "
@@ -96,7 +96,7 @@ class OnnxSpladeEncoder(VocabularyOutput):
         self.screened = bool(screen or (screen is None and not self.splade_doc and has_query_graph(self.export_dir)
                                          and _importable("onnx")))
         self._query_graph = None
-        from .query_weights import QUERY_WEIGHTS, read_table, weights_by_id
+        from splade_anserini.search.query_weights import QUERY_WEIGHTS, read_table, weights_by_id
 
         if query_weights is None and self.splade_doc and (self.export_dir / QUERY_WEIGHTS).is_file():
             query_weights = read_table(self.export_dir / QUERY_WEIGHTS)
@@ -118,7 +118,7 @@ class OnnxSpladeEncoder(VocabularyOutput):
         if self._query_graph is None:
             with self._lock:
                 if self._query_graph is None:
-                    from .query_graph import QueryGraph
+                    from splade_anserini.serve.query_graph import QueryGraph
 
                     self._query_graph = QueryGraph(self.export_dir, self.pooling, self.threads)
         return self._query_graph

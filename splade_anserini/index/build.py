@@ -40,12 +40,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from conversion.errors import InputError, UsageError
-from conversion.jsonvector import collection_files, read_jsonvector, write_jsonvector
+from splade_anserini.conversion.errors import InputError, UsageError
+from splade_anserini.conversion.jsonvector import collection_files, read_jsonvector, write_jsonvector
 
-from . import outputs
-from .cli import ArgumentParser, command, positive_int
-from .query_weights import write_index_table
+from splade_anserini import outputs
+from splade_anserini.cli import ArgumentParser, command, positive_int
+from splade_anserini.search.query_weights import write_index_table
 
 BACKENDS = ("lucene", "numba")
 REPORT_NAME = "splade-anserini-index.json"
@@ -150,7 +150,7 @@ def _locked(index_path, overwrite: bool, kind: str):
 def index_provenance(input_path: Path, *, quantize: float | None = None, factor: float | None = None) -> dict | None:
     """The provenance the index carries: the vectors folder's (``encode_corpus``), a factor other
     than it refused; for float vectors of another tool (``quantize``) only the factor is known."""
-    from .provenance import ProvenanceError, read_vectors, unknown_model
+    from splade_anserini.provenance import ProvenanceError, read_vectors, unknown_model
 
     prov = read_vectors(input_path)
     given = quantize or factor
@@ -205,7 +205,7 @@ def build_lucene_index(input_path: str | os.PathLike, index_path: str | os.PathL
                        quiet: bool = True, optimize: bool = False, quantize: float | None = None,
                        factor: float | None = None) -> IndexReport:
     """Index a JsonVectorCollection with Anserini ``IndexCollection -impact -pretokenized``."""
-    from . import java
+    from splade_anserini import java
 
     with _building(input_path, index_path, overwrite, KINDS["lucene"]) as (input_path, index, tmp, staging):
         provenance = index_provenance(input_path, quantize=quantize, factor=factor)
@@ -233,7 +233,7 @@ def build_numba_index(input_path: str | os.PathLike, index_path: str | os.PathLi
     """Build the Numba reference index in a temporary place, then rename. With ``quantize`` the
     input holds float weights and ``factor`` is ``quantize``; else ``factor`` defaults to the one the
     vectors' provenance records (100 without one)."""
-    from .numba_index import NumbaIndex  # lazy: numba is slow to import
+    from splade_anserini.index.numba_index import NumbaIndex  # lazy: numba is slow to import
 
     with _building(input_path, index_path, overwrite, KINDS["numba"]) as (input_path, index, tmp, _):
         provenance = index_provenance(input_path, quantize=quantize, factor=factor)
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--optimize", action="store_true", help="merge the Lucene index into one segment")
     parser.add_argument("--verbose", action="store_true", help="show Anserini's log")
     args = parser.parse_args(argv)
-    from conversion.quantize import resolve_factor
+    from splade_anserini.conversion.quantize import resolve_factor
 
     kwargs = {}
     if args.backend == "lucene":

@@ -6,7 +6,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from conversion.quantize import DEFAULT_FACTOR, quantize_sparse
+from splade_anserini.conversion.quantize import DEFAULT_FACTOR, quantize_sparse
 
 
 @dataclass

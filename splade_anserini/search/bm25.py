@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from conversion.errors import InputError
-from conversion.trec import Run
+from splade_anserini.conversion.errors import InputError
+from splade_anserini.conversion.trec import Run
 
-from . import outputs
-from .data import read_corpus, read_topics
+from splade_anserini import outputs
+from splade_anserini.data import read_corpus, read_topics
 
 #: BM25 parameters of the baseline and the miner: Anserini's BEIR setting (the one place they are written).
 K1 = 0.9
@@ -48,7 +48,7 @@ def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, *,
 
 
 def _build(corpus, work: Path, threads: int, fmt: str | None) -> None:
-    from . import java
+    from splade_anserini import java
 
     docs_dir, staging = work / "docs", work / "index"
     docs_dir.mkdir()
@@ -71,13 +71,13 @@ def _build(corpus, work: Path, threads: int, fmt: str | None) -> None:
 def bm25_search(index_dir: str | os.PathLike, topics: Mapping[str, str] | str | os.PathLike, k: int = 1000, *,
                 k1: float = K1, b: float = B, threads: int = 1) -> Run:
     """BM25 top-``k`` for every topic (a ``{qid: text}`` mapping or a ``qid<TAB>text`` file)."""
-    from . import java
+    from splade_anserini import java
 
     if not isinstance(topics, Mapping):
         topics = read_topics(topics)
     if not Path(index_dir, ).is_dir():
         raise FileNotFoundError(f"BM25 index {index_dir}: no such directory (run build_bm25_index first)")
-    from .anserini_version import check_index_readable
+    from splade_anserini.anserini_version import check_index_readable
 
     check_index_readable(index_dir)
     searcher = java.pyserini_lucene().LuceneSearcher(str(index_dir))

@@ -24,7 +24,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .models import EXPORT_MODEL, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata
+from splade_anserini.models import EXPORT_MODEL, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata
 
 #: The Anserini encoder whose file names carry the export (``-encoder`` / ``set_onnx_query_encoder`` name).
 ENCODER = "SpladePlusPlusEnsembleDistil"
@@ -38,7 +38,7 @@ ANSERINI_DROPPED_IDS = {"[PAD]": 0, "[CLS]": 101, "[SEP]": 102}
 def private_home() -> Path:
     """This process's private ``user.home`` for Anserini's encoder cache: inside the JVM's private
     temporary folder (:func:`splade_anserini.java.private_tmp`), removed at exit."""
-    from .java import private_tmp
+    from splade_anserini.java import private_tmp
 
     home = private_tmp() / "home"
     home.mkdir(exist_ok=True)
@@ -61,7 +61,7 @@ def scale_weights(src: str | os.PathLike, dst: str | os.PathLike, scale: float) 
     graph.node.append(helper.make_node("Mul", [raw, "anserini_weight_scale"], ["output_weights"],
                                        name="anserini_weight_scale_mul"))
     onnx.checker.check_model(model)
-    from .outputs import tmp_name
+    from splade_anserini.outputs import tmp_name
 
     tmp = tmp_name(dst)
     onnx.save(model, str(tmp))
@@ -83,7 +83,7 @@ def prepare(export_dir: str | os.PathLike, factor: float, target: Path) -> Path:
     except Exception as exc:  # protobuf's DecodeError, onnx's ValidationError: the file is the problem
         raise ModelNotFoundError(f"{export_dir / EXPORT_MODEL}: corrupt or unreadable ONNX model "
                                  f"({java_error(exc)})") from None
-    from .outputs import tmp_name
+    from splade_anserini.outputs import tmp_name
 
     tmp = tmp_name(target / VOCAB_FILE)
     shutil.copyfile(export_dir / EXPORT_VOCAB, tmp)
@@ -92,10 +92,10 @@ def prepare(export_dir: str | os.PathLike, factor: float, target: Path) -> Path:
 
 
 def java_searcher(index: str | os.PathLike, export_dir: str | os.PathLike, factor: float):
-    """An :class:`~splade_anserini.impact_searcher.ImpactSearcher` whose text queries are encoded by
+    """An :class:`~splade_anserini.search.impact_searcher.ImpactSearcher` whose text queries are encoded by
     Anserini's Java ONNX encoder running ``export_dir``."""
-    from .anserini_version import private_encoder_cache
-    from .impact_searcher import ImpactSearcher
+    from splade_anserini.anserini_version import private_encoder_cache
+    from splade_anserini.search.impact_searcher import ImpactSearcher
 
     with private_encoder_cache(private_home()) as target:
         prepare(export_dir, factor, target)
@@ -118,7 +118,7 @@ def java_error(exc: BaseException) -> str:
 
 def check_special_ids(export_dir: str | os.PathLike) -> list[str]:
     """Tokens whose ids differ from those Anserini's Java encoder drops (their weights would be kept)."""
-    from .onnx_encoder import read_vocab
+    from splade_anserini.serve.onnx_encoder import read_vocab
 
     vocab = read_vocab(Path(os.fspath(export_dir)) / EXPORT_VOCAB)
     return [t for t, i in ANSERINI_DROPPED_IDS.items() if i >= len(vocab) or vocab[i] != t]
@@ -138,7 +138,7 @@ def java_search(index: str | os.PathLike, topics, export_dir: str | os.PathLike,
               f"({ANSERINI_DROPPED_IDS}); their weights stay in the Java-side queries", file=sys.stderr)
     searcher = java_searcher(index, export_dir, factor)
     try:
-        from .search import answer_every_query
+        from splade_anserini.search.run import answer_every_query
 
         return answer_every_query(lambda: searcher.batch_search_texts(topics, k), list(topics),
                                   lambda qid: searcher.search_text(topics[qid], k), "Anserini's Java-side encoder")

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .vectors import SparseVector, VocabularyOutput, bag_of_tokens, in_input_order, length_batches
+from splade_anserini.encode.vectors import SparseVector, VocabularyOutput, bag_of_tokens, in_input_order, length_batches
 
-from .head import (POOLINGS, fast_bf16_cpu, head_reproduces_logits, mlm_head, pool_inference,  # noqa: F401
+from splade_anserini.encode.head import (POOLINGS, fast_bf16_cpu, head_reproduces_logits, mlm_head, pool_inference,  # noqa: F401
                    screen_candidates, splade_activation)
 
 _SCREEN_SLICE_BYTES = 4 << 20  # bf16 [length, slice] logits of the screening pass
@@ -63,7 +63,7 @@ class SpladeEncoder(VocabularyOutput):
                  splade_doc: bool = False, chunk_bytes: int = 256 << 20, tokenizer=None, hf_model=None,
                  screen: bool | None = None, workers: int = 1, int8_queries: bool | None = None,
                  query_weights: dict | None = None):
-        from .models import load_model
+        from splade_anserini.models import load_model
 
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -87,7 +87,7 @@ class SpladeEncoder(VocabularyOutput):
         self._special = np.array(sorted(set(self.tokenizer.all_special_ids)), dtype=np.int64)
         self._query_weights = None
         if query_weights is not None:
-            from .query_weights import weights_by_id
+            from splade_anserini.search.query_weights import weights_by_id
 
             self._query_weights = weights_by_id(query_weights, self.vocab)
         self._screen_cache: tuple | None = None
@@ -106,14 +106,14 @@ class SpladeEncoder(VocabularyOutput):
                     self.head_path = "sliced"
             elif screen:
                 raise ValueError(f"model {model}: screened decoding needs an MLM head taken apart by "
-                                 "splade_anserini.head.mlm_head (use screen=None or False)")
+                                 "splade_anserini.encode.head.mlm_head (use screen=None or False)")
         #: How queries' decoders run: "int8" (exact int8-screened, :mod:`.int8_screen`) or head_path.
         self.query_head_path = self.head_path
         if int8_queries or (int8_queries is None and cpu_fp32 and _has_onnxruntime()):
             if not (self.head_path in ("screened", "sliced") or self._head_supported()):
                 if int8_queries:
                     raise ValueError(f"model {model}: int8-screened queries need an MLM head taken apart by "
-                                     "splade_anserini.head.mlm_head (use int8_queries=None or False)")
+                                     "splade_anserini.encode.head.mlm_head (use int8_queries=None or False)")
             else:
                 self.query_head_path = "int8"
         self._int8 = None
@@ -153,7 +153,7 @@ class SpladeEncoder(VocabularyOutput):
 
     def _int8_screen(self):
         """The decoder's :class:`.int8_screen.Int8Screen`, rebuilt when the weights change."""
-        from .int8_screen import Int8Screen
+        from splade_anserini.encode.int8_screen import Int8Screen
 
         weight, bias, _, _ = self._screen_weights()
         key = self._screen_cache[0]

@@ -1,7 +1,7 @@
 """Anserini's ``SimpleImpactSearcher`` without Pyserini's Python layer (which imports torch).
 
 A serving process that encodes queries with ONNX Runtime (or inside the JVM, see
-:mod:`splade_anserini.java_encoder`) reaches the Lucene impact index through pyjnius only:
+:mod:`splade_anserini.serve.java_encoder`) reaches the Lucene impact index through pyjnius only:
 
 >>> searcher = ImpactSearcher("work/scifact-splade-tiny/index")
 >>> searcher.search({"aspirin": 212, "heart": 95}, k=10)       # [(docid, score), ...]
@@ -16,15 +16,15 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-from conversion.trec import Hits
+from splade_anserini.conversion.trec import Hits
 
 
 class ImpactSearcher:
     """``io.anserini.search.SimpleImpactSearcher`` over ``index``; ``close()`` when done."""
 
     def __init__(self, index: str | os.PathLike):
-        from . import java
-        from .anserini_version import check_index_readable
+        from splade_anserini import java
+        from splade_anserini.anserini_version import check_index_readable
 
         check_index_readable(index)
         java.start_jvm()
@@ -89,7 +89,7 @@ class ImpactSearcher:
 def impact_search(index: str | os.PathLike, vectors: Mapping[str, Mapping[str, int]], *, k: int = 1000,
                   threads: int = 1) -> dict[str, Hits]:
     """Search pre-encoded queries on a Lucene impact index; ``{qid: [(docid, score)]}``."""
-    from .search import answer_every_query
+    from splade_anserini.search.run import answer_every_query
 
     searcher = ImpactSearcher(index)
     try:

@@ -1,6 +1,6 @@
 """A Pyserini query encoder backed by our SPLADE encoder, for ``LuceneImpactSearcher``.
 
->>> from splade_anserini.query_encoder import SpladeQueryEncoder   # starts the JVM (the safe way)
+>>> from splade_anserini.search.query_encoder import SpladeQueryEncoder   # starts the JVM (the safe way)
 >>> from pyserini.search.lucene import LuceneImpactSearcher
 >>> hits = LuceneImpactSearcher("work/scifact-splade-tiny/index", SpladeQueryEncoder("splade-tiny")).search("aspirin", k=10)
 
@@ -40,7 +40,7 @@ class QueryVectorizer:
                  max_length: int = 256, *, device: str = "cpu", pooling: str | None = None,
                  precision: str = "fp32", batch_size: int = 32, encoder=None, threads: int = 0,
                  query_weights: dict | None = None):
-        from conversion.quantize import resolve_factor
+        from splade_anserini.conversion.quantize import resolve_factor
 
         self.factor = resolve_factor(factor)
         self.batch_size = batch_size
@@ -63,20 +63,20 @@ class QueryVectorizer:
 def load_query_encoder(model: str = "splade-tiny", *, splade_doc: bool = False, max_length: int = 256,
                        device: str = "cpu", pooling: str | None = None, precision: str = "fp32", threads: int = 0,
                        query_weights: dict | None = None):
-    """A :class:`~splade_anserini.splade.SpladeEncoder`, or for an ONNX export directory an
-    :class:`~splade_anserini.onnx_encoder.OnnxSpladeEncoder` (CPU, fp32 or the export's int8).
+    """A :class:`~splade_anserini.encode.splade.SpladeEncoder`, or for an ONNX export directory an
+    :class:`~splade_anserini.serve.onnx_encoder.OnnxSpladeEncoder` (CPU, fp32 or the export's int8).
     ``query_weights``: SPLADE-doc query token weights (:mod:`.query_weights`), instead of 1."""
-    from .models import is_onnx_export
+    from splade_anserini.models import is_onnx_export
 
     if is_onnx_export(model):
         if device != "cpu" or precision != "fp32":
             raise ValueError(f"model {model}: an ONNX export runs on the CPU as exported; "
                              f"device {device!r} / precision {precision!r} do not apply")
-        from .onnx_encoder import OnnxSpladeEncoder
+        from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
 
         return OnnxSpladeEncoder(model, query_max_length=max_length, pooling=pooling,
                                  splade_doc=splade_doc or None, threads=threads, query_weights=query_weights)
-    from .splade import SpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
 
     return SpladeEncoder(model, pooling=pooling or "max", device=device, query_max_length=max_length,
                          precision=precision, splade_doc=splade_doc, query_weights=query_weights)
@@ -102,7 +102,7 @@ def _build_class():
     global _CLASS
     if _CLASS is not None:
         return _CLASS
-    from . import java
+    from splade_anserini import java
 
     java.pyserini_lucene()  # starts the JVM ourselves; later plain pyserini imports then work
     base = java.pyserini_encode().QueryEncoder
@@ -115,7 +115,7 @@ def _build_class():
         documents' quantization factor: a number or ``naver``/``pyserini``), ``splade_doc`` (queries
         as bags of WordPiece tokens, weight 1 before quantization), ``max_length`` (query tokens),
         plus ``device``, ``pooling``, ``precision``, ``batch_size`` and ``encoder`` (an existing
-        :class:`~splade_anserini.splade.SpladeEncoder` or ONNX encoder to share).
+        :class:`~splade_anserini.encode.splade.SpladeEncoder` or ONNX encoder to share).
         """
 
         def __init__(self, model: str = "splade-tiny", factor: float | str = 100, splade_doc: bool = False,

@@ -1,4 +1,4 @@
-"""The Numba kernels of :mod:`splade_anserini.numba_index`: building the block layout and exact top-k search.
+"""The Numba kernels of :mod:`splade_anserini.index.numba_index`: building the block layout and exact top-k search.
 
 Search is term-at-a-time, block by block, into an ``int32`` accumulator of one block (256 KiB, it
 stays in the L2 cache while postings stream from memory): the dense rows first (in chunks of 32K documents),
@@ -11,7 +11,7 @@ instead when a query's largest possible score would not fit in 32 bits. ``batch_
 same kernel over the queries in parallel (``numba.prange``, one workspace per chunk of queries);
 every kernel releases the GIL, so ``search`` can also be called from a Python thread pool.
 
-The kernels take plain arrays (the layout is described in :mod:`splade_anserini.numba_index`);
+The kernels take plain arrays (the layout is described in :mod:`splade_anserini.index.numba_index`);
 they hold no state and raise nothing on valid input, which the index class checks.
 """
 from __future__ import annotations

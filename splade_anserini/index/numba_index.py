@@ -19,7 +19,7 @@ Layout (numpy arrays, memory-mapped when loaded):
   byte a document instead of a scattered update per posting.
 
 Search is exact, term-at-a-time, block by block, in the Numba kernels of
-:mod:`splade_anserini.numba_kernels` (this module is the API and the on-disk format around them).
+:mod:`splade_anserini.index.numba_kernels` (this module is the API and the on-disk format around them).
 ``batch_search`` runs the same kernel over the queries in parallel; every kernel releases the GIL,
 so ``search`` can also be called from a Python thread pool.
 
@@ -40,9 +40,9 @@ from typing import Iterable, Mapping, Sequence
 import numba
 import numpy as np
 
-from conversion.trec import Run
+from splade_anserini.conversion.trec import Run
 
-from .numba_kernels import (count_csc, count_csr, fill_csc, fill_csr, fill_dense, global_ids, search_one,
+from splade_anserini.index.numba_kernels import (count_csc, count_csr, fill_csc, fill_csr, fill_dense, global_ids, search_one,
                             search_parallel, search_range)
 
 FORMAT = "splade-anserini-numba-index"
@@ -259,7 +259,7 @@ class NumbaIndex:
     def from_vectors(cls, docs: Iterable, vocab: Sequence[str] | None = None, factor: float = 100.0,
                      **kwargs) -> "NumbaIndex":
         """From ``(docid, {token: int impact})`` pairs (or :class:`conversion.jsonvector.VectorDoc`)."""
-        from conversion.csr import from_vectors
+        from splade_anserini.conversion.csr import from_vectors
 
         csr = from_vectors(((d[0], d[1]) for d in docs), vocab=list(vocab) if vocab else None)
         return cls.from_csr(csr, factor, **kwargs)
@@ -267,10 +267,10 @@ class NumbaIndex:
     @classmethod
     def from_encoded(cls, docids: Sequence[str], vectors: Sequence, vocab: Sequence[str],
                      factor: float = 100.0, **kwargs) -> "NumbaIndex":
-        """From encoder output: :class:`splade_anserini.splade.SparseVector` (term ids into ``vocab``,
+        """From encoder output: :class:`splade_anserini.encode.splade.SparseVector` (term ids into ``vocab``,
         e.g. ``SpladeEncoder.vocab``, and float weights), quantized as the JsonVectorCollection writer
         does (``rint(w * factor)``, zero impacts dropped)."""
-        from conversion.quantize import quantize_sparse
+        from splade_anserini.conversion.quantize import quantize_sparse
 
         if len(docids) != len(vectors):
             raise ValueError(f"{len(docids)} docids for {len(vectors)} vectors")
@@ -287,7 +287,7 @@ class NumbaIndex:
     @classmethod
     def from_jsonvector(cls, path: str | os.PathLike, factor: float = 100.0, **kwargs) -> "NumbaIndex":
         """From a JsonVectorCollection file or directory (through the conversion layer's CSR form)."""
-        from conversion.csr import read_csr
+        from splade_anserini.conversion.csr import read_csr
 
         return cls.from_csr(read_csr(path), factor, **kwargs)
 
@@ -297,7 +297,7 @@ class NumbaIndex:
         ``provenance``: what wrote the vectors (:mod:`splade_anserini.provenance`), kept in the header."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        from .outputs import remove
+        from splade_anserini.outputs import remove
 
         remove(path / "header.json")  # the header goes last: it marks a complete index
         for name in _ARRAYS:

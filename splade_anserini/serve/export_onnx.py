@@ -1,0 +1,448 @@
+"""Export a SPLADE checkpoint to ONNX with its pooling, in Anserini's query-encoder contract.
+
+    python -m splade_anserini.export_onnx --model M --output DIR [--int8] [--max-length 256]
+        [--pooling max|sum] [--splade-doc [--query-weights INDEX_OR_FILE]] [--factor 100] [--parity-topics T.tsv]
+        [--overwrite]
+
+``DIR/model.onnx`` computes the whole SPLADE representation of one text: MLM logits, max (SPLADE-max)
+or sum (SPLADE v1) pooling of ``log(1 + ReLU(.))`` under the attention mask, and the non-zero terms.
+Its inputs and outputs are those of Anserini's ``io.anserini.encoder.sparse.SpladeEncoder``:
+``input_ids``, ``attention_mask``, ``token_type_ids`` (int64 ``[1, seq]``; a padded batch works too)
+-> ``output_idx`` (int64 term ids; ``row * vocab + term`` for a batch) and ``output_weights``
+(float32), at opset 17 and IR version 8 or 9, which the ONNX Runtime 1.17 bundled in the Anserini
+1.7.1 fatjar loads. Beside it: ``vocab.txt`` (read by Anserini's Java WordPiece tokenizer),
+``tokenizer.json`` and the other HF tokenizer files, and ``splade_onnx.json`` (pooling, max length,
+the documents' quantization factor, the source model and the sha256 of its weights, the parity
+figures). fp32 exports also hold ``hidden.onnx`` and ``decoder.npz`` (:mod:`.query_graph`): the
+exact int8-screened query path of the Python encoder, checked against PyTorch like the graph.
+
+Before anything is written the exported graph is run on sample queries (and ``--parity-topics``)
+and its integer impacts compared with the PyTorch encoder's: a model that disagrees is refused.
+``--int8`` quantizes the graph's matrix products dynamically to int8 (ONNX Runtime's
+``quantize_dynamic``); its agreement with PyTorch is measured and recorded, and refused below
+:data:`INT8_MIN_COSINE`. The directory appears complete or not at all (built under a temporary
+name, then renamed). A checkpoint that is not a masked LM, or whose tokenizer Anserini's Java
+WordPiece tokenizer cannot read, is a one-line error (exit 2).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from splade_anserini import outputs
+from splade_anserini.cli import ArgumentParser, command
+from splade_anserini.models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_HIDDEN, EXPORT_METADATA, EXPORT_MODEL,
+                     EXPORT_TOKENIZER, EXPORT_VOCAB)
+from splade_anserini.provenance import weights_sha256  # noqa: F401  (re-exported: the digest an export records)
+from splade_anserini.serve.query_graph import write_query_graph
+
+OPSET = 17
+#: The marker kind of an export folder (:mod:`splade_anserini.outputs`).
+EXPORT_KIND = "onnx-export"
+#: ONNX Runtime 1.17 (the Java build inside the Anserini 1.7.1 and 2.3.0 fatjars alike) reads IR versions up to 9.
+MAX_IR_VERSION = 9
+#: Tokens Anserini's Java encoder adds or looks up by name.
+ANSERINI_TOKENS = ("[CLS]", "[SEP]", "[UNK]", "[PAD]")
+#: fp32: share of (query, term) integer impacts identical to PyTorch, all others off by one at most.
+FP32_MIN_IDENTICAL = 0.99
+#: int8: mean cosine similarity of the float query vectors to PyTorch's.
+INT8_MIN_COSINE = 0.95
+
+#: Parity queries: short and long, punctuation, digits, accents, a text longer than any max length.
+SAMPLE_QUERIES = (
+    "what is splade", "aspirin reduces the risk of heart attacks",
+    "0-dimensional biomaterials show inductive properties.",
+    "A deficiency of vitamin B12 increases blood levels of homocysteine.",
+    "ALDH1 expression is associated with poorer prognosis for breast cancer primary tumors.",
+    "how do neural ranking models handle out-of-vocabulary terms?",
+    "Café au lait spots and naïve résumé: accents, Ünïcödé & symbols #1 (2024)!",
+    "COVID-19 mRNA vaccines; efficacy >90% in phase-3 trials",
+    "who wrote the art of computer programming", "inverted index compression techniques",
+    "β-blockers after myocardial infarction", "x",
+    "the the the of of and", "1 2 3 4 5 6 7 8 9 10",
+    "Programming languages with garbage collection and their performance on time-sharing systems",
+    " ".join(["long query about information retrieval evaluation"] * 80),
+)
+
+
+class ExportError(ValueError):
+    """Bad input for an export: one line, exit status 2."""
+
+
+class ParityError(RuntimeError):
+    """The exported graph disagrees with the PyTorch encoder: nothing is written, exit status 1."""
+
+
+@dataclass
+class Fidelity:
+    """Agreement of exported impacts with the PyTorch encoder's on the same queries."""
+
+    queries: int
+    pairs: int                 # (query, term) pairs non-zero on either side
+    identical: float           # share of pairs with the same integer impact
+    within_one: float          # share off by at most one
+    max_abs_diff: int
+    mean_cosine: float         # float vectors
+    min_cosine: float
+
+    def line(self) -> str:
+        return (f"{self.identical:.4%} of {self.pairs:,} (query, term) impacts identical, {self.within_one:.4%} "
+                f"within 1 (max diff {self.max_abs_diff}), cosine mean {self.mean_cosine:.6f} min "
+                f"{self.min_cosine:.6f}, over {self.queries} queries")
+
+
+def fidelity(reference: Sequence, candidate: Sequence, factor: float, vocab_size: int) -> Fidelity:
+    """Compare two lists of :class:`SparseVector` (same queries) as integer impacts and as floats."""
+    from splade_anserini.conversion.quantize import quantize
+
+    pairs = same = near = 0
+    worst = 0
+    cosines = []
+    for ref, got in zip(reference, candidate):
+        a = np.zeros(vocab_size, dtype=np.float32)
+        b = np.zeros(vocab_size, dtype=np.float32)
+        a[ref.ids] = ref.weights
+        b[got.ids] = got.weights
+        ia, ib = quantize(a, factor), quantize(b, factor)
+        union = (ia != 0) | (ib != 0)
+        diff = np.abs(ia[union] - ib[union])
+        pairs += int(union.sum())
+        same += int((diff == 0).sum())
+        near += int((diff <= 1).sum())
+        worst = max(worst, int(diff.max(initial=0)))
+        norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+        cosines.append(float(a @ b) / norm if norm else float(np.array_equal(a, b)))
+    return Fidelity(len(cosines), pairs, same / max(pairs, 1), near / max(pairs, 1), worst,
+                    float(np.mean(cosines)) if cosines else 1.0, float(np.min(cosines)) if cosines else 1.0)
+
+
+# -- the vocabulary Anserini reads ------------------------------------------------------------------
+def anserini_vocabulary(tokenizer_json: dict, source: str) -> list[str]:
+    """The ``vocab.txt`` lines (id order) for Anserini's ``BertFullTokenizer`` (lower-casing WordPiece).
+
+    Raises :class:`ExportError` for a tokenizer it cannot read: not WordPiece (BPE, Unigram), cased
+    (Anserini always lower-cases), a token with whitespace (one token a line), a missing
+    ``[CLS]``/``[SEP]``/``[UNK]``/``[PAD]``, or ids that are not ``0..n-1``."""
+    model = tokenizer_json.get("model") or {}
+    kind = model.get("type")
+    if kind != "WordPiece":
+        raise ExportError(f"model {source}: its tokenizer is {kind or 'unknown'}, not WordPiece: Anserini's Java "
+                          "tokenizer (BertFullTokenizer) cannot read its vocabulary")
+    normalizer = tokenizer_json.get("normalizer") or {}
+    if normalizer.get("type") == "BertNormalizer" and not normalizer.get("lowercase", True):
+        raise ExportError(f"model {source}: a cased WordPiece vocabulary; Anserini's Java tokenizer always "
+                          "lower-cases, so its queries would not match the model's tokens")
+    vocab: dict[str, int] = model.get("vocab") or {}
+    size = len(vocab)
+    lines = [""] * size
+    for token, idx in vocab.items():
+        if not isinstance(idx, int) or not 0 <= idx < size or lines[idx]:
+            raise ExportError(f"model {source}: vocabulary ids are not 0..{size - 1} (token {token!r} has id {idx})")
+        if not token or any(ch.isspace() for ch in token):
+            raise ExportError(f"model {source}: vocabulary token {token!r} (id {idx}) is empty or holds whitespace; "
+                              "vocab.txt holds one token a line")
+        lines[idx] = token
+    missing = [t for t in ANSERINI_TOKENS if t not in vocab]
+    if missing:
+        raise ExportError(f"model {source}: vocabulary lacks {', '.join(missing)}, which Anserini's Java encoder uses")
+    return lines
+
+
+# -- the graph --------------------------------------------------------------------------------------
+def splade_graph(hf_model, pooling: str):
+    """A ``torch.nn.Module``: Anserini's three inputs -> (``output_idx``, ``output_weights``)."""
+    import inspect
+
+    import torch
+
+    takes_types = "token_type_ids" in inspect.signature(hf_model.forward).parameters
+
+    class SpladeGraph(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlm = hf_model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            if takes_types:
+                logits = self.mlm(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).logits
+            else:  # keep the input in the graph: Anserini always feeds it
+                logits = self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits
+                logits = logits + (token_type_ids.sum() * 0).to(logits.dtype)
+            keep = attention_mask.unsqueeze(-1) > 0
+            if pooling == "max":  # log1p(relu(.)) is monotone: pool the logits, activate [batch, vocab] only
+                masked = torch.where(keep, logits, torch.full_like(logits[:1, :1, :1], float("-inf")))
+                rep = torch.log1p(torch.relu(masked.amax(dim=1)))
+            else:
+                rep = torch.where(keep, torch.log1p(torch.relu(logits)), torch.zeros_like(logits[:1, :1, :1]))
+                rep = rep.sum(dim=1)
+            flat = rep.reshape(-1)
+            idx = torch.nonzero(flat > 0).squeeze(1)
+            return idx, flat.index_select(0, idx)
+
+    return SpladeGraph().eval()
+
+
+def _export_graph(hf_model, tokenizer, pooling: str, path: Path) -> None:
+    import warnings
+
+    import torch
+
+    sample = tokenizer(["what is splade", "a second, longer text so that the batch has padding"],
+                       padding=True, return_tensors="pt")
+    args = (sample["input_ids"], sample["attention_mask"], torch.zeros_like(sample["input_ids"]))
+    axes = {name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")}
+    axes.update({"output_idx": {0: "terms"}, "output_weights": {0: "terms"}})
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about Python branches on shapes (checked by parity)
+        torch.onnx.export(splade_graph(hf_model, pooling), args, str(path),
+                          input_names=["input_ids", "attention_mask", "token_type_ids"],
+                          output_names=["output_idx", "output_weights"], dynamic_axes=axes,
+                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    import onnx
+
+    graph = onnx.load(str(path))
+    if share_tied_embeddings(graph):
+        onnx.save(graph, str(path))
+
+
+def share_tied_embeddings(model) -> bool:
+    """Keep one copy of tied word embeddings (in place); True when the graph changed.
+
+    The exporter writes a tied matrix twice: ``E [V, H]`` for the input lookup and ``E^T [H, V]`` for
+    the vocabulary projection, each 15.6 MB for BERT's vocabulary. The lookup is rewritten to read
+    columns of ``E^T`` (``Gather(E^T, ids, axis=1)``, then ``[H, B, L] -> [B, L, H]``): the same values,
+    one matrix in the file and in the serving process.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    projections = [n.input[1] for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    for pos, node in enumerate(graph.node):
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if node.op_type != "Gather" or axis != 0 or node.input[0] not in inits or uses[node.input[0]] != 1 \
+                or node.input[1] not in ranks:
+            continue
+        table = inits[node.input[0]]
+        for name in projections:
+            proj = inits[name]
+            if list(proj.dims) != list(table.dims)[::-1] or proj.data_type != table.data_type \
+                    or not np.array_equal(numpy_helper.to_array(proj).T, numpy_helper.to_array(table)):
+                continue
+            rank = ranks[node.input[1]]
+            columns = node.output[0] + "_columns"
+            graph.node.remove(node)
+            graph.node.insert(pos, helper.make_node("Transpose", [columns], [node.output[0]],
+                                                    perm=[*range(1, rank + 1), 0], name=node.name + "_rows"))
+            graph.node.insert(pos, helper.make_node("Gather", [name, node.input[1]], [columns], axis=1,
+                                                    name=node.name + "_tied"))
+            graph.initializer.remove(table)
+            onnx.checker.check_model(model)
+            return True
+    return False
+
+
+def _check_ir(path: Path) -> dict:
+    """Cap the IR version at what ONNX Runtime 1.17 reads, validate, and return the graph's versions."""
+    import onnx
+
+    model = onnx.load(str(path))
+    if model.ir_version > MAX_IR_VERSION:
+        model.ir_version = MAX_IR_VERSION
+        onnx.save(model, str(path))
+    onnx.checker.check_model(str(path))
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return {"ir_version": int(model.ir_version), "opset": int(opset)}
+
+
+def _quantize_int8(src: Path, dst: Path) -> None:
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(logging.ERROR)  # its per-node INFO lines
+    # uint8 weights and activations: without VNNI, the u8 x s8 kernels can saturate their int16
+    # intermediate sums (measured on SciFact queries: cosine to PyTorch 0.997 with s8, 0.998 with u8).
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"])
+
+
+# -- the export -------------------------------------------------------------------------------------
+def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_length: int = 256,
+           pooling: str = "max", splade_doc: bool = False, factor: float | str | None = None,
+           parity_queries: Sequence[str] = (), overwrite: bool = False, log=print,
+           index: str | os.PathLike | None = None, allow_other: bool = False,
+           query_weights: str | os.PathLike | None = None) -> dict:
+    """Write the export directory; return its metadata. See the module docstring. ``index``: the
+    index the export will search; its factor is the default, and a model other than the one that
+    encoded it is refused unless ``allow_other``."""
+    from splade_anserini.conversion.quantize import resolve_factor
+
+    from splade_anserini.encode.splade import POOLINGS
+
+    output = Path(os.fspath(output))
+    if pooling not in POOLINGS:
+        raise ExportError(f"--pooling must be one of {POOLINGS}, got {pooling!r}")
+    if max_length < 2:
+        raise ExportError(f"--max-length must be at least 2, got {max_length}")
+    plan = None
+    if index is not None:
+        from splade_anserini.provenance import plan_search
+
+        plan = plan_search(index, factor=factor)
+        factor = plan.factor
+    factor = resolve_factor(factor if factor is not None else 100)
+    if outputs.check_dir(output, EXPORT_KIND) and not overwrite:
+        raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
+    with outputs.lock(outputs.lock_path(output), f"export {output}"):
+        return _export(model, output, int8=int8, max_length=max_length, pooling=pooling, splade_doc=splade_doc,
+                       factor=factor, parity_queries=parity_queries, overwrite=overwrite, log=log,
+                       query_weights=query_weights, index=index, plan=plan, allow_other=allow_other)
+
+
+def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, factor, parity_queries, overwrite,
+            log, query_weights, index=None, plan=None, allow_other=False) -> dict:
+    from splade_anserini.models import load_model, resolve_model
+    from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
+    from splade_anserini.encode.splade import SpladeEncoder
+
+    t0 = time.perf_counter()
+    tokenizer, hf_model = load_model(model)
+    source_dir = resolve_model(model)
+    if plan is not None:
+        from splade_anserini.provenance import check_query_model
+
+        check_query_model(plan, index, {"name": str(model), "sha256": weights_sha256(hf_model)}, allow_other=allow_other)
+    tokenizer_json = json.loads(tokenizer.backend_tokenizer.to_str()) if hasattr(tokenizer, "backend_tokenizer") \
+        else None
+    if tokenizer_json is None:
+        raise ExportError(f"model {model}: no fast (tokenizers) tokenizer; ONNX serving needs tokenizer.json")
+    vocab = anserini_vocabulary(tokenizer_json, model)
+    vocab_size = hf_model.get_output_embeddings().weight.shape[0]
+    if vocab_size != len(vocab):
+        raise ExportError(f"model {model}: {vocab_size} MLM outputs but {len(vocab)} vocabulary tokens")
+    reference = SpladeEncoder(model, pooling=pooling, tokenizer=tokenizer, hf_model=hf_model,
+                              query_max_length=max_length, int8_queries=False)
+
+    tmp = outputs.temp_dir(output)
+    try:
+        fp32_path = tmp / EXPORT_MODEL if not int8 else tmp / "model-fp32.onnx"
+        _export_graph(hf_model, tokenizer, pooling, fp32_path)
+        versions = _check_ir(fp32_path)
+        if int8:
+            _quantize_int8(fp32_path, tmp / EXPORT_MODEL)
+            versions = _check_ir(tmp / EXPORT_MODEL)
+            outputs.remove(fp32_path)
+        screened = not int8 and write_query_graph(hf_model, tokenizer, tmp, OPSET)
+        if screened:
+            _check_ir(tmp / EXPORT_HIDDEN)
+        if query_weights is not None:  # SPLADE-doc's inference-free query weights travel with the export
+            from splade_anserini.search.query_weights import QUERY_WEIGHTS, read_table, write_table
+
+            write_table(tmp / QUERY_WEIGHTS, read_table(query_weights))
+        tokenizer.save_pretrained(str(tmp))  # tokenizer.json, tokenizer_config.json, ... (HF files)
+        (tmp / EXPORT_TOKENIZER).write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
+        (tmp / EXPORT_VOCAB).write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
+        special = sorted({int(i) for i in tokenizer.all_special_ids})
+        meta = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "pooling": pooling,
+                "max_length": int(max_length), "factor": factor, "splade_doc": bool(splade_doc),
+                "quantization": "int8" if int8 else "fp32", "vocab_size": int(vocab_size),
+                "special_ids": special, "query_graph": bool(screened), "source_model": str(model), "source_path": str(source_dir),
+                "source_sha256": weights_sha256(hf_model), **versions,
+                "inputs": ["input_ids", "attention_mask", "token_type_ids"],
+                "outputs": ["output_idx", "output_weights"]}
+        (tmp / EXPORT_METADATA).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+        # Parity on what was written, read back the way serving reads it; single texts (Anserini's
+        # [1, seq]) and one padded batch must both agree.
+        queries = list(dict.fromkeys([*SAMPLE_QUERIES, *parity_queries]))
+        expected = reference.encode_queries(queries, batch_size=32)
+        onnx_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False, screen=False)
+        single = onnx_enc.encode_queries(queries, batch_size=1)
+        batched = onnx_enc.encode_queries(queries, batch_size=32)
+        fid = fidelity(expected, single, factor, vocab_size)
+        fid_batch = fidelity(expected, batched, factor, vocab_size)
+        log(f"parity vs PyTorch ({meta['quantization']}): {fid.line()}; padded batches: "
+            f"{fid_batch.identical:.4%} identical")
+        checked = [fid, fid_batch]
+        if screened:  # the screened query graph answers like the contract's graph
+            screen_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False, screen=True)
+            checked.append(fidelity(expected, screen_enc.encode_queries(queries, batch_size=8), factor, vocab_size))
+            log(f"parity vs PyTorch (screened query graph): {checked[-1].line()}")
+            meta["parity_screened"] = asdict(checked[-1])
+            del screen_enc
+        for f in checked:
+            if int8:
+                bad = f.mean_cosine < INT8_MIN_COSINE
+                rule = f"mean cosine >= {INT8_MIN_COSINE}"
+            else:
+                bad = f.max_abs_diff > 1 or f.identical < FP32_MIN_IDENTICAL
+                rule = f">= {FP32_MIN_IDENTICAL:.0%} identical, others off by one"
+            if bad:
+                raise ParityError(f"the exported graph disagrees with the PyTorch encoder ({f.line()}; "
+                                  f"needed {rule}): not written")
+        meta["parity"] = {"single": asdict(fid), "batched": asdict(fid_batch), "factor": factor}
+        (tmp / EXPORT_METADATA).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        del onnx_enc
+        if outputs.check_dir(output, EXPORT_KIND) and not overwrite:  # made meanwhile
+            raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
+        outputs.install_dir(tmp, output, EXPORT_KIND)
+    except BaseException:
+        outputs.remove(tmp)
+        raise
+    size = (output / EXPORT_MODEL).stat().st_size
+    if plan is not None:
+        plan.tell()
+    log(f"exported {model} ({meta['quantization']}, {pooling} pooling, opset {meta['opset']}, IR "
+        f"{meta['ir_version']}, {size / 2**20:.1f} MiB) to {output} in {time.perf_counter() - t0:.1f} s")
+    return meta
+
+
+@command
+def main(argv: Sequence[str] | None = None) -> int:
+    p = ArgumentParser(description="Export a SPLADE checkpoint (with its pooling) to ONNX in Anserini's "
+                                            "query-encoder contract, parity-checked against PyTorch.")
+    p.add_argument("--model", default="splade-tiny", help="checkpoint directory, hub id or splade-tiny")
+    p.add_argument("--output", required=True, help="export directory to create (--overwrite replaces only an export this tool wrote)")
+    p.add_argument("--int8", action="store_true", help="dynamic int8 quantization of the matrix products")
+    p.add_argument("--max-length", type=int, default=256, help="query max length recorded for serving")
+    p.add_argument("--pooling", default="max", help="max (SPLADE-max, default) or sum (SPLADE v1)")
+    p.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")
+    p.add_argument("--factor", default=None,
+                   help="the documents' quantization factor (number, naver, pyserini; default: --index's, else 100)")
+    p.add_argument("--index", default=None, help="the index the export will search: its factor and model are checked")
+    p.add_argument("--allow-other-query-encoder", action="store_true",
+                   help="with --index: export a model other than the one that encoded the index")
+    p.add_argument("--parity-topics", help="qid<TAB>text queries added to the parity check")
+    p.add_argument("--query-weights", metavar="FILE_OR_INDEX",
+                   help="SPLADE-doc query weight table to ship with the export (a file, or an index's table)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
+    args = p.parse_args(argv)
+
+    extra: list[str] = []
+    if args.parity_topics:
+        from splade_anserini.data import read_topics
+
+        extra = list(read_topics(args.parity_topics).values())
+    export(args.model, args.output, int8=args.int8, max_length=args.max_length, pooling=args.pooling,
+           splade_doc=args.splade_doc, factor=args.factor, parity_queries=extra, overwrite=args.overwrite,
+           index=args.index, allow_other=args.allow_other_query_encoder, query_weights=args.query_weights)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
