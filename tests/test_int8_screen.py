@@ -94,3 +94,25 @@ def test_screen_keeps_few_candidates(encoder, decoder):
     screen = _max_screen(weight, bias)
     vec = screen.pool(h)
     assert len(vec) < screen.last_candidates < 0.02 * weight.shape[0]
+
+
+def test_screen_gives_the_full_products_impacts_on_scifact_states(encoder, decoder, data_dir):
+    """30 real SciFact queries' hidden states: every integer impact equals the full fp32 product's, and
+    the weights its values (the exact pooling sums fp32 products in float64, in order)."""
+    from conversion.quantize import quantize
+    from splade_anserini.data import read_topics
+
+    weight, bias = decoder
+    texts = list(read_topics(data_dir / "scifact" / "queries.test.tsv").values())[:30]
+    screen = _max_screen(weight, bias)
+    for text in texts:
+        ids = encoder.tokenizer([text], return_tensors="pt")
+        with torch.inference_mode():
+            h = encoder._head.hidden(ids["input_ids"], ids["attention_mask"])[0].numpy()
+        vec = screen.pool(h)
+        ref = reference(h, weight, bias, "max")
+        dense = np.zeros_like(ref)
+        dense[vec.ids] = vec.weights
+        np.testing.assert_array_equal(quantize(dense, 100), quantize(ref, 100), err_msg=text)
+        np.testing.assert_allclose(dense, ref, rtol=1e-6, atol=1e-6)
+        assert len(vec) < screen.last_candidates < 0.02 * weight.shape[0]

@@ -321,6 +321,17 @@ def test_screened_query_graph_gives_the_graphs_impacts(export, encoder, topics):
     assert screened._session is None  # the contract graph was never opened for screened queries
 
 
+def test_query_graph_is_fused_and_the_contract_graph_is_not(export):
+    """BERT exports' hidden.onnx carries ONNX Runtime's fused Attention (faster queries); model.onnx,
+    which Anserini's Java encoder reads, keeps standard ONNX operators only."""
+    import onnx
+
+    hidden = {n.op_type for n in onnx.load(str(export.dir / "hidden.onnx")).graph.node}
+    contract = onnx.load(str(export.dir / "model.onnx"))
+    assert {"Attention", "SkipLayerNormalization"} <= hidden
+    assert {n.domain for n in contract.graph.node} <= {"", "ai.onnx"}
+
+
 @pytest.mark.jvm
 def test_lean_lucene_route_at_k10_is_the_top_10_of_k1000(export, sl):
     """The serving route hands over only the hits asked for: the same ten as the first ten of 1,000."""

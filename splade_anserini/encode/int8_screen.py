@@ -4,7 +4,9 @@
 query only about 0.2% of the vocabulary entries are. :class:`Int8Screen` proves the others
 non-positive with an int8 product, then computes the exact fp32 logits of the candidates only.
 
-The candidates' logits are then computed one dot product at a time (Numba, float64 sums).
+Per query: one Numba call quantizes the states and measures their errors, ONNX Runtime's
+``MatMulInteger`` gives the int32 products, one Numba pass screens them, and one computes the
+candidates' logits (fp32 products summed in float64 in order over ``k``, vectorized across tokens).
 
 With per-row scales, ``h_i ~ s_i q_i`` (``q_i`` integers in [-63, 63]) and ``W_j ~ t_j Q_j``
 (``Q_j`` in [-127, 127]), the integer product ``c_ij = q_i . Q_j`` gives ``a_ij = s_i t_j c_ij`` and
@@ -33,13 +35,50 @@ SLACK_REL = 2.0 ** -16  # fp32 rounding of a 128-to-1024-term dot product, relat
 
 
 @njit(cache=True, nogil=True)
+def _quantize(h, a, ht):
+    """Per-row symmetric 7-bit quantization of ``h [L, H]`` (fp32): ``a = q + 64`` (u8), per-row scales
+    returned, with ``ht`` the float64 transpose of ``h`` (for :func:`_exact_pool`), the largest row
+    error ``max_i ||h_i - s_i q_i||`` and the largest ``max_i ||s_i q_i||`` (float64 sums: their
+    rounding, relative 2^-45 or so, is far inside ``SLACK_REL``)."""
+    n_rows, hidden = h.shape
+    s = np.empty(n_rows, np.float32)
+    e2_max = 0.0
+    n2_max = 0.0
+    for i in range(n_rows):
+        peak = 0.0
+        for k in range(hidden):
+            x = np.float64(h[i, k])
+            ht[k, i] = x
+            peak = max(peak, abs(x))
+        scale = peak / H_LEVELS if peak > 0 else 1.0
+        # The fp32 scale is the one the screen multiplies by: errors are measured against it.
+        s[i] = np.float32(scale)
+        si = np.float64(s[i])
+        e2 = 0.0
+        n2 = 0.0
+        for k in range(hidden):
+            q = min(max(np.rint(ht[k, i] / si), -H_LEVELS), H_LEVELS)
+            a[i, k] = np.uint8(q + ZERO_POINT)
+            d = ht[k, i] - si * q
+            e2 += d * d
+            n2 += (si * q) ** 2
+        e2_max = max(e2_max, e2)
+        n2_max = max(n2_max, n2)
+    return s, np.sqrt(e2_max), np.sqrt(n2_max)
+
+
+@njit(cache=True, nogil=True)
 def _screen(c, s, t, bias_slack, wn, f, e_max, hq_max, out):
     """Indices ``j`` with ``t_j max_i s_i c_ij + bias_slack_j + e_max wn_j + hq_max f_j > 0`` into
-    ``out``; returns their count. The max runs in fp32, vectorized over the vocabulary: its rounding
-    (relative 2^-22 at most) is inside the ``SLACK_REL`` part of ``e_max``."""
+    ``out``; returns their count. The max runs in fp32, vectorized over the vocabulary (whole rows:
+    measured faster than vocabulary blocks kept in L1, as the pass is bound by reading ``c``); its
+    rounding (relative 2^-22 at most) is inside the ``SLACK_REL`` part of ``e_max``."""
     n_rows, vocab = c.shape
-    best = np.full(vocab, -np.inf, dtype=np.float32)
-    for i in range(n_rows):
+    best = np.empty(vocab, dtype=np.float32)
+    s0 = s[0]
+    for j in range(vocab):
+        best[j] = s0 * np.float32(c[0, j])
+    for i in range(1, n_rows):
         si = s[i]
         for j in range(vocab):
             v = si * np.float32(c[i, j])
@@ -54,25 +93,27 @@ def _screen(c, s, t, bias_slack, wn, f, e_max, hq_max, out):
 
 
 @njit(cache=True, nogil=True)
-def _exact_pool(h, weight, bias, cand, max_pool, ids, weights):
-    """``pool_i log1p(relu(h_i . W_j + b_j))`` for the candidates ``j`` (float64 sums of fp32 products:
-    no BLAS call, whose threads cost more than these few dot products); the positive ones go to
-    ``ids``/``weights``, their count is returned."""
-    n_rows, hidden = h.shape
+def _exact_pool(ht, weight, bias, cand, max_pool, ids, weights):
+    """``pool_i log1p(relu(h_i . W_j + b_j))`` for the candidates ``j``; the positive ones go to
+    ``ids``/``weights``, their count is returned. ``ht`` is ``h`` transposed in float64: the products
+    of fp32 values are exact in float64 and each token's sum runs over ``k`` in order, so the tokens
+    vectorize without reassociating any sum (no BLAS call, whose threads cost more than these few
+    dot products)."""
+    hidden, n_rows = ht.shape
+    acc = np.empty(n_rows, np.float64)
     n = 0
     for c in range(len(cand)):
         j = cand[c]
+        acc[:] = 0.0
+        for k in range(hidden):
+            w = np.float64(weight[j, k])
+            for i in range(n_rows):
+                acc[i] += ht[k, i] * w
         pooled = 0.0
         for i in range(n_rows):
-            acc = 0.0
-            for k in range(hidden):
-                acc += np.float64(h[i, k]) * np.float64(weight[j, k])
-            logit = np.float32(acc + bias[j])
+            logit = np.float32(acc[i] + bias[j])
             act = np.log1p(logit) if logit > 0 else 0.0
-            if max_pool:
-                pooled = max(pooled, act)
-            else:
-                pooled += act
+            pooled = max(pooled, act) if max_pool else pooled + act
         if pooled > 0:
             ids[n] = j
             weights[n] = pooled
@@ -134,30 +175,34 @@ class Int8Screen:
         #: Candidates of the last call (for measurements).
         self.last_candidates = 0
 
+    def _candidates(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(candidates, h^T in float64)`` for fp32 ``h [L, H]`` (L >= 1): quantize, one int8 product, screen."""
+        n_rows, hidden = h.shape
+        a = np.empty((n_rows, hidden), np.uint8)
+        ht = np.empty((hidden, n_rows), np.float64)
+        s, e_max, hq_max = _quantize(h, a, ht)
+        c = self._session.run(None, {"a": a})[0]
+        e_max += SLACK_REL * (hq_max + e_max)  # float rounding of the screen and of the fp32 reference
+        out = np.empty(len(self._t), dtype=np.int64)  # per call: concurrent callers share the object
+        n = _screen(c, s, self._t, self._bias_slack, self._wn, self._f, e_max, hq_max, out)
+        self.last_candidates = n
+        return out[:n], ht
+
     def candidates(self, h: np.ndarray) -> np.ndarray:
         """Ascending vocabulary ids whose pooled logit may be positive (all others provably are not).
 
         The per-token error terms are bounded by their maxima over the tokens (one fp32 max per
         entry instead of three products): measured, it keeps as few candidates as the per-token bound."""
-        h64 = np.asarray(h, dtype=np.float64)
-        q, s = quantize_rows(h64, H_LEVELS)
-        hq = q * s[:, None]
-        e_max = float(np.sqrt(((h64 - hq) ** 2).sum(axis=1).max()))
-        hq_max = float(np.sqrt((hq ** 2).sum(axis=1).max()))
-        c = self._session.run(None, {"a": (q + ZERO_POINT).astype(np.uint8)})[0]
-        e_max += SLACK_REL * (hq_max + e_max)  # float rounding of the screen and of the fp32 reference
-        out = np.empty(len(self._t), dtype=np.int64)  # per call: concurrent callers share the object
-        n = _screen(c, s.astype(np.float32), self._t, self._bias_slack, self._wn, self._f, e_max, hq_max, out)
-        self.last_candidates = n
-        return out[:n]
+        h = np.ascontiguousarray(h, dtype=np.float32)
+        return self._candidates(h)[0] if h.shape[0] else np.empty(0, np.int64)
 
     def pool(self, h: np.ndarray) -> SparseVector:
         """The exact SPLADE vector of one text's ``[L, H]`` hidden states (padding excluded)."""
         h = np.ascontiguousarray(h, dtype=np.float32)
         if h.shape[0] == 0:
             return SparseVector(np.empty(0, np.int32), np.empty(0, np.float32))
-        cand = self.candidates(h)
+        cand, ht = self._candidates(h)
         ids = np.empty(len(cand), np.int32)
         weights = np.empty(len(cand), np.float32)
-        n = _exact_pool(h, self.weight, self.bias, cand, self.pooling == "max", ids, weights)
+        n = _exact_pool(ht, self.weight, self.bias, cand, self.pooling == "max", ids, weights)
         return SparseVector(ids[:n], weights[:n])
