@@ -99,7 +99,7 @@ def test_screen_keeps_few_candidates(encoder, decoder):
 def test_screen_gives_the_full_products_impacts_on_scifact_states(encoder, decoder, data_dir):
     """30 real SciFact queries' hidden states: every integer impact equals the full fp32 product's, and
     the weights its values (the exact pooling sums fp32 products in float64, in order)."""
-    from conversion.quantize import quantize
+    from splade_anserini.conversion.quantize import quantize
     from splade_anserini.data import read_topics
 
     weight, bias = decoder
