@@ -149,8 +149,10 @@ def is_ours(path: str | os.PathLike, kind: str) -> bool:
     return marker is not None and marker.get("kind") == kind
 
 
-#: What a folder being claimed may hold and still count as empty: a marker being written, a lock.
-_CLAIMING = re.compile(r"^(?:\.splade-anserini-output\.json\.\d+-[0-9a-f]+\.tmp|\.splade-anserini\.lock)$")
+#: What a folder being claimed may hold and still count as empty: a marker being written (under
+#: :func:`conversion.atomic.tmp_name`: ``.`` + the name + ``.PID-HEX.tmp``), a lock. Another process
+#: (a torchrun rank) may be claiming the same folder at that very moment.
+_CLAIMING = re.compile(r"^(?:\.\.splade-anserini-output\.json\.\d+-[0-9a-f]+\.tmp|\.splade-anserini\.lock)$")
 
 
 def _is_empty_dir(path: Path) -> bool:

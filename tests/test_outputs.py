@@ -402,3 +402,17 @@ def test_java_temporary_files_are_removed_at_exit(tmp_path):
     assert Path(jvm_tmp).parent == tmp and not Path(jvm_tmp).exists()
     assert {p.name for p in tmp.iterdir() if p.name.startswith(ours)} <= before
     assert not (tmp / f"hsperfdata_{getpass.getuser()}" / pid).exists()
+
+
+def test_a_folder_whose_marker_is_being_written_counts_as_empty(tmp_path):
+    """Two torchrun ranks claim one vectors folder: the second may look while the first writes the
+    marker under its temporary name, and must not take the folder for a user's."""
+    from splade_anserini.conversion.atomic import tmp_name
+
+    folder = tmp_path / "vectors"
+    folder.mkdir()
+    tmp_name(folder / outputs.MARKER).write_text("{")
+    assert outputs.check_dir(folder, "vectors") is False
+    (folder / "notes.txt").write_text("a user's file")
+    with pytest.raises(outputs.OutputRefused):
+        outputs.check_dir(folder, "vectors")

@@ -71,8 +71,41 @@ def test_every_subcommand_names_a_module_with_main():
 def test_cli_imports_no_other_module_of_the_package():
     tree = ast.parse((ROOT / "splade_anserini" / "cli.py").read_text(encoding="utf-8"))
     relative = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0]
-    absolute = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("splade")]
+    absolute = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                and (n.module or "").startswith("splade") and not n.module.startswith("splade_anserini.conversion")]
     assert relative == [] and absolute == []
+
+
+def package_modules() -> dict[str, Path]:
+    """Every module of the installed package by dotted name, ``conversion/`` as ``splade_anserini.conversion``."""
+    found = {}
+    for top, prefix in ((ROOT / "splade_anserini", ()), (ROOT / "conversion", ("splade_anserini",))):
+        for path in top.rglob("*.py"):
+            parts = prefix + path.relative_to(top.parent).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules ``path`` imports, at the top or inside a function (lazy imports count)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                out.add(full if full in modules else node.module)
+        elif isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+    return {name for name in out if name in modules}
+
+
+def test_import_graph_has_no_cycle():
+    import graphlib
+
+    modules = package_modules()
+    assert "splade_anserini.conversion.trec" in modules and "splade_anserini.encode.corpus" in modules
+    graph = {name: imported_modules(path, modules) - {name} for name, path in modules.items()}
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
 
 
 def test_model_not_found_is_bad_input():
