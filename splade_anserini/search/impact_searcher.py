@@ -89,7 +89,7 @@ class ImpactSearcher:
 def impact_search(index: str | os.PathLike, vectors: Mapping[str, Mapping[str, int]], *, k: int = 1000,
                   threads: int = 1) -> dict[str, Hits]:
     """Search pre-encoded queries on a Lucene impact index; ``{qid: [(docid, score)]}``."""
-    from splade_anserini.search.run import answer_every_query
+    from splade_anserini.java_errors import answer_every_query
 
     searcher = ImpactSearcher(index)
     try:

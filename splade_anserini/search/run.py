@@ -50,6 +50,7 @@ from splade_anserini.conversion.errors import UsageError
 from splade_anserini.conversion.trec import Run, max_passage, write_run
 
 from splade_anserini.cli import ArgumentParser, command, positive_int
+from splade_anserini.java_errors import UnansweredQueryError, answer_every_query, java_cause  # noqa: F401
 
 BACKENDS = ("lucene", "numba")
 
@@ -83,43 +84,6 @@ def pyserini_search(index: str | os.PathLike, topics: Mapping[str, str], encoder
     finally:
         searcher.close()
     return {qid: [(h.docid, float(h.score)) for h in hits.get(qid, [])[:k]] for qid in qids}
-
-
-def java_cause(exc: BaseException) -> str:
-    """``IndexSearcher$TooManyClauses: maxClauseCount is set to 1024``: the Java class and its first line."""
-    from splade_anserini.serve.java_encoder import java_error
-
-    name = getattr(exc, "classname", None)
-    return f"{name.rsplit('.', 1)[-1]}: {java_error(exc)}" if name else java_error(exc)
-
-
-class UnansweredQueryError(RuntimeError):
-    """A backend could not answer a query: the run is not written (exit 1)."""
-
-
-def answer_every_query(batch: Callable[[], dict], qids: Sequence[str], one: Callable[[str], object], how: str) -> dict:
-    """``batch()`` with Java's stack traces kept off the terminal; when it fails (Anserini's batch
-    search says only ``queryCount = N is not equal to completedTaskCount = M``) the queries are
-    searched one by one to name those that fail and why: :class:`UnansweredQueryError`."""
-    from splade_anserini import java
-
-    with java.java_stderr():
-        try:
-            return batch()
-        except Exception as exc:  # noqa: BLE001 - a Java exception through pyjnius: named below
-            batch_error = java_cause(exc)
-    failed: dict[str, str] = {}
-    with java.java_stderr():
-        for qid in qids:
-            try:
-                one(qid)
-            except Exception as exc:  # noqa: BLE001
-                failed[qid] = java_cause(exc)
-    if not failed:
-        raise UnansweredQueryError(f"{how} failed: {batch_error}; no run written")
-    first = next(iter(failed))
-    raise UnansweredQueryError(f"{how} could not answer {len(failed)} of {len(qids)} queries (first: query {first}: "
-                               f"{failed[first]}); no run written")
 
 
 # -- Lucene through Anserini SearchCollection -------------------------------------------------------

@@ -5,7 +5,7 @@ Anserini has no way to name an ONNX model file: its encoders
 names in a model cache: ``<user.home>/.cache/pyserini/encoders`` in Anserini 1.x; in Anserini 2.x the
 first of ``-Dpyserini.cache``, ``$PYSERINI_CACHE``, ``<cwd>/.cache/pyserini`` and
 ``~/.cache/pyserini``. To never overwrite, shadow or read a model the user has cached in any of them,
-the encoder is created inside :func:`splade_anserini.anserini_version.private_encoder_cache`: a
+the encoder is created inside :func:`private_encoder_cache`: a
 temporary directory of this process only, where the export is placed under the encoder's file names
 and which Anserini is checked to resolve before any model is loaded. If another caller initialized
 Anserini 1.x's encoders earlier in the same JVM with the real home, we refuse rather than touch it.
@@ -22,8 +22,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
+from splade_anserini import java
+from splade_anserini.anserini_version import generation
+from splade_anserini.java_errors import java_error
 from splade_anserini.models import EXPORT_MODEL, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata
 
 #: The Anserini encoder whose file names carry the export (``-encoder`` / ``set_onnx_query_encoder`` name).
@@ -91,10 +96,60 @@ def prepare(export_dir: str | os.PathLike, factor: float, target: Path) -> Path:
     return target
 
 
+def encoders_dir(home: Path) -> Path:
+    """Where Anserini's ONNX encoders look for their models under a private ``home``."""
+    return home / ".cache" / "pyserini" / "encoders"
+
+
+@contextmanager
+def private_encoder_cache(home: Path) -> Iterator[Path]:
+    """While the block runs, the Anserini ONNX encoders created in it read and write their models in
+    :func:`encoders_dir` of ``home`` only; yields that folder. Never a user's cache: not
+    ``~/.cache/pyserini``, ``$PYSERINI_CACHE``, ``-Dpyserini.cache`` nor ``<cwd>/.cache/pyserini``."""
+    java.start_jvm()
+    target = encoders_dir(home)
+    target.mkdir(parents=True, exist_ok=True)
+    if generation().anserini_major < 2:
+        found = _initialize_static_cache(home)
+        if Path(found).resolve() != target.resolve():
+            raise RuntimeError(f"Anserini's ONNX encoders were already initialized in this JVM with cache {found}; "
+                               "run the Java-side encoder in a fresh process (its models are never written there)")
+        yield target
+        return
+    System = java.autoclass("java.lang.System")
+    saved = System.getProperty("pyserini.cache")
+    System.setProperty("pyserini.cache", str(target.parent))  # outranks $PYSERINI_CACHE and <cwd>/.cache
+    try:
+        found = str(java.autoclass("io.anserini.util.CacheDirectoryResolver").getEncodersCachePath().toString())
+        if Path(found).resolve() != target.resolve():
+            raise RuntimeError(f"Anserini resolves its encoder cache to {found}, not to the private {target}")
+        yield target
+    finally:
+        if saved is None:
+            System.clearProperty("pyserini.cache")
+        else:
+            System.setProperty("pyserini.cache", saved)
+
+
+def _initialize_static_cache(home: Path) -> str:
+    """Anserini 1.x: ``OnnxEncoder.CACHE_DIR``, initializing the class with ``user.home = home`` if it
+    is not yet (the field is set once per JVM, when the class initializes)."""
+    System = java.autoclass("java.lang.System")
+    saved = System.getProperty("user.home")
+    System.setProperty("user.home", str(home))
+    try:  # JNI reads the private static field (and initializes the class on first access)
+        from jnius import autoclass
+
+        return str(autoclass("io.anserini.encoder.OnnxEncoder", include_protected=True,
+                             include_private=True).CACHE_DIR)
+    finally:
+        System.setProperty("user.home", saved)
+
+
+# -- importing Pyserini offline ----------------------------------------------------------------------
 def java_searcher(index: str | os.PathLike, export_dir: str | os.PathLike, factor: float):
     """An :class:`~splade_anserini.search.impact_searcher.ImpactSearcher` whose text queries are encoded by
     Anserini's Java ONNX encoder running ``export_dir``."""
-    from splade_anserini.anserini_version import private_encoder_cache
     from splade_anserini.search.impact_searcher import ImpactSearcher
 
     with private_encoder_cache(private_home()) as target:
@@ -107,13 +162,6 @@ def java_searcher(index: str | os.PathLike, export_dir: str | os.PathLike, facto
             raise ModelNotFoundError(f"{Path(os.fspath(export_dir)) / EXPORT_MODEL}: Anserini could not load it "
                                      f"({java_error(exc)})") from None
     return searcher
-
-
-def java_error(exc: BaseException) -> str:
-    """One line: the innermost Java cause of a pyjnius exception."""
-    inner = getattr(exc, "innermessage", None) or str(exc)
-    lines = [line for line in str(inner).splitlines() if line.strip()]
-    return lines[0] if lines else repr(exc)
 
 
 def check_special_ids(export_dir: str | os.PathLike) -> list[str]:
@@ -138,7 +186,7 @@ def java_search(index: str | os.PathLike, topics, export_dir: str | os.PathLike,
               f"({ANSERINI_DROPPED_IDS}); their weights stay in the Java-side queries", file=sys.stderr)
     searcher = java_searcher(index, export_dir, factor)
     try:
-        from splade_anserini.search.run import answer_every_query
+        from splade_anserini.java_errors import answer_every_query
 
         return answer_every_query(lambda: searcher.batch_search_texts(topics, k), list(topics),
                                   lambda qid: searcher.search_text(topics[qid], k), "Anserini's Java-side encoder")

@@ -126,7 +126,7 @@ def _max_hidden_diff(plain: bytes, fused: bytes, tokenizer) -> float:
     """Largest difference of two hidden graphs' outputs on sample texts (one alone, and a padded batch)."""
     import onnxruntime as ort
 
-    from splade_anserini.serve.onnx_encoder import session_options
+    from splade_anserini.serve.sessions import session_options
 
     texts = ("what is splade", "aspirin reduces the risk of heart attacks", "x",
              "ALDH1 expression is associated with poorer prognosis for breast cancer primary tumors.")
@@ -153,7 +153,7 @@ class QueryGraph:
 
     def __init__(self, export_dir: str | os.PathLike, pooling: str, threads: int = 0):
         from splade_anserini.encode.int8_screen import Int8Screen
-        from splade_anserini.serve.onnx_encoder import session_options
+        from splade_anserini.serve.sessions import session_options
 
         import onnxruntime as ort
 
