@@ -154,7 +154,8 @@ def _run_worker(kind: str, args, corpus: Path, out: Path, batch_size: int) -> di
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, with the hidden ``--worker``/``--out`` of the subprocesses."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpus", default=None, help="BEIR corpus.jsonl (default: SciFact from the shared data)")
     p.add_argument("--limit", type=int, default=None, help="first N documents only (default: all)")
@@ -169,7 +170,68 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", default=None, help="keep both outputs in this directory")
     p.add_argument("--worker", choices=("ours", "pyserini"), help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    return p
+
+
+def slice_corpus(corpus: Path, limit: int | None, tmp: Path) -> Path:
+    """``corpus`` itself, or a copy of its first ``limit`` lines in ``tmp``."""
+    if not limit:
+        return corpus
+    sliced = tmp / "corpus.jsonl"
+    with open(corpus, "rb") as src, open(sliced, "wb") as dst:
+        for i, line in enumerate(src):
+            if i >= limit:
+                break
+            dst.write(line)
+    return sliced
+
+
+def run_both(args, corpus_used: Path, tmp: Path) -> tuple[dict, dict, dict]:
+    """Run our worker then Pyserini's on ``corpus_used``; (ours, theirs, agreement of their vectors)."""
+    ours = _run_worker("ours", args, corpus_used, tmp / "ours", args.batch_size)
+    print(f"  ours:     {ours['documents']} docs in {ours['seconds']:.1f}s", flush=True)
+    theirs = _run_worker("pyserini", args, corpus_used, tmp / "pyserini", args.pyserini_batch_size)
+    print(f"  pyserini: {theirs['documents']} docs in {theirs['seconds']:.1f}s", flush=True)
+    agreement = compare(_read_vectors(ours["vectors"]), _read_vectors(theirs["vectors"]))
+    return ours, theirs, agreement
+
+
+def summarize(args, corpus: Path, n_docs: int, started: str, ours: dict, theirs: dict, agreement: dict) -> dict:
+    """The result record (what ``--json`` writes)."""
+    ours_rate = ours["documents"] / ours["seconds"]
+    theirs_rate = theirs["documents"] / theirs["seconds"]
+    return {
+        "started": started, "corpus": str(corpus), "documents": n_docs, "limit": args.limit, "model": args.model,
+        "max_length": args.max_length, "quantization": "256/5 (Pyserini)", "device": "cpu",
+        "threads": {"ours": ours["threads"], "pyserini": theirs["threads"]},
+        "batch_size": {"ours": args.batch_size, "pyserini": args.pyserini_batch_size},
+        "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "ours": {"seconds": ours["seconds"], "docs_per_second": ours_rate, "peak_rss_mb": ours["peak_rss_mb"],
+                 "cpu_seconds": ours["cpu_seconds"], "decoder": ours["decoder"]},
+        "pyserini": {"seconds": theirs["seconds"], "docs_per_second": theirs_rate, "peak_rss_mb": theirs["peak_rss_mb"],
+                     "cpu_seconds": theirs["cpu_seconds"]},
+        "speedup": ours_rate / theirs_rate,
+        "cpu_time_ratio": theirs["cpu_seconds"] / ours["cpu_seconds"],
+        "agreement": agreement,
+    }
+
+
+def print_summary(result: dict, ours: dict, theirs: dict) -> None:
+    """Rates, memory, CPU time and agreement, one line each."""
+    ours_rate, theirs_rate = result["ours"]["docs_per_second"], result["pyserini"]["docs_per_second"]
+    a = result["agreement"]
+    print(f"ours:      {ours_rate:8.1f} docs/s   peak memory {ours['peak_rss_mb']:8.0f} MB   "
+          f"CPU {ours['cpu_seconds']:.1f}s   ({ours['decoder']} decoder, {ours['threads']})")
+    print(f"pyserini:  {theirs_rate:8.1f} docs/s   peak memory {theirs['peak_rss_mb']:8.0f} MB   "
+          f"CPU {theirs['cpu_seconds']:.1f}s")
+    print(f"speedup:   {result['speedup']:.2f}x docs/s (wall clock); CPU time ratio {result['cpu_time_ratio']:.2f}x")
+    print(f"identical quantized weights: {a['identical']}/{a['pairs']} (document, token) pairs = "
+          f"{100 * a['fraction_identical']:.4f}%  (only ours {a['only_ours']}, only pyserini {a['only_pyserini']}, "
+          f"max |diff| {a['max_abs_difference']}; {a['documents_identical']}/{a['documents_compared']} documents identical)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     if args.worker:
         result = (worker_ours if args.worker == "ours" else worker_pyserini)(args)
@@ -184,56 +246,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="encode-bench-", dir=args.keep) as tmp:
         tmp = Path(tmp)
-        if args.limit:
-            sliced = tmp / "corpus.jsonl"
-            with open(corpus, "rb") as src, open(sliced, "wb") as dst:
-                for i, line in enumerate(src):
-                    if i >= args.limit:
-                        break
-                    dst.write(line)
-            corpus_used = sliced
-        else:
-            corpus_used = corpus
+        corpus_used = slice_corpus(corpus, args.limit, tmp)
         n_docs = sum(1 for _ in open(corpus_used, "rb"))
         print(f"corpus: {corpus} ({n_docs} documents{', first ' + str(args.limit) if args.limit else ''}), "
               f"model {args.model}, max length {args.max_length}, CPU, threads {args.threads or 'torch default'}",
               flush=True)
         started = time.strftime("%Y-%m-%d %H:%M:%S")
-        ours = _run_worker("ours", args, corpus_used, tmp / "ours", args.batch_size)
-        print(f"  ours:     {ours['documents']} docs in {ours['seconds']:.1f}s", flush=True)
-        theirs = _run_worker("pyserini", args, corpus_used, tmp / "pyserini", args.pyserini_batch_size)
-        print(f"  pyserini: {theirs['documents']} docs in {theirs['seconds']:.1f}s", flush=True)
-        agreement = compare(_read_vectors(ours["vectors"]), _read_vectors(theirs["vectors"]))
+        ours, theirs, agreement = run_both(args, corpus_used, tmp)
 
-    ours_rate = ours["documents"] / ours["seconds"]
-    theirs_rate = theirs["documents"] / theirs["seconds"]
-    result = {
-        "started": started, "corpus": str(corpus), "documents": n_docs, "limit": args.limit, "model": args.model,
-        "max_length": args.max_length, "quantization": "256/5 (Pyserini)", "device": "cpu",
-        "threads": {"ours": ours["threads"], "pyserini": theirs["threads"]},
-        "batch_size": {"ours": args.batch_size, "pyserini": args.pyserini_batch_size},
-        "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "ours": {"seconds": ours["seconds"], "docs_per_second": ours_rate, "peak_rss_mb": ours["peak_rss_mb"],
-                 "cpu_seconds": ours["cpu_seconds"], "decoder": ours["decoder"]},
-        "pyserini": {"seconds": theirs["seconds"], "docs_per_second": theirs_rate, "peak_rss_mb": theirs["peak_rss_mb"],
-                     "cpu_seconds": theirs["cpu_seconds"]},
-        "speedup": ours_rate / theirs_rate,
-        "cpu_time_ratio": theirs["cpu_seconds"] / ours["cpu_seconds"],
-        "agreement": agreement,
-    }
-    a = agreement
-    print(f"ours:      {ours_rate:8.1f} docs/s   peak memory {ours['peak_rss_mb']:8.0f} MB   "
-          f"CPU {ours['cpu_seconds']:.1f}s   ({ours['decoder']} decoder, {ours['threads']})")
-    print(f"pyserini:  {theirs_rate:8.1f} docs/s   peak memory {theirs['peak_rss_mb']:8.0f} MB   "
-          f"CPU {theirs['cpu_seconds']:.1f}s")
-    print(f"speedup:   {result['speedup']:.2f}x docs/s (wall clock); CPU time ratio {result['cpu_time_ratio']:.2f}x")
-    print(f"identical quantized weights: {a['identical']}/{a['pairs']} (document, token) pairs = "
-          f"{100 * a['fraction_identical']:.4f}%  (only ours {a['only_ours']}, only pyserini {a['only_pyserini']}, "
-          f"max |diff| {a['max_abs_difference']}; {a['documents_identical']}/{a['documents_compared']} documents identical)")
+    result = summarize(args, corpus, n_docs, started, ours, theirs, agreement)
+    print_summary(result, ours, theirs)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

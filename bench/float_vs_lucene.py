@@ -64,7 +64,8 @@ def brute_force_run(docs, doc_ids, queries, qids, k: int):
     return run
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="scifact", choices=sorted(NAMED_DATASETS))
     parser.add_argument("--model", default="splade-tiny")
@@ -75,25 +76,12 @@ def main(argv=None) -> int:
     parser.add_argument("--hits", type=int, default=1000)
     parser.add_argument("--tolerance", type=float, default=0.002)
     parser.add_argument("--json", help="write the figures here")
-    args = parser.parse_args(argv)
+    return parser
 
-    import ir_measures
 
-    from splade_anserini.conversion.trec import read_run, write_run
-    from splade_anserini.data import read_corpus, read_qrels, read_topics
-    from splade_anserini.evaluate.measures import evaluate_run
-
-    name = f"{args.dataset}-{slug(args.model)}"
-    work = Path(args.work_dir) if args.work_dir else ROOT / "work" / name
-    lucene_run_path = Path(args.run) if args.run else ROOT / "runs" / f"{name}.trec"
-    if not lucene_run_path.is_file():
-        print(f"error: {lucene_run_path} not found: run `python -m splade_anserini.pipeline` first", file=sys.stderr)
-        return 2
-    ds = resolve_dataset(args.dataset)
-    docs = list(read_corpus(ds.corpus))
-    qrels = read_qrels(ds.qrels)
-    topics = {q: t for q, t in read_topics(ds.topics).items() if q in qrels}  # as the pipeline searches
-
+def write_float_run(args, name: str, work: Path, docs: list, topics: dict[str, str]) -> Path:
+    """Encode in float (cached), rank exactly, write ``runs/<name>-float.trec``; its path."""
+    from splade_anserini.conversion.trec import write_run
     from splade_anserini.encode.splade import SpladeEncoder
 
     encoder = SpladeEncoder(args.model, max_length=args.max_length, query_max_length=args.max_length)
@@ -107,12 +95,11 @@ def main(argv=None) -> int:
     print(f"brute-force float scoring of {len(topics)} x {len(docs)} in {time.perf_counter() - t:.1f} s")
     float_path = ROOT / "runs" / f"{name}-float.trec"
     write_run(float_path, float_run, tag=f"{name}-float", k=args.hits)
+    return float_path
 
-    measures = [ir_measures.parse_measure(m) for m in ("nDCG@10", "RR@10", "R@1000")]
-    lucene_run = read_run(lucene_run_path)
-    lucene = evaluate_run(qrels, lucene_run, measures, str(lucene_run_path)).scores
-    exact = evaluate_run(qrels, read_run(float_path), measures, str(float_path)).scores
 
+def check_integer_scores(work: Path, lucene_run: dict) -> tuple[int, int]:
+    """(hits checked, mismatches): Lucene's top-100 scores against the quantized vectors' dot products."""
     # Lucene scores are exactly the integer dot products of the quantized vectors it indexed.
     checked = mismatches = 0
     vectors_dir, tsvint = work / "vectors", work / "topics.tsvint"
@@ -127,21 +114,55 @@ def main(argv=None) -> int:
             for docid, score in list(hits.items())[:100]:
                 checked += 1
                 mismatches += score != sum(w * dvec[docid].get(tok, 0) for tok, w in q.items())
+    return checked, mismatches
 
-    diff = lucene["nDCG@10"] - exact["nDCG@10"]
-    ok = abs(diff) <= args.tolerance
+
+def print_comparison(lucene: dict, exact: dict, diff: float, ok: bool, tolerance: float, checked: int,
+                     mismatches: int) -> None:
+    """The two runs' measures, the verdict and the score check."""
     print(f"{'run':<34}{'nDCG@10':>9}{'RR@10':>9}{'R@1000':>9}")
     for label, sc in ((f"Lucene impact (x100 ints)", lucene), ("exact float dot product", exact)):
         print(f"{label:<34}{sc['nDCG@10']:>9.4f}{sc['RR@10']:>9.4f}{sc['R@1000']:>9.4f}")
-    print(f"nDCG@10 difference {diff:+.4f} (tolerance {args.tolerance}): {'PASS' if ok else 'FAIL'}")
+    print(f"nDCG@10 difference {diff:+.4f} (tolerance {tolerance}): {'PASS' if ok else 'FAIL'}")
     if checked:
         print(f"integer dot products re-computed for {checked} Lucene hits: {mismatches} mismatches")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+
+    import ir_measures
+
+    from splade_anserini.conversion.trec import read_run
+    from splade_anserini.data import read_corpus, read_qrels, read_topics
+    from splade_anserini.evaluate.measures import evaluate_run
+
+    name = f"{args.dataset}-{slug(args.model)}"
+    work = Path(args.work_dir) if args.work_dir else ROOT / "work" / name
+    lucene_run_path = Path(args.run) if args.run else ROOT / "runs" / f"{name}.trec"
+    if not lucene_run_path.is_file():
+        print(f"error: {lucene_run_path} not found: run `python -m splade_anserini.pipeline` first", file=sys.stderr)
+        return 2
+    ds = resolve_dataset(args.dataset)
+    docs = list(read_corpus(ds.corpus))
+    qrels = read_qrels(ds.qrels)
+    topics = {q: t for q, t in read_topics(ds.topics).items() if q in qrels}  # as the pipeline searches
+    float_path = write_float_run(args, name, work, docs, topics)
+
+    measures = [ir_measures.parse_measure(m) for m in ("nDCG@10", "RR@10", "R@1000")]
+    lucene_run = read_run(lucene_run_path)
+    lucene = evaluate_run(qrels, lucene_run, measures, str(lucene_run_path)).scores
+    exact = evaluate_run(qrels, read_run(float_path), measures, str(float_path)).scores
+    checked, mismatches = check_integer_scores(work, lucene_run)
+
+    diff = lucene["nDCG@10"] - exact["nDCG@10"]
+    ok = abs(diff) <= args.tolerance
+    print_comparison(lucene, exact, diff, ok, args.tolerance, checked, mismatches)
     if args.json:
         Path(args.json).write_text(json.dumps({"lucene": lucene, "float": exact, "ndcg10_diff": diff, "pass": ok,
                                                "score_checks": checked, "score_mismatches": mismatches},
                                               indent=2) + "\n")
     return 0 if ok and not mismatches else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

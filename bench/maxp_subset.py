@@ -35,7 +35,8 @@ def load(paths: list[str]) -> dict[str, dict[str, int]]:
     return out
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The command line (``--help`` imports nothing heavy)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", default=None)
@@ -46,60 +47,55 @@ def main() -> int:
     p.add_argument("--model", default="splade-tiny")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None)
-    args = p.parse_args()
+    return p.parse_args()
 
-    from transformers import AutoTokenizer
 
-    from splade_anserini.conversion.trec import max_passage, read_qrels
-    from splade_anserini.data import read_corpus, read_topics, resolve_dataset
-    from splade_anserini.evaluate.measures import evaluate_run
-    from splade_anserini.models import resolve_model
-    from splade_anserini.index.numba_index import NumbaIndex
-    from splade_anserini.search.query_encoder import QueryVectorizer
-
-    ds = resolve_dataset(args.dataset, split=args.split)
-    tok = AutoTokenizer.from_pretrained(resolve_model(args.model))
-    docs = list(read_corpus(ds.corpus))
-    lengths = [len(x) for x in tok([d.text for d in docs], verbose=False)["input_ids"]]
-    base, t512, passages = load([args.base]), load(args.t512), load(args.passages)
-    by_doc: dict[str, list[str]] = {}
-    for pid in passages:
-        by_doc.setdefault(pid.rpartition("#")[0], []).append(pid)
+def covered_prefix(docs: list, lengths: list[int], t512: dict, by_doc: dict[str, list[str]], whole: bool) -> int:
+    """Length of the longest corpus prefix whose long documents the sources cover (all of it if ``whole``)."""
     last_passage_doc = next(reversed(by_doc)) if by_doc else None
-
     n = 0
     for d, length in zip(docs, lengths):
         long = length > 256
         ok = (not long or d.docid in t512) and (not long or (d.docid in by_doc and d.docid != last_passage_doc
-                                                            or args.all and d.docid in by_doc))
+                                                            or whole and d.docid in by_doc))
         if not ok:
             break
         n += 1
-    if args.all and n < len(docs):
+    if whole and n < len(docs):
         raise SystemExit(f"error: document {docs[n].docid} (long) is missing from --t512 or --passages")
-    subset = docs[:n]
+    return n
+
+
+def check_short(subset: list, lengths: list[int], base: dict, t512: dict, passages: dict) -> None:
+    """Print how many short documents the sources also hold encode as in the 256 run."""
     # the shortcut's premise, checked wherever a source also holds short documents: same vectors
     same = [(t512[d.docid] == base[d.docid]) for d, l in zip(subset, lengths) if l <= 256 and d.docid in t512]
     same += [(passages[f"{d.docid}#0"] == base[d.docid]) for d, l in zip(subset, lengths)
              if l <= 256 and f"{d.docid}#0" in passages]
     if same:
         print(f"short documents also in the sources: {sum(same)} of {len(same)} vectors identical to the 256 run")
+
+
+def judged_subset(ds, subset: list) -> tuple[dict, dict]:
+    """(qrels restricted to ``subset``, topics with a judged document in it)."""
+    from splade_anserini.conversion.trec import read_qrels
+    from splade_anserini.data import read_topics
+
     keep = {d.docid for d in subset}
     qrels = {q: {d: r for d, r in j.items() if d in keep} for q, j in read_qrels(ds.qrels).items()}
     qrels = {q: j for q, j in qrels.items() if j}
     topics = {q: t for q, t in read_topics(ds.topics).items() if q in qrels}
-    enc = QueryVectorizer(args.model, factor=100, max_length=256)
-    qvecs = dict(zip(topics, enc.encode_batch(list(topics.values()))))
+    return qrels, topics
 
-    def tokens(texts: list[str], max_length: int) -> int:
-        return sum(len(x) for x in tok(texts, truncation=True, max_length=max_length, verbose=False)["input_ids"])
 
-    configs = {
-        "truncate 256": ([(d.docid, base[d.docid]) for d in subset], 256, False,
-                         tokens([d.text for d in subset], 256)),
-        "truncate 512": ([(d.docid, t512[d.docid] if l > 256 else base[d.docid]) for d, l in zip(subset, lengths)],
-                         512, False, tokens([d.text for d in subset], 512)),
-    }
+def count_tokens(tok, texts: list[str], max_length: int) -> int:
+    """WordPiece tokens the encoder reads for ``texts`` truncated at ``max_length``."""
+    return sum(len(x) for x in tok(texts, truncation=True, max_length=max_length, verbose=False)["input_ids"])
+
+
+def passage_config(subset: list, lengths: list[int], base: dict, passages: dict, by_doc: dict[str, list[str]],
+                   tok) -> tuple[list, int]:
+    """(passage vectors docid#k in corpus order, tokens encoded) of the MaxP setting."""
     psg_docs, psg_tokens = [], 0
     from splade_anserini.encode.passages import split_documents
 
@@ -110,22 +106,48 @@ def main() -> int:
             ids = sorted(by_doc[d.docid], key=lambda x: int(x.rpartition("#")[2]))
             assert ids == [f"{d.docid}#{k}" for k in range(len(ids))] and set(ids) <= set(texts), d.docid
             psg_docs += [(pid, passages[pid]) for pid in ids]
-            psg_tokens += tokens([texts[pid] for pid in ids], 256)
+            psg_tokens += count_tokens(tok, [texts[pid] for pid in ids], 256)
         else:
             psg_docs.append((f"{d.docid}#0", base[d.docid]))
             psg_tokens += min(length, 256)
+    return psg_docs, psg_tokens
+
+
+def build_configs(subset: list, lengths: list[int], base: dict, t512: dict, passages: dict,
+                  by_doc: dict[str, list[str]], tok) -> dict[str, tuple]:
+    """Per setting: (vectors, max length, MaxP?, tokens encoded)."""
+    configs = {
+        "truncate 256": ([(d.docid, base[d.docid]) for d in subset], 256, False,
+                         count_tokens(tok, [d.text for d in subset], 256)),
+        "truncate 512": ([(d.docid, t512[d.docid] if l > 256 else base[d.docid]) for d, l in zip(subset, lengths)],
+                         512, False, count_tokens(tok, [d.text for d in subset], 512)),
+    }
+    psg_docs, psg_tokens = passage_config(subset, lengths, base, passages, by_doc, tok)
     configs["passages 256, stride 128 (MaxP)"] = (psg_docs, 256, True, psg_tokens)
+    return configs
+
+
+def evaluate_configs(configs: dict[str, tuple], qvecs: dict, qrels: dict, n: int, threads: int) -> list[dict]:
+    """Index each setting exactly (Numba), search (MaxP: 5000 passages folded to 1000 documents), score."""
+    from splade_anserini.conversion.trec import max_passage
+    from splade_anserini.evaluate.measures import evaluate_run
+    from splade_anserini.index.numba_index import NumbaIndex
 
     rows = []
     for label, (vectors, _, maxp, n_tokens) in configs.items():
         idx = NumbaIndex.from_vectors(vectors)
-        found = idx.batch_search(qvecs, k=5000 if maxp else 1000, threads=args.threads)
+        found = idx.batch_search(qvecs, k=5000 if maxp else 1000, threads=threads)
         run = {q: [(str(d), float(s)) for d, s in hits] for q, hits in found.items()}
         if maxp:
             run = max_passage(run, 1000)
         scores = evaluate_run(qrels, {q: dict(h) for q, h in run.items()}, ["nDCG@10", "R@100"]).scores
         rows.append({"config": label, "documents": n, "sequences": len(vectors),
                      "postings": sum(len(v) for _, v in vectors), "tokens": n_tokens, **scores})
+    return rows
+
+
+def print_table(ds, n: int, docs: list, lengths: list[int], topics: dict, rows: list[dict]) -> None:
+    """The markdown table of the three settings, after a line on the subset."""
     print(f"{ds.name}: {n} of {len(docs)} documents ({sum(l > 256 for l in lengths[:n])} longer than 256 tokens), "
           f"{len(topics)} topics with judgements in them")
     print("| documents as | nDCG@10 | R@100 | sequences indexed | postings | tokens encoded |")
@@ -133,11 +155,39 @@ def main() -> int:
     for r in rows:
         print(f"| {r['config']} | {r['nDCG@10']:.4f} | {r['R@100']:.4f} | {r['sequences']:,} | {r['postings']:,} | "
               f"{r['tokens'] / 1e6:.2f} M |")
+
+
+def main() -> int:
+    args = parse_args()
+
+    from transformers import AutoTokenizer
+
+    from splade_anserini.data import read_corpus, resolve_dataset
+    from splade_anserini.models import resolve_model
+    from splade_anserini.search.query_encoder import QueryVectorizer
+
+    ds = resolve_dataset(args.dataset, split=args.split)
+    tok = AutoTokenizer.from_pretrained(resolve_model(args.model))
+    docs = list(read_corpus(ds.corpus))
+    lengths = [len(x) for x in tok([d.text for d in docs], verbose=False)["input_ids"]]
+    base, t512, passages = load([args.base]), load(args.t512), load(args.passages)
+    by_doc: dict[str, list[str]] = {}
+    for pid in passages:
+        by_doc.setdefault(pid.rpartition("#")[0], []).append(pid)
+
+    n = covered_prefix(docs, lengths, t512, by_doc, args.all)
+    subset = docs[:n]
+    check_short(subset, lengths, base, t512, passages)
+    qrels, topics = judged_subset(ds, subset)
+    enc = QueryVectorizer(args.model, factor=100, max_length=256)
+    qvecs = dict(zip(topics, enc.encode_batch(list(topics.values()))))
+    configs = build_configs(subset, lengths, base, t512, passages, by_doc, tok)
+    rows = evaluate_configs(configs, qvecs, qrels, n, args.threads)
+    print_table(ds, n, docs, lengths, topics, rows)
     if args.json:
         Path(args.json).write_text(json.dumps({"dataset": ds.name, "documents": n, "topics": len(topics),
                                                "rows": rows}, indent=2) + "\n")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
