@@ -136,7 +136,7 @@ def evaluate_configs(configs: dict[str, tuple], qvecs: dict, qrels: dict, n: int
     rows = []
     for label, (vectors, _, maxp, n_tokens) in configs.items():
         idx = NumbaIndex.from_vectors(vectors)
-        found = idx.batch_search(qvecs, k=5000 if maxp else 1000, threads=threads)
+        found = idx.search_run(qvecs, k=5000 if maxp else 1000, threads=threads)
         run = {q: [(str(d), float(s)) for d, s in hits] for q, hits in found.items()}
         if maxp:
             run = max_passage(run, 1000)
