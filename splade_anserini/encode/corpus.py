@@ -45,374 +45,230 @@ Many GPUs: under ``torchrun`` or ``accelerate launch`` without ``--shard-id/--sh
 process encodes shard ``RANK`` of ``WORLD_SIZE`` (on GPU ``LOCAL_RANK`` with ``--device cuda``);
 all shards go to the same ``--output`` folder and index as one collection.
 
-Python API: :func:`encode_corpus` (also accepts an already loaded :class:`SpladeEncoder`).
+Python API: :func:`encode_corpus` (also accepts an already loaded :class:`SpladeEncoder`), or
+:func:`encode` of an :class:`EncodeConfig`. The work folder and the part files:
+:mod:`splade_anserini.encode.shards`; the encoder and one block: :mod:`splade_anserini.encode.blocks`.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import sys
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-import numpy as np
-
+# Blocks are encoded (``_encode_block``), and block and part files written (``atomic_open``), through
+# this module's names, so that a test can interrupt a run at a chosen step with monkeypatch.
 from splade_anserini.conversion.atomic import atomic_open
-from splade_anserini.conversion.errors import InputError, UsageError
-from splade_anserini.conversion.jsonvector import dumps
-from splade_anserini.conversion.quantize import GUARD_TOKEN, quantize_sparse, resolve_factor
+from splade_anserini.conversion.errors import InputError
+from splade_anserini.conversion.quantize import GUARD_TOKEN, resolve_factor
 
-from splade_anserini import outputs
 from splade_anserini.cli import ArgumentParser, command
-from splade_anserini.data import read_corpus
+from splade_anserini.encode.blocks import check_encoder_max_length, load_encoder
+from splade_anserini.encode.blocks import encode_block as _encode_block
+from splade_anserini.encode.config import EncodeConfig
+from splade_anserini.encode.shards import (DEFAULT_BLOCK, VECTORS_KIND, EncodeError, EncodeJob, part_names,
+                                           part_ranges, read_summary, shard_range, summary_path, work_dir)
 from splade_anserini.progress import Progress
 
+# The output's layout is public here too: it lived here before the work folder had its own module.
+__all__ = ["DEFAULT_BLOCK", "MANIFEST_VERSION", "VECTORS_KIND", "EncodeConfig", "EncodeError", "EncodeRun",
+           "build_parser", "encode", "encode_corpus", "format_summary", "launcher_shard", "main", "part_names",
+           "part_ranges", "passage_input", "read_summary", "shard_range", "summary_path", "work_dir"]
+
 MANIFEST_VERSION = 1
-DEFAULT_BLOCK = 1000
 MAX_WARNINGS = 10
-#: The marker kind of a vectors folder (:mod:`splade_anserini.outputs`).
-VECTORS_KIND = "vectors"
-
-
-class EncodeError(UsageError):
-    """A usage problem (bad arguments, output in the way, resume with other arguments): one line."""
-
-
-# -- layout -------------------------------------------------------------------------------------------
-def shard_range(n_docs: int, shard_id: int, shard_num: int) -> tuple[int, int]:
-    """Pyserini's shard ``[start, end)``: ``floor(n / shard_num)`` documents each, the last takes the rest."""
-    size = n_docs // shard_num
-    start = shard_id * size
-    end = n_docs if shard_id == shard_num - 1 else min(start + size, n_docs)
-    return start, end
-
-
-def part_ranges(start: int, end: int, num_files: int) -> list[tuple[int, int]]:
-    """Split ``[start, end)`` into ``num_files`` contiguous ranges whose sizes differ by at most one."""
-    n = end - start
-    return [(start + k * n // num_files, start + (k + 1) * n // num_files) for k in range(num_files)]
-
-
-def _prefix(shard_id: int, shard_num: int) -> str:
-    return "" if shard_num == 1 else f"shard-{shard_id:05d}-of-{shard_num:05d}."
-
-
-def part_names(shard_id: int, shard_num: int, num_files: int, gzipped: bool) -> list[str]:
-    ext = ".jsonl.gz" if gzipped else ".jsonl"
-    return [f"{_prefix(shard_id, shard_num)}part-{k:05d}{ext}" for k in range(num_files)]
-
-
-def summary_path(output: Path, shard_id: int = 0, shard_num: int = 1) -> Path:
-    """The shard's summary inside the output directory: ``.summary.json`` (``.shard-...summary.json``)."""
-    return Path(output) / f".{_prefix(shard_id, shard_num)}summary.json"
-
-
-def read_summary(output: str | os.PathLike, shard_id: int = 0, shard_num: int = 1) -> dict | None:
-    """The summary of a finished encoding of ``output`` (of one shard), or ``None``."""
-    return outputs.read_meta(summary_path(Path(output), shard_id, shard_num))
-
-
-def work_dir(output: Path, shard_id: int, shard_num: int) -> Path:
-    """The hidden work folder beside the output directory: the output only ever holds finished files."""
-    out = output.resolve()
-    suffix = "" if shard_num == 1 else f"-shard-{shard_id:05d}-of-{shard_num:05d}"
-    return out.parent / f".{out.name}.encode-work{suffix}"
-
-
-# -- small helpers --------------------------------------------------------------------------------------
-def _write_json(path: Path, obj: dict) -> None:
-    outputs.write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr, flush=True)
 
 
-def _check_mlm(encoder, model: str) -> None:
-    """A checkpoint saved from a non-MLM class (e.g. ``BertModel``) would load with a random head."""
-    config = encoder.model.config
-    archs = getattr(config, "architectures", None) or []
-    if archs and not any("MaskedLM" in a or "ForPreTraining" in a for a in archs):
-        where = Path(getattr(config, "_name_or_path", "") or model)
-        where = where / "config.json" if where.is_dir() else where
-        raise InputError(where, None, f"not a masked-LM checkpoint (architectures: {', '.join(archs)}); "
-                                      "SPLADE needs the MLM head")
+def _log_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
-# -- the encoder ----------------------------------------------------------------------------------------
-def _load_encoder(model: str, *, device: str, max_length: int, precision: str, pooling: str):
-    from splade_anserini.encode.splade import SpladeEncoder
+# -- the steps of a job -----------------------------------------------------------------------------------
+class EncodeRun:
+    """One run of an :class:`EncodeConfig`; :meth:`run` takes the steps in order."""
 
-    enc = SpladeEncoder(model, pooling=pooling, device=device, max_length=max_length,
-                        query_max_length=max_length, precision=precision)
-    _check_mlm(enc, model)
-    return enc
+    def __init__(self, config: EncodeConfig):
+        self.config = config
+        self.log = config.log or _log_stderr
+        self.started = time.time()
+        self.model = config.model
+        self.encoder = config.encoder
+        self.factor = 0.0
+        self.workers = 1
+        self.job: EncodeJob
 
+    def run(self) -> dict:
+        """Check, read the corpus and load the model before anything is written; then, under the job's
+        lock: the earlier run if finished, else resume or start, encode, write the files."""
+        self.check()
+        self.scan()
+        provenance = self.load()
+        self.job.config = self.manifest()
+        with self.job.lock():
+            previous = self.previous_run(provenance)
+            if previous is not None:
+                return previous
+            done = self.resume()
+            encoded_docs, encode_seconds = self.encode_blocks(done)
+            return self.finish(provenance, encoded_docs, encode_seconds)
 
-def _check_max_length(encoder, max_length: int) -> None:
-    """A max length beyond the model's position embeddings fails inside the model, late: refuse it now."""
-    limit = getattr(encoder.model.config, "max_position_embeddings", None)
-    if isinstance(limit, int) and max_length > limit:
-        raise EncodeError(f"--max-length {max_length}: model {encoder.model_name} has {limit} positions "
-                          f"(use --max-length {limit} or less)")
+    def check(self) -> None:
+        """The arguments, and the device and model unless an encoder is given."""
+        c = self.config
+        self.factor = resolve_factor(c.factor)
+        c.check()
+        if self.encoder is None:
+            from splade_anserini.models import check_device, resolve_model
 
-
-def _encode_block(encoder, docs: list, lo: int, hi: int, *, factor: float, batch_size: int,
-                  contents: bool, progress: Progress, workers: int) -> tuple[list[str], dict]:
-    """Encode a whole block (``docs`` = its documents, in corpus order); return the JSON lines and
-    the statistics of the documents with corpus index in ``[lo, hi)`` (this shard's part of it)."""
-    t0 = time.time()
-    texts = [(i, d) for i, d in enumerate(docs) if d.text]
-    token_ids = encoder._tokenize([d.text for _, d in texts], encoder.max_length) if texts else []
-    vectors = encoder.encode_token_ids(token_ids, batch_size, progress, workers=workers) if texts else []
-    progress.update(len(docs) - len(texts))
-    by_pos = {i: (tok, vec) for (i, _), tok, vec in zip(texts, token_ids, vectors)}
-    vocab = encoder.vocab
-    lines: list[str] = []
-    stats = {"docs": 0, "empty_text": 0, "guarded": 0, "nonzeros": 0, "expansion": 0, "df": {}}
-    df: dict[str, int] = stats["df"]
-    for pos, doc in enumerate(docs):
-        index = doc.index
-        if not lo <= index < hi:
-            continue
-        stats["docs"] += 1
-        vector: dict[str, int] = {}
-        if pos in by_pos:
-            tok, vec = by_pos[pos]
-            ids, impacts = quantize_sparse(vec.ids, vec.weights, factor)
-            vector = {vocab[i]: int(v) for i, v in zip(ids, impacts)}
-            stats["expansion"] += int(np.setdiff1d(ids, np.asarray(tok, dtype=np.int64)).size)
+            check_device(c.device)
+            resolve_model(c.model)  # a missing model directory fails now, not after reading a big corpus
         else:
-            stats["empty_text"] += 1
-        if not vector:
-            vector = {GUARD_TOKEN: 1}
-            stats["guarded"] += 1
-        stats["nonzeros"] += len(vector)
-        for token in vector:
-            df[token] = df.get(token, 0) + 1
-        lines.append(dumps(doc.docid, vector, doc.text if contents else "") + "\n")
-    stats["seconds"] = time.time() - t0
-    return lines, stats
+            self.model = self.encoder.model_name
 
+    def scan(self) -> None:
+        """Validate and count the whole corpus; warn about the shard's documents with empty text."""
+        from splade_anserini.data import detect_format
 
-class _IndexedDoc:
-    __slots__ = ("index", "line", "docid", "text")
+        c = self.config
+        self.job = EncodeJob(c.corpus, c.output, detect_format(c.corpus) if c.fmt == "auto" else c.fmt,
+                             shard_id=c.shard_id, shard_num=c.shard_num, num_files=c.num_files, gzipped=c.gzipped,
+                             block_size=c.block_size, opener=atomic_open)
+        empties = self.job.scan()
+        for _, line, docid in empties[:MAX_WARNINGS]:
+            _warn(f"{c.corpus}:{line}: document {docid!r} has empty text; it gets the guard vector "
+                  f"{{{GUARD_TOKEN!r}: 1}}")
+        if len(empties) > MAX_WARNINGS:
+            _warn(f"{c.corpus}: {len(empties) - MAX_WARNINGS} more documents with empty text (guard vectors)")
 
-    def __init__(self, index: int, doc):
-        self.index, self.line, self.docid, self.text = index, doc.line, doc.docid, doc.text
+    def load(self) -> dict:
+        """Load (unless given) and check the encoder; returns the provenance of its vectors."""
+        c = self.config
+        if self.encoder is None:
+            self.encoder = load_encoder(self.model, device=c.device, max_length=c.max_length,
+                                        precision=c.precision, pooling=c.pooling)
+        check_encoder_max_length(self.encoder, self.encoder.max_length)
+        from splade_anserini.provenance import for_documents
 
+        provenance = for_documents(self.encoder, name=self.model, factor=self.factor, passages=c.passages)
+        # CPU: `threads` batches at once, each with one torch thread, so the numbers do not depend on it.
+        import torch
 
-# -- the encode job -------------------------------------------------------------------------------------
-@dataclass
-class EncodeJob:
-    """One encoding of a corpus shard: where it reads and writes, its manifest, its lock and its
-    blocks. Its steps run in order: :meth:`scan`, then under :meth:`lock`: :meth:`finished` or
-    :meth:`prepare`, :meth:`encode`, :meth:`assemble`."""
-
-    corpus: Path
-    output: Path
-    fmt: str
-    shard_id: int = 0
-    shard_num: int = 1
-    num_files: int = 1
-    gzipped: bool = False
-    block_size: int = DEFAULT_BLOCK
-    config: dict = field(default_factory=dict)
-    n_docs: int = 0
-
-    # layout
-    @property
-    def work(self) -> Path:
-        return work_dir(self.output, self.shard_id, self.shard_num)
+        self.workers = (c.threads or torch.get_num_threads()) if self.on_cpu else 1
+        return provenance
 
     @property
-    def manifest_file(self) -> Path:
-        return self.work / "manifest.json"
+    def on_cpu(self) -> bool:
+        return self.encoder.device.type == "cpu"
 
-    @property
-    def summary_file(self) -> Path:
-        return summary_path(self.output, self.shard_id, self.shard_num)
+    def manifest(self) -> dict:
+        """The arguments a run is resumed or reused with (recorded in the work folder and the summary)."""
+        c, enc = self.config, self.encoder
+        stat = c.corpus.stat()
+        manifest = {
+            "version": MANIFEST_VERSION, "corpus": str(c.corpus.resolve()), "corpus_bytes": stat.st_size,
+            "corpus_mtime_ns": stat.st_mtime_ns, "format": self.job.fmt, "documents_in_corpus": self.job.n_docs,
+            "model": str(self.model), "max_length": enc.max_length, "pooling": enc.pooling,
+            "device": str(enc.device), "precision": enc.precision, "batch_size": c.batch_size,
+            "quantization_factor": self.factor, "shard_id": c.shard_id, "shard_num": c.shard_num,
+            "num_files": c.num_files, "gzip": c.gzipped, "block_size": c.block_size,
+            "contents": c.contents,
+        }
+        if c.fingerprint is not None:
+            manifest["fingerprint"] = c.fingerprint
+        return manifest
 
-    @property
-    def names(self) -> list[str]:
-        return part_names(self.shard_id, self.shard_num, self.num_files, self.gzipped)
+    def previous_run(self, provenance: dict) -> dict | None:
+        """The summary of a finished run with these arguments, or ``None`` (``overwrite``: none, after
+        discarding it)."""
+        c = self.config
+        if c.overwrite:
+            self.job.discard()
+        previous = self.job.finished(c.discard_other)
+        if previous is not None:
+            from splade_anserini.provenance import check_vectors
 
-    @property
-    def range(self) -> tuple[int, int]:
-        return shard_range(self.n_docs, self.shard_id, self.shard_num)
+            # the same arguments, but the model may have been retrained in place: the record decides
+            check_vectors(c.output, provenance, "already encoded by another model or with other settings")
+            self.log(f"{c.output}: already encoded with these arguments (see {self.job.summary_file})")
+        return previous
 
-    @property
-    def blocks(self) -> list[int]:
-        start, end = self.range
-        last = (end - 1) // self.block_size if end > start else start // self.block_size - 1
-        return list(range(start // self.block_size, last + 1))
+    def resume(self) -> set[int]:
+        """Start, or resume an unfinished run with these arguments; returns the blocks already done."""
+        done = self.job.prepare(self.config.discard_other)
+        if done:
+            self.log(f"resuming {self.config.output}: {len(done)} of {len(self.job.blocks)} blocks already encoded")
+        return done
 
-    def block_files(self, b: int) -> tuple[Path, Path]:
-        """The block's JSON lines and its statistics (written last: the commit point)."""
-        return self.work / f"block-{b:07d}.jsonl", self.work / f"block-{b:07d}.json"
+    def encode_blocks(self, done: set[int]) -> tuple[int, float]:
+        """Encode the missing blocks, each committed on its own; returns this run's documents and seconds."""
+        import torch
 
-    def block_len(self, b: int) -> int:
-        return min((b + 1) * self.block_size, self.n_docs) - b * self.block_size
+        c, job = self.config, self.job
+        blocks = job.blocks
+        start, end = job.range
+        bar = Progress("encode", sum(job.block_len(b) for b in blocks), initial=sum(job.block_len(b) for b in done),
+                       unit="doc", enabled=c.progress, smoothing=0.1)
+        encoded_docs = 0
+        encode_seconds = 0.0
+        torch_threads = torch.get_num_threads()
+        if self.on_cpu:
+            torch.set_num_threads(1)
+        try:
+            with bar:  # a summary line off a terminal, none when the stage fails
+                for b, docs in job.documents({b for b in blocks if b not in done}):
+                    lines, stats = _encode_block(self.encoder, docs, start, end, factor=self.factor,
+                                                 batch_size=c.batch_size, contents=c.contents, progress=bar,
+                                                 workers=self.workers)
+                    job.commit_block(b, lines, stats)
+                    encoded_docs += stats["docs"]
+                    encode_seconds += stats["seconds"]
+        finally:
+            torch.set_num_threads(torch_threads)
+        return encoded_docs, encode_seconds
 
-    # reading
-    def scan(self) -> list[tuple[int, int, str]]:
-        """Validate the whole corpus and count it; returns the empty-text documents of the shard as
-        ``(index, line, docid)``."""
-        empties: list[tuple[int, int, str]] = []
-        n = 0
-        for doc in read_corpus(self.corpus, self.fmt):
-            if not doc.text:
-                empties.append((n, doc.line, doc.docid))
-            n += 1
-        if n == 0:
-            raise InputError(self.corpus, None, "no documents")
-        self.n_docs = n
-        start, end = self.range
-        return [e for e in empties if start <= e[0] < end]
+    def finish(self, provenance: dict, encoded_docs: int, encode_seconds: float) -> dict:
+        """All blocks committed: the part files, the provenance, the summary; then the work folder goes."""
+        from splade_anserini.provenance import write_vectors
 
-    def documents(self, blocks: set[int]) -> Iterator[tuple[int, list[_IndexedDoc]]]:
-        """The documents to encode: ``(block, its documents in corpus order)`` for each of ``blocks``."""
-        if not blocks:
-            return
-        lo, hi = min(blocks) * self.block_size, min((max(blocks) + 1) * self.block_size, self.n_docs)
-        current: list[_IndexedDoc] = []
-        current_block = None
-        for index, doc in enumerate(read_corpus(self.corpus, self.fmt, check_duplicates=False)):
-            if index < lo:
-                continue
-            if index >= hi:
-                break
-            b = index // self.block_size
-            if b not in blocks:
-                continue
-            if current_block is not None and b != current_block:
-                yield current_block, current
-                current = []
-            current_block = b
-            current.append(_IndexedDoc(index, doc))
-        if current_block is not None:
-            yield current_block, current
+        c = self.config
+        totals, df = self.job.assemble()
+        summary = self.summary(totals, df, encoded_docs, encode_seconds)
+        write_vectors(c.output, provenance, shared=c.shard_num > 1 and not c.overwrite)
+        self.job.finish(summary)
+        return summary
 
-    # the lock: held from before anything is deleted or written until the work folder is gone
-    @contextmanager
-    def lock(self) -> Iterator["EncodeJob"]:
-        """Hold the work folder's lock (created with the folder); a second process is refused."""
-        with outputs.lock(self.work / "lock", f"{self.output}"):
-            try:
-                yield self
-            finally:
-                if self.work.is_dir() and not self.manifest_file.is_file():
-                    outputs.remove(self.work)  # nothing started: leave nothing behind
+    def summary(self, totals: dict, df: dict[str, int], encoded_docs: int, encode_seconds: float) -> dict:
+        """The run's summary: counts and averages of the shard, this run's speed, the arguments."""
+        from splade_anserini.evaluate.stats import document_flops
 
-    # state
-    def discard(self) -> None:
-        """Remove an earlier run (finished or not) of this shard; the lock is held."""
-        for p in self.work.iterdir():
-            if p.name != "lock":
-                outputs.remove(p)
-        if outputs.check_dir(self.output, VECTORS_KIND):  # only in a folder this tool wrote vectors into
-            outputs.remove(self.summary_file)
-            ours = re.compile(re.escape(_prefix(self.shard_id, self.shard_num))
-                              + r"part-\d{5}\.jsonl(\.gz)?(\.\d+-[0-9a-f]+\.tmp)?$")
-            for p in self.output.iterdir():
-                if p.is_file() and ours.match(p.name.lstrip(".")):
-                    outputs.remove(p)
-
-    def finished(self, discard_other: bool = False) -> dict | None:
-        """The summary of a finished run with these arguments, or ``None`` (after discarding one with
-        other arguments when ``discard_other``)."""
-        if not self.summary_file.is_file():  # written last: the run is finished
-            return None
-        previous = read_summary(self.output, self.shard_id, self.shard_num) or {}
-        if previous.get("arguments") == self.config and all((self.output / n).is_file() for n in self.names):
-            outputs.remove(self.work)  # in case the final clean-up was interrupted
-            return previous
-        if discard_other:
-            self.discard()
-            return None
-        raise EncodeError(f"{self.output}: holds a finished encoding with other arguments ({self.summary_file}); "
-                          "use --overwrite or another --output")
-
-    def prepare(self, discard_other: bool = False) -> set[int]:
-        """Start, or resume an unfinished run with the same arguments; returns the blocks done."""
-        if self.manifest_file.is_file():
-            recorded = json.loads(self.manifest_file.read_text())
-            if recorded != self.config:
-                if not discard_other:
-                    diff = sorted(k for k in set(recorded) | set(self.config) if recorded.get(k) != self.config.get(k))
-                    details = "; ".join(f"{k}: {recorded.get(k)!r} -> {self.config.get(k)!r}" for k in diff)
-                    raise EncodeError(f"{self.work}: an unfinished run with other arguments ({details}); rerun it "
-                                      "with its arguments to resume, or pass --overwrite to start again")
-                self.discard()
-        if not self.manifest_file.is_file():
-            clash = [n for n in self.names if (self.output / n).exists()]
-            if clash:
-                raise EncodeError(f"{self.output / clash[0]}: exists (not from a run with these arguments); "
-                                  "use --overwrite or another --output")
-            _write_json(self.manifest_file, self.config)
-        return {b for b in self.blocks if all(f.is_file() for f in self.block_files(b))}
-
-    # writing
-    def commit_block(self, b: int, lines: list[str], stats: dict) -> None:
-        lines_file, stats_file = self.block_files(b)
-        with atomic_open(lines_file) as fh:
-            fh.writelines(lines)
-        _write_json(stats_file, dict(stats, block=b))  # the commit point of the block
-
-    def assemble(self) -> tuple[dict, dict[str, int]]:
-        """All blocks committed: write the part files; returns the totals and document frequencies."""
-        totals = {"docs": 0, "empty_text": 0, "guarded": 0, "nonzeros": 0, "expansion": 0, "seconds": 0.0}
-        df: dict[str, int] = {}
-        for b in self.blocks:
-            stats = json.loads(self.block_files(b)[1].read_text())
-            for key in totals:
-                totals[key] += stats[key]
-            for token, count in stats["df"].items():
-                df[token] = df.get(token, 0) + count
-
-        def shard_lines() -> Iterator[str]:
-            for b in self.blocks:
-                with open(self.block_files(b)[0], encoding="utf-8") as fh:
-                    yield from fh
-
-        lines = shard_lines()
-        outputs.claim_dir(self.output, VECTORS_KIND)  # shards of one collection share the folder
-        for name, (lo, hi) in zip(self.names, part_ranges(*self.range, self.num_files)):
-            with atomic_open(self.output / name, gzipped=self.gzipped) as fh:
-                for _ in range(hi - lo):
-                    fh.write(next(lines))
-        if next(lines, None) is not None:  # pragma: no cover - a bug, never bad input
-            raise RuntimeError("block files hold more documents than the shard")
-        return totals, df
-
-    def finish(self, summary: dict) -> None:
-        """Write the summary (the run is finished), then remove the work folder."""
-        outputs.write_meta(self.summary_file, summary)
-        outputs.remove(self.work)
+        n = totals["docs"]
+        job = self.job
+        return {
+            "output": str(self.config.output), "files": job.names, "summary_file": str(job.summary_file),
+            "documents": n, "empty_documents": totals["empty_text"], "guarded_documents": totals["guarded"],
+            "empty_guarded": totals["guarded"],
+            "avg_nonzeros": totals["nonzeros"] / n if n else 0.0,
+            "avg_expansion_terms": totals["expansion"] / n if n else 0.0,
+            "flops": document_flops(df, n), "distinct_terms": len(df),
+            "encode_seconds_this_run": encode_seconds,
+            "docs_per_second_this_run": encoded_docs / encode_seconds if encode_seconds else None,
+            "encode_seconds_all_runs": totals["seconds"],
+            "wall_seconds": time.time() - self.started,
+            "decoder": getattr(self.encoder, "head_path", "plain"), "workers": self.workers,
+            "arguments": job.config,
+        }
 
 
-# -- main entry -----------------------------------------------------------------------------------------
-def _check_arguments(*, batch_size: int, max_length: int, shard_id: int, shard_num: int, num_files: int,
-                     block_size: int, threads: int | None, fmt: str, corpus: Path, output: Path) -> None:
-    for name, value, least in (("batch size", batch_size, 1), ("max length", max_length, 2),
-                               ("shard count", shard_num, 1), ("number of files", num_files, 1),
-                               ("block size", block_size, 1)):
-        if value < least:
-            raise EncodeError(f"{name} must be >= {least}, got {value}")
-    if not 0 <= shard_id < shard_num:
-        raise EncodeError(f"shard id must be in [0, {shard_num}), got {shard_id}")
-    if threads is not None and threads < 1:
-        raise EncodeError(f"threads must be >= 1, got {threads}")
-    if fmt not in ("auto", "beir", "msmarco"):
-        raise EncodeError(f"format must be auto, beir or msmarco, got {fmt}")
-    if not corpus.is_file():
-        raise InputError(corpus, None, "no such file" if not corpus.exists() else "not a file")
-    outputs.check_dir(output, VECTORS_KIND)  # a folder of the user's is refused before any work
+# -- the Python API ---------------------------------------------------------------------------------------
+def encode(config: EncodeConfig) -> dict:
+    """Run the job ``config`` describes; returns its summary (see :func:`encode_corpus`)."""
+    return EncodeRun(config).run()
 
 
 def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model: str = "splade-tiny",
@@ -434,117 +290,17 @@ def encode_corpus(corpus: str | os.PathLike, output: str | os.PathLike, *, model
     (:func:`splade_anserini.provenance.passages_record`), recorded in the folder's provenance.
     Raises :class:`InputError` (bad corpus or model) or :class:`EncodeError` (bad arguments).
     """
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    session_start = time.time()
-    corpus, output = Path(corpus), Path(output)
-    factor = resolve_factor(factor)
-    _check_arguments(batch_size=batch_size, max_length=max_length, shard_id=shard_id, shard_num=shard_num,
-                     num_files=num_files, block_size=block_size, threads=threads, fmt=fmt, corpus=corpus,
-                     output=output)
-
-    # 1. the whole corpus validated and the model loaded before anything is written
-    if encoder is None:
-        from splade_anserini.models import check_device, resolve_model
-
-        check_device(device)
-        resolve_model(model)  # a missing model directory fails now, not after reading a big corpus
-    else:
-        model = encoder.model_name
-    from splade_anserini.data import detect_format
-
-    job = EncodeJob(corpus, output, detect_format(corpus) if fmt == "auto" else fmt, shard_id=shard_id,
-                    shard_num=shard_num, num_files=num_files, gzipped=gzipped, block_size=block_size)
-    shard_empties = job.scan()
-    for _, line, docid in shard_empties[:MAX_WARNINGS]:
-        _warn(f"{corpus}:{line}: document {docid!r} has empty text; it gets the guard vector {{{GUARD_TOKEN!r}: 1}}")
-    if len(shard_empties) > MAX_WARNINGS:
-        _warn(f"{corpus}: {len(shard_empties) - MAX_WARNINGS} more documents with empty text (guard vectors)")
-
-    if encoder is None:
-        encoder = _load_encoder(model, device=device, max_length=max_length, precision=precision, pooling=pooling)
-    _check_max_length(encoder, encoder.max_length)
-    from splade_anserini.provenance import check_vectors, for_documents, write_vectors
-
-    provenance = for_documents(encoder, name=model, factor=factor, passages=passages)
-    # CPU: `threads` batches at once, each with one torch thread, so the numbers do not depend on it.
-    import torch
-
-    cpu = encoder.device.type == "cpu"
-    workers = (threads or torch.get_num_threads()) if cpu else 1
-    stat = corpus.stat()
-    job.config = {
-        "version": MANIFEST_VERSION, "corpus": str(corpus.resolve()), "corpus_bytes": stat.st_size,
-        "corpus_mtime_ns": stat.st_mtime_ns, "format": job.fmt, "documents_in_corpus": job.n_docs,
-        "model": str(model), "max_length": encoder.max_length, "pooling": encoder.pooling,
-        "device": str(encoder.device), "precision": encoder.precision, "batch_size": batch_size,
-        "quantization_factor": factor, "shard_id": shard_id, "shard_num": shard_num,
-        "num_files": num_files, "gzip": gzipped, "block_size": block_size,
-        "contents": contents,
-    }
-    if fingerprint is not None:
-        job.config["fingerprint"] = fingerprint
-
-    # 2. under the lock: finished before? resuming? something else in the way?
-    with job.lock():
-        if overwrite:
-            job.discard()
-        previous = job.finished(discard_other)
-        if previous is not None:
-            # the same arguments, but the model may have been retrained in place: the record decides
-            check_vectors(output, provenance, "already encoded by another model or with other settings")
-            log(f"{output}: already encoded with these arguments (see {job.summary_file})")
-            return previous
-        done = job.prepare(discard_other)
-        blocks = job.blocks
-        if done:
-            log(f"resuming {output}: {len(done)} of {len(blocks)} blocks already encoded")
-
-        # 3. encode the missing blocks, each committed on its own
-        start, end = job.range
-        bar = Progress("encode", sum(job.block_len(b) for b in blocks), initial=sum(job.block_len(b) for b in done),
-                       unit="doc", enabled=progress, smoothing=0.1)
-        encoded_docs = 0
-        encode_seconds = 0.0
-        torch_threads = torch.get_num_threads()
-        if cpu:
-            torch.set_num_threads(1)
-        try:
-            with bar:  # a summary line off a terminal, none when the stage fails
-                for b, docs in job.documents({b for b in blocks if b not in done}):
-                    lines, stats = _encode_block(encoder, docs, start, end, factor=factor, batch_size=batch_size,
-                                                 contents=contents, progress=bar, workers=workers)
-                    job.commit_block(b, lines, stats)
-                    encoded_docs += stats["docs"]
-                    encode_seconds += stats["seconds"]
-        finally:
-            torch.set_num_threads(torch_threads)
-
-        # 4. all blocks committed: the part files, then the summary, then the work folder goes
-        totals, df = job.assemble()
-        n = totals["docs"]
-        from splade_anserini.evaluate.stats import document_flops
-
-        flops = document_flops(df, n)
-        summary = {
-            "output": str(output), "files": job.names, "summary_file": str(job.summary_file),
-            "documents": n, "empty_documents": totals["empty_text"], "guarded_documents": totals["guarded"],
-            "empty_guarded": totals["guarded"],
-            "avg_nonzeros": totals["nonzeros"] / n if n else 0.0,
-            "avg_expansion_terms": totals["expansion"] / n if n else 0.0,
-            "flops": flops, "distinct_terms": len(df),
-            "encode_seconds_this_run": encode_seconds,
-            "docs_per_second_this_run": encoded_docs / encode_seconds if encode_seconds else None,
-            "encode_seconds_all_runs": totals["seconds"],
-            "wall_seconds": time.time() - session_start,
-            "decoder": getattr(encoder, "head_path", "plain"), "workers": workers,
-            "arguments": job.config,
-        }
-        write_vectors(output, provenance, shared=shard_num > 1 and not overwrite)
-        job.finish(summary)
-    return summary
+    return encode(EncodeConfig(
+        corpus, output, model=model, encoder=encoder, fmt=fmt, batch_size=batch_size, max_length=max_length,
+        factor=factor, shard_id=shard_id, shard_num=shard_num, num_files=num_files, gzipped=gzipped,
+        device=device, precision=precision, threads=threads, pooling=pooling, block_size=block_size,
+        contents=contents, overwrite=overwrite, discard_other=discard_other, fingerprint=fingerprint,
+        progress=progress, passages=passages, log=log))
 
 
+# -- the command line -------------------------------------------------------------------------------------
 def format_summary(s: dict) -> str:
+    """The one-line report of a summary that the command prints."""
     rate = s.get("docs_per_second_this_run")
     return (f"encoded {s['documents']} documents into {len(s['files'])} file(s) under {s['output']}: "
             f"{s['empty_documents']} empty, {s['guarded_documents']} guard vectors, "
@@ -554,6 +310,7 @@ def format_summary(s: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m splade_anserini.encode_corpus``."""
     p = ArgumentParser(prog="python -m splade_anserini.encode_corpus",
                                 description="Encode a corpus with SPLADE into Anserini JsonVectorCollection files.")
     p.add_argument("--model", default="splade-tiny", help="checkpoint directory, hub id or splade-tiny")
@@ -636,20 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     shard_id, shard_num, device = launcher_shard(args.shard_id, args.shard_num, args.device)
     from splade_anserini.models import check_max_length
-    from splade_anserini.provenance import passages_record
 
     check_max_length(args.model, args.max_length)  # before the passages are written
     if args.passage_length:
         check_max_length(args.model, args.passage_length, "--passage-length")
     corpus = passage_input(args)
-    summary = encode_corpus(
-        corpus, args.output, model=args.model, fmt="beir" if args.passage_length else args.format,
-        batch_size=args.batch_size, max_length=args.max_length, factor=args.factor,
-        shard_id=shard_id, shard_num=shard_num, num_files=args.num_files, gzipped=args.gzip, device=device,
-        precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", threads=args.threads,
-        pooling=args.pooling, block_size=args.block_size, contents=not args.no_contents,
-        overwrite=args.overwrite, progress=not args.no_progress,
-        passages=passages_record(args.passage_length, args.passage_stride))
+    summary = encode(EncodeConfig.from_args(args, corpus, shard_id, shard_num, device))
     print(format_summary(summary))
     return 0
 

@@ -237,16 +237,8 @@ def add_dense(a, dense, rows, row_w, start):
 
 
 @njit(cache=True, nogil=True)
-def search_one(q_terms, q_weights, offsets, docs, impacts, dense_row, dense, n_docs, block_bits, k,
-                acc, bs, bd, tmp, hist, out_s, out_d, packed_sort):
-    """Exact top-k of one query into ``out_s/out_d`` (best first); returns the number of hits.
-
-    ``acc``: accumulator of one block (any content); ``bs/bd/tmp``: buffer of capacity >= 2k;
-    ``q_weights`` has the accumulator's dtype; ``packed_sort``: scores fit in 31 bits.
-    """
-    n_blocks = offsets.shape[1] - 1
-    block = 1 << block_bits
-    cap = len(bs)
+def dense_query_rows(q_terms, q_weights, dense_row):
+    """The query's terms that have a dense row: ``(their rows in dense, their weights)``, in query order."""
     nq = len(q_terms)
     n_dense = 0
     for i in range(nq):
@@ -261,42 +253,50 @@ def search_one(q_terms, q_weights, offsets, docs, impacts, dense_row, dense, n_d
             rows[n_dense] = r
             row_w[n_dense] = q_weights[i]
             n_dense += 1
-    n = 0
-    thr = q_weights[0] - q_weights[0]  # zero of the accumulator dtype: candidates score above thr
-    for b in range(n_blocks):
+    return rows, row_w
+
+
+@njit(cache=True, nogil=True)
+def score_block(acc, width, b, q_terms, q_weights, offsets, docs, impacts, dense_row, dense, rows, row_w,
+                block_bits):
+    """``acc[:width]`` = the scores of the documents of block ``b``: the dense rows, then the sparse postings."""
+    if len(rows) == 0:
+        acc[:width] = 0
+    else:  # dense rows first, in chunks, eight rows to a pass over the chunk
         base = b << block_bits
-        width = min(block, n_docs - base)
-        if n_dense == 0:
-            acc[:width] = 0
-        else:  # dense rows first, in chunks, eight rows to a pass over the chunk
-            for c in range(0, width, CHUNK):
-                add_dense(acc[c:min(c + CHUNK, width)], dense, rows, row_w, base + c)
-        for i in range(nq):
-            t = q_terms[i]
-            if dense_row[t] >= 0:
-                continue
-            w = q_weights[i]
-            lo, hi = offsets[t, b], offsets[t, b + 1]
-            dd = docs[lo:hi]  # slices: the loop index starts at 0, so no negative-index checks
-            im = impacts[lo:hi]
-            for j in range(hi - lo):
-                acc[dd[j]] += w * im[j]
-        guess = False
-        if n == 0:  # first block: start from a threshold sampled from the block, checked below
-            step = -(-width // min(cap, 4096))
-            m = -(-width // step)
-            rank = -(-2 * k // step)  # about 2k documents of the block should score above it
-            if rank <= m:
-                for i in range(m):
-                    bs[i] = acc[i * step]
-                thr = kth_largest(bs, m, rank, tmp, hist)
-                guess = thr > 0
-        n, thr = collect(acc, width, base, thr, bs, bd, n, k, tmp, hist)
-        if guess and n < k:  # fewer than k above the sampled threshold: it could cut into the top k
-            n, thr = collect(acc, width, base, thr - thr, bs, bd, 0, k, tmp, hist)
-    if n > k:
-        keep_best(bs, bd, n, k, tmp, hist)
-        n = k
+        for c in range(0, width, CHUNK):
+            add_dense(acc[c:min(c + CHUNK, width)], dense, rows, row_w, base + c)
+    for i in range(len(q_terms)):
+        t = q_terms[i]
+        if dense_row[t] >= 0:
+            continue
+        w = q_weights[i]
+        lo, hi = offsets[t, b], offsets[t, b + 1]
+        dd = docs[lo:hi]  # slices: the loop index starts at 0, so no negative-index checks
+        im = impacts[lo:hi]
+        for j in range(hi - lo):
+            acc[dd[j]] += w * im[j]
+
+
+@njit(cache=True, nogil=True)
+def sampled_threshold(acc, width, k, thr, bs, tmp, hist):
+    """The first block's starting threshold, sampled from the block so that about 2k of its documents
+    score above it: ``(threshold, True)``, or ``(thr, False)`` when the block is too small to sample or
+    the sample gives no positive threshold. ``bs`` (capacity >= 2k) is scratch."""
+    step = -(-width // min(len(bs), 4096))
+    m = -(-width // step)
+    rank = -(-2 * k // step)
+    if rank <= m:
+        for i in range(m):
+            bs[i] = acc[i * step]
+        thr = kth_largest(bs, m, rank, tmp, hist)
+        return thr, thr > 0
+    return thr, False
+
+
+@njit(cache=True, nogil=True)
+def sort_hits(bs, bd, n, out_s, out_d, packed_sort):
+    """The ``n`` hits of the doc-ordered buffer into ``out_s/out_d``: score desc, then doc id asc."""
     if packed_sort:  # one int64 key per hit: score high, inverted doc id low
         keys = np.empty(n, dtype=np.int64)
         for i in range(n):
@@ -311,6 +311,35 @@ def search_one(q_terms, q_weights, offsets, docs, impacts, dense_row, dense, n_d
         for i in range(n):
             out_s[i] = bs[order[i]]
             out_d[i] = bd[order[i]]
+
+
+@njit(cache=True, nogil=True)
+def search_one(q_terms, q_weights, offsets, docs, impacts, dense_row, dense, n_docs, block_bits, k,
+                acc, bs, bd, tmp, hist, out_s, out_d, packed_sort):
+    """Exact top-k of one query into ``out_s/out_d`` (best first); returns the number of hits.
+
+    ``acc``: accumulator of one block (any content); ``bs/bd/tmp``: buffer of capacity >= 2k;
+    ``q_weights`` has the accumulator's dtype; ``packed_sort``: scores fit in 31 bits.
+    """
+    rows, row_w = dense_query_rows(q_terms, q_weights, dense_row)
+    block = 1 << block_bits
+    n = 0
+    thr = q_weights[0] - q_weights[0]  # zero of the accumulator dtype: candidates score above thr
+    for b in range(offsets.shape[1] - 1):
+        base = b << block_bits
+        width = min(block, n_docs - base)
+        score_block(acc, width, b, q_terms, q_weights, offsets, docs, impacts, dense_row, dense, rows, row_w,
+                    block_bits)
+        guess = False
+        if n == 0:  # first block: start from a threshold sampled from the block, checked below
+            thr, guess = sampled_threshold(acc, width, k, thr, bs, tmp, hist)
+        n, thr = collect(acc, width, base, thr, bs, bd, n, k, tmp, hist)
+        if guess and n < k:  # fewer than k above the sampled threshold: it could cut into the top k
+            n, thr = collect(acc, width, base, thr - thr, bs, bd, 0, k, tmp, hist)
+    if n > k:
+        keep_best(bs, bd, n, k, tmp, hist)
+        n = k
+    sort_hits(bs, bd, n, out_s, out_d, packed_sort)
     return n
 
 
