@@ -74,7 +74,7 @@ def test_fast_decoders_are_exact_on_scifact(encoder, data_dir):
     assert fast.screening and sliced.head_path == "sliced"
     reference = plain.encode_documents(texts)
     for enc in (fast, sliced):
-        for x, y in zip(enc.encode_token_ids(enc._tokenize(texts, 128), workers=2), reference):
+        for x, y in zip(enc.encode_token_ids(enc.tokenize(texts, 128), workers=2), reference):
             assert np.array_equal(x.ids, y.ids)
             np.testing.assert_allclose(x.weights, y.weights, rtol=1e-5, atol=1e-6)
             assert enc.to_impacts(x, 100) == plain.to_impacts(y, 100)
@@ -89,7 +89,7 @@ def test_workers_give_the_same_numbers(encoder):
         one = encoder.encode_documents(texts, batch_size=2)
     finally:
         torch.set_num_threads(threads)
-    two = encoder.encode_token_ids(encoder._tokenize(texts, encoder.max_length), 2, workers=2)
+    two = encoder.encode_token_ids(encoder.tokenize(texts, encoder.max_length), 2, workers=2)
     assert torch.get_num_threads() == threads
     for x, y in zip(one, two):
         assert np.array_equal(x.ids, y.ids) and np.array_equal(x.weights, y.weights)

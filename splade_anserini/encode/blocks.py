@@ -58,7 +58,7 @@ def encode_block(encoder, docs: list[IndexedDoc], lo: int, hi: int, *, factor: f
     the statistics of the documents with corpus index in ``[lo, hi)`` (this shard's part of it)."""
     t0 = time.time()
     texts = [(i, d) for i, d in enumerate(docs) if d.text]
-    token_ids = encoder._tokenize([d.text for _, d in texts], encoder.max_length) if texts else []
+    token_ids = encoder.tokenize([d.text for _, d in texts], encoder.max_length) if texts else []
     vectors = encoder.encode_token_ids(token_ids, batch_size, progress, workers=workers) if texts else []
     progress.update(len(docs) - len(texts))
     by_pos = {i: (tok, vec) for (i, _), tok, vec in zip(texts, token_ids, vectors)}

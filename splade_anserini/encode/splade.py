@@ -269,7 +269,8 @@ class SpladeEncoder(VocabularyOutput):
             out.append(SparseVector(nz.cpu().numpy().astype(np.int32), rep[nz].cpu().numpy().astype(np.float32)))
         return out
 
-    def _tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    def tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+        """WordPiece ids of ``texts`` with the special tokens, truncated to ``max_length``."""
         return self.tokenizer(list(texts), max_length=max_length, truncation=True, add_special_tokens=True,
                               return_attention_mask=False, return_token_type_ids=False)["input_ids"]
 
@@ -310,13 +311,13 @@ class SpladeEncoder(VocabularyOutput):
     # -- public API --------------------------------------------------------------------------------
     def encode_documents(self, texts: Sequence[str], batch_size: int = 32, progress=None) -> list[SparseVector]:
         """Encode documents (max length ``self.max_length``)."""
-        return self.encode_token_ids(self._tokenize(texts, self.max_length), batch_size, progress)
+        return self.encode_token_ids(self.tokenize(texts, self.max_length), batch_size, progress)
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> list[SparseVector]:
         """Encode queries: the model (max length ``self.query_max_length``) or, for SPLADE-doc, the
         set of their WordPiece tokens with weight 1 (or the ``query_weights`` table's)."""
         if not self.splade_doc:
-            return self.encode_token_ids(self._tokenize(texts, self.query_max_length), batch_size,
+            return self.encode_token_ids(self.tokenize(texts, self.query_max_length), batch_size,
                                          head_path=self.query_head_path)
         return [bag_of_tokens(seq, self._special, self._query_weights)
-                for seq in self._tokenize(texts, self.query_max_length)]
+                for seq in self.tokenize(texts, self.query_max_length)]

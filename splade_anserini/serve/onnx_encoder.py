@@ -141,7 +141,8 @@ class OnnxSpladeEncoder(VocabularyOutput):
         return [SparseVector(terms[lo:hi].astype(np.int32), np.asarray(weights[lo:hi], dtype=np.float32))
                 for lo, hi in zip(bounds[:-1], bounds[1:])]
 
-    def _tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    def tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+        """WordPiece ids of ``texts`` with the special tokens, truncated to ``max_length``."""
         if self._truncation != max_length:
             self.tokenizer.enable_truncation(max_length)
             self._truncation = max_length
@@ -159,12 +160,12 @@ class OnnxSpladeEncoder(VocabularyOutput):
 
     def encode_documents(self, texts: Sequence[str], batch_size: int = 32, progress=None) -> list[SparseVector]:
         """Encode documents (max length ``self.max_length``)."""
-        return self.encode_token_ids(self._tokenize(texts, self.max_length), batch_size, progress)
+        return self.encode_token_ids(self.tokenize(texts, self.max_length), batch_size, progress)
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> list[SparseVector]:
         """Encode queries with the graph or, for SPLADE-doc, as the set of their WordPiece tokens
         (weight 1 or the ``query_weights`` table's, special tokens dropped): the tokenizer alone."""
-        seqs = self._tokenize(texts, self.query_max_length)
+        seqs = self.tokenize(texts, self.query_max_length)
         if not self.splade_doc:
             return self.encode_token_ids(seqs, batch_size, screened=self.screened)
         return [bag_of_tokens(seq, self._special, self._query_weights) for seq in seqs]
