@@ -41,13 +41,15 @@ from splade_anserini.cli import ArgumentParser, command
 from splade_anserini.models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT_HIDDEN, EXPORT_METADATA, EXPORT_MODEL,
                      EXPORT_TOKENIZER, EXPORT_VOCAB)
 from splade_anserini.provenance import weights_sha256  # noqa: F401  (re-exported: the digest an export records)
+# the graph's names stay importable from here (MAX_IR_VERSION, splade_graph, ...); the export calls
+# the graph writer through this module's _export_graph, which a test replaces
+from splade_anserini.serve.onnx_graph import (MAX_IR_VERSION, OPSET, check_ir, quantize_int8,  # noqa: F401
+                                              share_tied_embeddings, splade_graph)
+from splade_anserini.serve.onnx_graph import export_graph as _export_graph
 from splade_anserini.serve.query_graph import write_query_graph
 
-OPSET = 17
 #: The marker kind of an export folder (:mod:`splade_anserini.outputs`).
 EXPORT_KIND = "onnx-export"
-#: ONNX Runtime 1.17 (the Java build inside the Anserini 1.7.1 and 2.3.0 fatjars alike) reads IR versions up to 9.
-MAX_IR_VERSION = 9
 #: Tokens Anserini's Java encoder adds or looks up by name.
 ANSERINI_TOKENS = ("[CLS]", "[SEP]", "[UNK]", "[PAD]")
 #: fp32: share of (query, term) integer impacts identical to PyTorch, all others off by one at most.
@@ -155,132 +157,6 @@ def anserini_vocabulary(tokenizer_json: dict, source: str) -> list[str]:
     return lines
 
 
-# -- the graph --------------------------------------------------------------------------------------
-def splade_graph(hf_model, pooling: str):
-    """A ``torch.nn.Module``: Anserini's three inputs -> (``output_idx``, ``output_weights``)."""
-    import inspect
-
-    import torch
-
-    takes_types = "token_type_ids" in inspect.signature(hf_model.forward).parameters
-
-    class SpladeGraph(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.mlm = hf_model
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            if takes_types:
-                logits = self.mlm(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).logits
-            else:  # keep the input in the graph: Anserini always feeds it
-                logits = self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits
-                logits = logits + (token_type_ids.sum() * 0).to(logits.dtype)
-            keep = attention_mask.unsqueeze(-1) > 0
-            if pooling == "max":  # log1p(relu(.)) is monotone: pool the logits, activate [batch, vocab] only
-                masked = torch.where(keep, logits, torch.full_like(logits[:1, :1, :1], float("-inf")))
-                rep = torch.log1p(torch.relu(masked.amax(dim=1)))
-            else:
-                rep = torch.where(keep, torch.log1p(torch.relu(logits)), torch.zeros_like(logits[:1, :1, :1]))
-                rep = rep.sum(dim=1)
-            flat = rep.reshape(-1)
-            idx = torch.nonzero(flat > 0).squeeze(1)
-            return idx, flat.index_select(0, idx)
-
-    return SpladeGraph().eval()
-
-
-def _export_graph(hf_model, tokenizer, pooling: str, path: Path) -> None:
-    import warnings
-
-    import torch
-
-    sample = tokenizer(["what is splade", "a second, longer text so that the batch has padding"],
-                       padding=True, return_tensors="pt")
-    args = (sample["input_ids"], sample["attention_mask"], torch.zeros_like(sample["input_ids"]))
-    axes = {name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")}
-    axes.update({"output_idx": {0: "terms"}, "output_weights": {0: "terms"}})
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings about Python branches on shapes (checked by parity)
-        torch.onnx.export(splade_graph(hf_model, pooling), args, str(path),
-                          input_names=["input_ids", "attention_mask", "token_type_ids"],
-                          output_names=["output_idx", "output_weights"], dynamic_axes=axes,
-                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    import onnx
-
-    graph = onnx.load(str(path))
-    if share_tied_embeddings(graph):
-        onnx.save(graph, str(path))
-
-
-def share_tied_embeddings(model) -> bool:
-    """Keep one copy of tied word embeddings (in place); True when the graph changed.
-
-    The exporter writes a tied matrix twice: ``E [V, H]`` for the input lookup and ``E^T [H, V]`` for
-    the vocabulary projection, each 15.6 MB for BERT's vocabulary. The lookup is rewritten to read
-    columns of ``E^T`` (``Gather(E^T, ids, axis=1)``, then ``[H, B, L] -> [B, L, H]``): the same values,
-    one matrix in the file and in the serving process.
-    """
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input}
-    uses: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            uses[name] = uses.get(name, 0) + 1
-    projections = [n.input[1] for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits]
-    for pos, node in enumerate(graph.node):
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-        if node.op_type != "Gather" or axis != 0 or node.input[0] not in inits or uses[node.input[0]] != 1 \
-                or node.input[1] not in ranks:
-            continue
-        table = inits[node.input[0]]
-        for name in projections:
-            proj = inits[name]
-            if list(proj.dims) != list(table.dims)[::-1] or proj.data_type != table.data_type \
-                    or not np.array_equal(numpy_helper.to_array(proj).T, numpy_helper.to_array(table)):
-                continue
-            rank = ranks[node.input[1]]
-            columns = node.output[0] + "_columns"
-            graph.node.remove(node)
-            graph.node.insert(pos, helper.make_node("Transpose", [columns], [node.output[0]],
-                                                    perm=[*range(1, rank + 1), 0], name=node.name + "_rows"))
-            graph.node.insert(pos, helper.make_node("Gather", [name, node.input[1]], [columns], axis=1,
-                                                    name=node.name + "_tied"))
-            graph.initializer.remove(table)
-            onnx.checker.check_model(model)
-            return True
-    return False
-
-
-def _check_ir(path: Path) -> dict:
-    """Cap the IR version at what ONNX Runtime 1.17 reads, validate, and return the graph's versions."""
-    import onnx
-
-    model = onnx.load(str(path))
-    if model.ir_version > MAX_IR_VERSION:
-        model.ir_version = MAX_IR_VERSION
-        onnx.save(model, str(path))
-    onnx.checker.check_model(str(path))
-    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    return {"ir_version": int(model.ir_version), "opset": int(opset)}
-
-
-def _quantize_int8(src: Path, dst: Path) -> None:
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    logging.getLogger().setLevel(logging.ERROR)  # its per-node INFO lines
-    # uint8 weights and activations: without VNNI, the u8 x s8 kernels can saturate their int16
-    # intermediate sums (measured on SciFact queries: cosine to PyTorch 0.997 with s8, 0.998 with u8).
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"])
-
-
 # -- the export -------------------------------------------------------------------------------------
 def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_length: int = 256,
            pooling: str = "max", splade_doc: bool = False, factor: float | str | None = None,
@@ -314,13 +190,24 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
                        query_weights=query_weights, index=index, plan=plan, allow_other=allow_other)
 
 
-def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, factor, parity_queries, overwrite,
-            log, query_weights, index=None, plan=None, allow_other=False) -> dict:
+@dataclass
+class _Source:
+    """The model to export, checked, and the PyTorch encoder the export must agree with."""
+
+    tokenizer: object
+    hf_model: object
+    source_dir: object
+    vocab: list[str]
+    vocab_size: int
+    reference: object
+
+
+def _load_source(model, *, max_length, pooling, index, plan, allow_other) -> _Source:
+    """Load ``model``; refuse one other than the index's (unless ``allow_other``), one without a fast
+    tokenizer, or one whose vocabulary Anserini cannot read or that does not match its MLM outputs."""
     from splade_anserini.models import load_model, resolve_model
-    from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
     from splade_anserini.encode.splade import SpladeEncoder
 
-    t0 = time.perf_counter()
     tokenizer, hf_model = load_model(model)
     source_dir = resolve_model(model)
     if plan is not None:
@@ -337,67 +224,101 @@ def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, facto
         raise ExportError(f"model {model}: {vocab_size} MLM outputs but {len(vocab)} vocabulary tokens")
     reference = SpladeEncoder(model, pooling=pooling, tokenizer=tokenizer, hf_model=hf_model,
                               query_max_length=max_length, int8_queries=False)
+    return _Source(tokenizer, hf_model, source_dir, vocab, vocab_size, reference)
 
+
+def _write_files(tmp: Path, src: _Source, *, int8, pooling, query_weights) -> tuple[dict, bool]:
+    """The graph (int8: quantized), the screened query graph (fp32), the query weights, the tokenizer
+    files and ``vocab.txt`` into ``tmp``; returns the graph's versions and whether it is screened."""
+    tokenizer, hf_model = src.tokenizer, src.hf_model
+    fp32_path = tmp / EXPORT_MODEL if not int8 else tmp / "model-fp32.onnx"
+    _export_graph(hf_model, tokenizer, pooling, fp32_path)
+    versions = check_ir(fp32_path)
+    if int8:
+        quantize_int8(fp32_path, tmp / EXPORT_MODEL)
+        versions = check_ir(tmp / EXPORT_MODEL)
+        outputs.remove(fp32_path)
+    screened = not int8 and write_query_graph(hf_model, tokenizer, tmp, OPSET)
+    if screened:
+        check_ir(tmp / EXPORT_HIDDEN)
+    if query_weights is not None:  # SPLADE-doc's inference-free query weights travel with the export
+        from splade_anserini.search.query_weights import QUERY_WEIGHTS, read_table, write_table
+
+        write_table(tmp / QUERY_WEIGHTS, read_table(query_weights))
+    tokenizer.save_pretrained(str(tmp))  # tokenizer.json, tokenizer_config.json, ... (HF files)
+    (tmp / EXPORT_TOKENIZER).write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
+    (tmp / EXPORT_VOCAB).write_text("".join(f"{t}\n" for t in src.vocab), encoding="utf-8")
+    return versions, screened
+
+
+def _metadata(model, src: _Source, versions: dict, screened: bool, *, int8, max_length, pooling, splade_doc,
+              factor) -> dict:
+    """``splade_onnx.json`` before the parity figures."""
+    special = sorted({int(i) for i in src.tokenizer.all_special_ids})
+    return {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "pooling": pooling,
+            "max_length": int(max_length), "factor": factor, "splade_doc": bool(splade_doc),
+            "quantization": "int8" if int8 else "fp32", "vocab_size": int(src.vocab_size),
+            "special_ids": special, "query_graph": bool(screened), "source_model": str(model), "source_path": str(src.source_dir),
+            "source_sha256": weights_sha256(src.hf_model), **versions,
+            "inputs": ["input_ids", "attention_mask", "token_type_ids"],
+            "outputs": ["output_idx", "output_weights"]}
+
+
+def _check_parity(tmp: Path, src: _Source, meta: dict, *, parity_queries, max_length, factor, int8, screened,
+                  log) -> None:
+    """Parity on what was written, read back the way serving reads it; single texts (Anserini's
+    ``[1, seq]``) and one padded batch must both agree. Adds the figures to ``meta``; raises
+    :class:`ParityError` on disagreement."""
+    from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
+
+    vocab_size = src.vocab_size
+    queries = list(dict.fromkeys([*SAMPLE_QUERIES, *parity_queries]))
+    expected = src.reference.encode_queries(queries, batch_size=32)
+    onnx_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False, screen=False)
+    single = onnx_enc.encode_queries(queries, batch_size=1)
+    batched = onnx_enc.encode_queries(queries, batch_size=32)
+    fid = fidelity(expected, single, factor, vocab_size)
+    fid_batch = fidelity(expected, batched, factor, vocab_size)
+    log(f"parity vs PyTorch ({meta['quantization']}): {fid.line()}; padded batches: "
+        f"{fid_batch.identical:.4%} identical")
+    checked = [fid, fid_batch]
+    if screened:  # the screened query graph answers like the contract's graph
+        screen_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False, screen=True)
+        checked.append(fidelity(expected, screen_enc.encode_queries(queries, batch_size=8), factor, vocab_size))
+        log(f"parity vs PyTorch (screened query graph): {checked[-1].line()}")
+        meta["parity_screened"] = asdict(checked[-1])
+        del screen_enc
+    for f in checked:
+        _refuse_disagreement(f, int8)
+    meta["parity"] = {"single": asdict(fid), "batched": asdict(fid_batch), "factor": factor}
+
+
+def _refuse_disagreement(f: Fidelity, int8: bool) -> None:
+    """:class:`ParityError` when ``f`` misses the rule for its quantization."""
+    if int8:
+        bad = f.mean_cosine < INT8_MIN_COSINE
+        rule = f"mean cosine >= {INT8_MIN_COSINE}"
+    else:
+        bad = f.max_abs_diff > 1 or f.identical < FP32_MIN_IDENTICAL
+        rule = f">= {FP32_MIN_IDENTICAL:.0%} identical, others off by one"
+    if bad:
+        raise ParityError(f"the exported graph disagrees with the PyTorch encoder ({f.line()}; "
+                          f"needed {rule}): not written")
+
+
+def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, factor, parity_queries, overwrite,
+            log, query_weights, index=None, plan=None, allow_other=False) -> dict:
+    t0 = time.perf_counter()
+    src = _load_source(model, max_length=max_length, pooling=pooling, index=index, plan=plan, allow_other=allow_other)
     tmp = outputs.temp_dir(output)
     try:
-        fp32_path = tmp / EXPORT_MODEL if not int8 else tmp / "model-fp32.onnx"
-        _export_graph(hf_model, tokenizer, pooling, fp32_path)
-        versions = _check_ir(fp32_path)
-        if int8:
-            _quantize_int8(fp32_path, tmp / EXPORT_MODEL)
-            versions = _check_ir(tmp / EXPORT_MODEL)
-            outputs.remove(fp32_path)
-        screened = not int8 and write_query_graph(hf_model, tokenizer, tmp, OPSET)
-        if screened:
-            _check_ir(tmp / EXPORT_HIDDEN)
-        if query_weights is not None:  # SPLADE-doc's inference-free query weights travel with the export
-            from splade_anserini.search.query_weights import QUERY_WEIGHTS, read_table, write_table
-
-            write_table(tmp / QUERY_WEIGHTS, read_table(query_weights))
-        tokenizer.save_pretrained(str(tmp))  # tokenizer.json, tokenizer_config.json, ... (HF files)
-        (tmp / EXPORT_TOKENIZER).write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
-        (tmp / EXPORT_VOCAB).write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
-        special = sorted({int(i) for i in tokenizer.all_special_ids})
-        meta = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "pooling": pooling,
-                "max_length": int(max_length), "factor": factor, "splade_doc": bool(splade_doc),
-                "quantization": "int8" if int8 else "fp32", "vocab_size": int(vocab_size),
-                "special_ids": special, "query_graph": bool(screened), "source_model": str(model), "source_path": str(source_dir),
-                "source_sha256": weights_sha256(hf_model), **versions,
-                "inputs": ["input_ids", "attention_mask", "token_type_ids"],
-                "outputs": ["output_idx", "output_weights"]}
+        versions, screened = _write_files(tmp, src, int8=int8, pooling=pooling, query_weights=query_weights)
+        meta = _metadata(model, src, versions, screened, int8=int8, max_length=max_length, pooling=pooling,
+                         splade_doc=splade_doc, factor=factor)
         (tmp / EXPORT_METADATA).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-
-        # Parity on what was written, read back the way serving reads it; single texts (Anserini's
-        # [1, seq]) and one padded batch must both agree.
-        queries = list(dict.fromkeys([*SAMPLE_QUERIES, *parity_queries]))
-        expected = reference.encode_queries(queries, batch_size=32)
-        onnx_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False, screen=False)
-        single = onnx_enc.encode_queries(queries, batch_size=1)
-        batched = onnx_enc.encode_queries(queries, batch_size=32)
-        fid = fidelity(expected, single, factor, vocab_size)
-        fid_batch = fidelity(expected, batched, factor, vocab_size)
-        log(f"parity vs PyTorch ({meta['quantization']}): {fid.line()}; padded batches: "
-            f"{fid_batch.identical:.4%} identical")
-        checked = [fid, fid_batch]
-        if screened:  # the screened query graph answers like the contract's graph
-            screen_enc = OnnxSpladeEncoder(tmp, query_max_length=max_length, splade_doc=False, screen=True)
-            checked.append(fidelity(expected, screen_enc.encode_queries(queries, batch_size=8), factor, vocab_size))
-            log(f"parity vs PyTorch (screened query graph): {checked[-1].line()}")
-            meta["parity_screened"] = asdict(checked[-1])
-            del screen_enc
-        for f in checked:
-            if int8:
-                bad = f.mean_cosine < INT8_MIN_COSINE
-                rule = f"mean cosine >= {INT8_MIN_COSINE}"
-            else:
-                bad = f.max_abs_diff > 1 or f.identical < FP32_MIN_IDENTICAL
-                rule = f">= {FP32_MIN_IDENTICAL:.0%} identical, others off by one"
-            if bad:
-                raise ParityError(f"the exported graph disagrees with the PyTorch encoder ({f.line()}; "
-                                  f"needed {rule}): not written")
-        meta["parity"] = {"single": asdict(fid), "batched": asdict(fid_batch), "factor": factor}
+        _check_parity(tmp, src, meta, parity_queries=parity_queries, max_length=max_length, factor=factor,
+                      int8=int8, screened=screened, log=log)
         (tmp / EXPORT_METADATA).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        del onnx_enc
         if outputs.check_dir(output, EXPORT_KIND) and not overwrite:  # made meanwhile
             raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
         outputs.install_dir(tmp, output, EXPORT_KIND)

@@ -126,7 +126,17 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> "TrainConfig":
-        """Check values and combinations; returns self."""
+        """Check values and combinations; returns self. The checks run in a fixed order, so that
+        a config with several faults always reports the same one."""
+        self._check_choices()
+        self._check_data()
+        self._check_ranges()
+        self._check_validation()
+        self._check_modes()
+        return self
+
+    def _check_choices(self) -> None:
+        """The output folder and the options with a fixed set of values."""
         if not self.output_dir:
             raise ConfigError("output_dir is required")
         if self.pooling not in ("max", "sum"):
@@ -137,6 +147,9 @@ class TrainConfig:
             raise ConfigError(f"regularizer must be flops or l1, got {self.regularizer!r}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+
+    def _check_data(self) -> None:
+        """The training data's form and what distillation needs of it."""
         beir = [self.corpus, self.queries, self.qrels]
         if self.triples and any(beir):
             raise ConfigError("give either triples or corpus/queries/qrels, not both")
@@ -152,6 +165,9 @@ class TrainConfig:
             raise ConfigError("margin_mse needs n_negatives >= 1")
         if self.triples and self.n_negatives != 1:
             raise ConfigError("text triples carry exactly one negative: n_negatives must be 1")
+
+    def _check_ranges(self) -> None:
+        """Numbers within their ranges."""
         for name in ("batch_size", "grad_accum", "max_length", "query_max_length", "log_every", "valid_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -175,6 +191,9 @@ class TrainConfig:
             raise ConfigError("lora_targets names no module")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+    def _check_validation(self) -> None:
+        """The validation set and the out-of-domain guard set: which files go together."""
         if self.valid_holdout and self.triples:
             raise ConfigError("valid_holdout needs corpus/queries/qrels data")
         if self.valid_holdout and (self.valid_queries or self.valid_qrels):
@@ -192,6 +211,9 @@ class TrainConfig:
             raise ConfigError("the out-of-domain guard needs a validation set (valid_holdout or valid_queries)")
         if self.guard_max_drop < 0:
             raise ConfigError(f"guard_max_drop must be >= 0, got {self.guard_max_drop}")
+
+    def _check_modes(self) -> None:
+        """Combinations of modes: resume or overwrite, SPLADE-doc and its query weights."""
         if self.resume and self.overwrite:
             raise ConfigError("resume and overwrite exclude each other")
         if self.splade_doc and self.lambda_q:
@@ -200,7 +222,6 @@ class TrainConfig:
             raise ConfigError(f"query_weights must be ones or idf, got {self.query_weights!r}")
         if self.query_weights != "ones" and not self.splade_doc:
             raise ConfigError("query_weights weighs SPLADE-doc queries: set splade_doc")
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
