@@ -148,3 +148,25 @@ def test_data_root_follows_the_current_directory(monkeypatch, tmp_path):
     assert data_root() == work / "data"
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "elsewhere"))
     assert data_root() == tmp_path / "elsewhere"
+
+
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 60
+
+
+def test_modules_and_functions_stay_small():
+    """Every module of the package, the formats, the bench and the scripts reads at once: at most
+    450 lines a module and 60 a function (docstring included)."""
+    long_modules, long_functions = [], []
+    for folder in ("splade_anserini", "conversion", "bench", "scripts"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            name = path.relative_to(ROOT)
+            if text.count("\n") > MAX_MODULE_LINES:
+                long_modules.append(f"{name} ({text.count(chr(10))} lines)")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    length = node.end_lineno - node.lineno + 1
+                    if length > MAX_FUNCTION_LINES:
+                        long_functions.append(f"{name}:{node.lineno} {node.name} ({length} lines)")
+    assert long_modules == [] and long_functions == []
