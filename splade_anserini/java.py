@@ -194,12 +194,12 @@ def _openai_placeholder() -> Iterator[None]:
         os.environ.pop("OPENAI_API_KEY", None)
 
 
-def autoclass(name: str):
-    """``jnius.autoclass`` after starting the JVM."""
+def autoclass(name: str, **options):
+    """``jnius.autoclass`` after starting the JVM (``options``: e.g. ``include_private=True``)."""
     start_jvm()
     from jnius import autoclass as _autoclass
 
-    return _autoclass(name)
+    return _autoclass(name, **options)
 
 
 def pyserini_lucene():

@@ -132,8 +132,9 @@ def quantize_rows(x: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _matmul_integer_session(weight_q: np.ndarray, threads: int):
     """An ONNX Runtime session: ``u8 [L, H]`` (zero point 64) x the ``s8 [H, V]`` matrix -> ``int32 [L, V]``."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper
+
+    from splade_anserini.serve.sessions import cpu_session
 
     hidden = weight_q.shape[1]
     nodes = [helper.make_node("MatMulInteger", ["a", "w", "a_zero"], ["c"])]
@@ -146,11 +147,7 @@ def _matmul_integer_session(weight_q: np.ndarray, threads: int):
                               inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(0, int(threads))
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+    return cpu_session(model.SerializeToString(), threads, prepack=True)
 
 
 class Int8Screen:

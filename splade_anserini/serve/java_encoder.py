@@ -138,10 +138,8 @@ def _initialize_static_cache(home: Path) -> str:
     saved = System.getProperty("user.home")
     System.setProperty("user.home", str(home))
     try:  # JNI reads the private static field (and initializes the class on first access)
-        from jnius import autoclass
-
-        return str(autoclass("io.anserini.encoder.OnnxEncoder", include_protected=True,
-                             include_private=True).CACHE_DIR)
+        return str(java.autoclass("io.anserini.encoder.OnnxEncoder", include_protected=True,
+                                  include_private=True).CACHE_DIR)
     finally:
         System.setProperty("user.home", saved)
 

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from splade_anserini.serve.sessions import session_options
+from splade_anserini.serve.sessions import cpu_session
 from splade_anserini.models import (EXPORT_MODEL, EXPORT_TOKENIZER, EXPORT_VOCAB, ModelNotFoundError, read_export_metadata)
 from splade_anserini.encode.vectors import SparseVector, VocabularyOutput, bag_of_tokens, in_input_order, length_batches
 
@@ -179,14 +179,11 @@ def _importable(name: str) -> bool:
 
 def open_session(model_path: str | os.PathLike, threads: int = 0):
     """An ONNX Runtime CPU session for ``model_path`` with the contract's inputs and outputs checked."""
-    import onnxruntime as ort
-
     path = Path(model_path)
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: missing; the export directory is incomplete")
     try:
-        session = ort.InferenceSession(str(path), sess_options=session_options(threads),
-                                       providers=["CPUExecutionProvider"])
+        session = cpu_session(str(path), threads)
     except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
         raise ModelNotFoundError(f"{path}: corrupt or unreadable ONNX model ({str(exc).splitlines()[0]})") from None
     inputs = sorted(i.name for i in session.get_inputs())

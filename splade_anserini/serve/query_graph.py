@@ -124,16 +124,13 @@ def fuse_hidden_graph(path: Path, config, tokenizer) -> bool:
 
 def _max_hidden_diff(plain: bytes, fused: bytes, tokenizer) -> float:
     """Largest difference of two hidden graphs' outputs on sample texts (one alone, and a padded batch)."""
-    import onnxruntime as ort
-
-    from splade_anserini.serve.sessions import session_options
+    from splade_anserini.serve.sessions import cpu_session
 
     texts = ("what is splade", "aspirin reduces the risk of heart attacks", "x",
              "ALDH1 expression is associated with poorer prognosis for breast cancer primary tumors.")
     feeds = [_sample(tokenizer, texts[:1]), _sample(tokenizer, texts)]
     worst = 0.0
-    runs = [ort.InferenceSession(g, sess_options=session_options(1), providers=["CPUExecutionProvider"])
-            for g in (plain, fused)]
+    runs = [cpu_session(g, 1) for g in (plain, fused)]
     for feed in feeds:
         inputs = {"input_ids": feed["input_ids"].numpy(), "attention_mask": feed["attention_mask"].numpy()}
         a, b = (s.run(["hidden"], inputs)[0] for s in runs)
@@ -153,16 +150,13 @@ class QueryGraph:
 
     def __init__(self, export_dir: str | os.PathLike, pooling: str, threads: int = 0):
         from splade_anserini.encode.int8_screen import Int8Screen
-        from splade_anserini.serve.sessions import session_options
-
-        import onnxruntime as ort
+        from splade_anserini.serve.sessions import cpu_session
 
         root = Path(os.fspath(export_dir))
         try:
             with np.load(root / EXPORT_DECODER) as npz:
                 weight, bias = npz["weight"], npz["bias"]
-            self.session = ort.InferenceSession(str(root / EXPORT_HIDDEN), sess_options=session_options(threads, prepack=True),
-                                                providers=["CPUExecutionProvider"])
+            self.session = cpu_session(str(root / EXPORT_HIDDEN), threads, prepack=True)
         except Exception as exc:  # numpy and onnxruntime raise their own types on corrupt files
             raise ModelNotFoundError(f"{root}: corrupt screened query graph ({str(exc).splitlines()[0]})") from None
         self.screen = Int8Screen(weight, bias, pooling, threads=threads)

@@ -1,4 +1,5 @@
-"""ONNX Runtime session options for the CPU, in one place (the contract graph, the screened query graph)."""
+"""ONNX Runtime on the CPU, in one place: session options and sessions (the contract graph, the screened
+query graph, the int8 screen's product). ``onnxruntime`` is imported here only, when a session opens."""
 from __future__ import annotations
 
 
@@ -16,3 +17,10 @@ def session_options(threads: int = 0, prepack: bool = False):
     # projection twice in memory, for no measurable gain on a query's few rows (bench/query_latency.py).
     options.add_session_config_entry("session.disable_prepacking", "0" if prepack else "1")
     return options
+
+
+def cpu_session(model: str | bytes, threads: int = 0, prepack: bool = False):
+    """An ONNX Runtime CPU session for a model file's path or a serialized model, with :func:`session_options`."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model, sess_options=session_options(threads, prepack), providers=["CPUExecutionProvider"])
