@@ -271,13 +271,16 @@ def _check_masked_lm_type(name_or_path, resolved: str) -> None:
         raise ModelNotFoundError(f"model {name_or_path}: not a masked-LM checkpoint (model type {model_type!r})")
 
 
-def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu"):
-    """Load ``(tokenizer, AutoModelForMaskedLM)`` with one-line errors for missing or non-MLM models."""
+def load_model(name_or_path: str | os.PathLike, *, device: str = "cpu", max_length: int | None = None):
+    """Load ``(tokenizer, AutoModelForMaskedLM)`` with one-line errors for missing or non-MLM models,
+    an unusable ``device``, and a ``max_length`` beyond the model's positions (checked when given)."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     check_device(device)
     resolved = resolve_model(name_or_path)
+    if max_length is not None:  # named as the user named it; a hub id's positions are in its local copy
+        check_max_length(name_or_path if max_positions(name_or_path) is not None else resolved, max_length)
     verbosity = hf_logging.get_verbosity()
     try:
         with hf_progress_bars_off():  # a per-tensor "Loading weights" bar is noise in every CLI run

@@ -141,3 +141,14 @@ def test_splade_tiny_encodes_with_expansion(encoder):
     assert len(weights) > len(query_tokens)
     assert set(weights) - query_tokens, "SPLADE must add expansion terms"
     assert all(w > 0 for w in weights.values())
+
+
+def test_load_model_refuses_a_max_length_beyond_the_positions():
+    """Every entry path that loads a model (the encoder, the trainer) gets the check, not only the CLIs."""
+    from splade_anserini.encode.splade import SpladeEncoder
+
+    with pytest.raises(ValueError, match=r"--max-length 1000: model splade-tiny has 512 positions"):
+        models.load_model("splade-tiny", max_length=1000)
+    with pytest.raises(ValueError, match=r"has 512 positions"):
+        SpladeEncoder("splade-tiny", query_max_length=513)
+    assert models.load_model("splade-tiny", max_length=512)[1].config.max_position_embeddings == 512

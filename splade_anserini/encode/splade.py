@@ -70,7 +70,7 @@ class SpladeEncoder(VocabularyOutput):
         if precision not in ("fp32", "fp16", "bf16"):
             raise ValueError(f"precision must be fp32, fp16 or bf16, got {precision!r}")
         if hf_model is None:
-            tokenizer, hf_model = load_model(model, device=device)
+            tokenizer, hf_model = load_model(model, device=device, max_length=max(max_length, query_max_length))
         self.tokenizer = tokenizer
         self.model = hf_model.to(device).eval()
         self.model_name = str(model)

@@ -98,7 +98,8 @@ class Trainer(CheckpointBookkeeping, CheckpointSelection):
         from splade_anserini.models import load_model
 
         # under LoRA, checkpoint-last holds merged weights: a resumed run rebuilds the start + its adapters
-        tokenizer, hf = load_model(self.out / LAST if (self.resuming and not cfg.lora) else cfg.model)
+        tokenizer, hf = load_model(self.out / LAST if (self.resuming and not cfg.lora) else cfg.model,
+                                   max_length=max(cfg.max_length, cfg.query_max_length))
         self.tokenizer = tokenizer
         hf.train()
         self.device = self.acc.device
