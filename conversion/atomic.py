@@ -17,6 +17,11 @@ def tmp_name(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
+def tmp_pattern(name_pattern: str) -> str:
+    """A regular expression for the :func:`tmp_name` of a file whose name matches ``name_pattern``."""
+    return rf"\.{name_pattern}\.\d+-[0-9a-f]+\.tmp"
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", *, gzipped: bool | None = None) -> Iterator[IO]:
     """Open ``path`` for writing (text ``"w"`` or binary ``"wb"``) through a temporary file that is

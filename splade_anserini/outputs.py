@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from splade_anserini.conversion.atomic import atomic_open, tmp_name
+from splade_anserini.conversion.atomic import atomic_open, tmp_name, tmp_pattern
 from splade_anserini.conversion.errors import UsageError
 
 MARKER = ".splade-anserini-output.json"
@@ -149,10 +149,10 @@ def is_ours(path: str | os.PathLike, kind: str) -> bool:
     return marker is not None and marker.get("kind") == kind
 
 
-#: What a folder being claimed may hold and still count as empty: a marker being written (under
-#: :func:`conversion.atomic.tmp_name`: ``.`` + the name + ``.PID-HEX.tmp``), a lock. Another process
-#: (a torchrun rank) may be claiming the same folder at that very moment.
-_CLAIMING = re.compile(r"^(?:\.\.splade-anserini-output\.json\.\d+-[0-9a-f]+\.tmp|\.splade-anserini\.lock)$")
+#: What a folder being claimed may hold and still count as empty: a marker being written (under its
+#: temporary name), a lock. Another process (a torchrun rank) may be claiming the same folder at that
+#: very moment.
+_CLAIMING = re.compile(rf"^(?:{tmp_pattern(re.escape(MARKER))}|\.splade-anserini\.lock)$")
 
 
 def _is_empty_dir(path: Path) -> bool:

@@ -128,3 +128,14 @@ def test_csr_round_trip(tmp_path):
     again = read_csr(tmp_path, vocab=csr.vocab)
     assert again.vocab == csr.vocab and again.ids == csr.ids
     assert np.array_equal(again.indices, csr.indices) and np.array_equal(again.data, csr.data)
+
+
+def test_tmp_pattern_names_every_temporary_name_and_nothing_else():
+    import re
+
+    from splade_anserini.conversion.atomic import tmp_name, tmp_pattern
+
+    for name in ("part-00000.jsonl", ".splade-anserini-output.json", "run with spaces.trec"):
+        pattern = re.compile(tmp_pattern(re.escape(name)) + "$")
+        assert pattern.match(tmp_name(name).name)
+        assert not pattern.match(name) and not pattern.match(tmp_name("other" + name).name)

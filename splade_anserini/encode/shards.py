@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from splade_anserini.conversion.atomic import atomic_open
+from splade_anserini.conversion.atomic import atomic_open, tmp_pattern
 from splade_anserini.conversion.errors import InputError, UsageError
 
 from splade_anserini import outputs
@@ -198,10 +198,10 @@ class EncodeJob:
                 outputs.remove(p)
         if outputs.check_dir(self.output, VECTORS_KIND):  # only in a folder this tool wrote vectors into
             outputs.remove(self.summary_file)
-            ours = re.compile(re.escape(_prefix(self.shard_id, self.shard_num))
-                              + r"part-\d{5}\.jsonl(\.gz)?(\.\d+-[0-9a-f]+\.tmp)?$")
+            part = re.escape(_prefix(self.shard_id, self.shard_num)) + r"part-\d{5}\.jsonl(?:\.gz)?"
+            ours = re.compile(f"(?:{part}|{tmp_pattern(part)})$")  # finished part files, or being written
             for p in self.output.iterdir():
-                if p.is_file() and ours.match(p.name.lstrip(".")):
+                if p.is_file() and ours.match(p.name):
                     outputs.remove(p)
 
     def finished(self, discard_other: bool = False) -> dict | None:

@@ -96,8 +96,9 @@ def _sample(tokenizer, texts=("what is splade", "a second, longer text so that t
 
 def fuse_hidden_graph(path: Path, config, tokenizer) -> bool:
     """Rewrite ``path`` with ONNX Runtime's transformer fusions (Attention, SkipLayerNormalization,
-    BiasGelu: 40 nodes instead of 327 for splade-tiny, its run about 1.2x faster for one query) when its hidden states stay within :data:`FUSION_MAX_ABS_DIFF` of the plain graph's
-    on sample texts; True when rewritten. Any failure keeps the plain graph."""
+    BiasGelu: 40 nodes instead of 327 for splade-tiny, its run about 1.2x faster for one query) when
+    its hidden states stay within :data:`FUSION_MAX_ABS_DIFF` of the plain graph's on sample texts;
+    True when rewritten. Any failure keeps the plain graph."""
     import logging
 
     try:
