@@ -42,6 +42,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("pseudo-queries", "splade_anserini.train.pseudo_queries",
                "pseudo-queries cut out of a corpus without labels (for adaptation)"),
     Subcommand("mine-negatives", "splade_anserini.train.mine_negatives", "mine hard negatives as a TREC run"),
+    Subcommand("hybrid-teacher", "splade_anserini.train.hybrid_teacher",
+               "teacher scores from a model's run fused with BM25 (for distillation)"),
     Subcommand("holdout", "splade_anserini.train.holdout", "write a training config's held-out queries"),
     Subcommand("quick-eval", "splade_anserini.train.quick_eval", "exact nDCG@10 of a checkpoint"),
     Subcommand("interpolate", "splade_anserini.train.interpolate", "WiSE-FT: interpolate two checkpoints"),
