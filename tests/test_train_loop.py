@@ -311,3 +311,20 @@ def test_guard_files_go_together(data_dir, tmp_path):
         config_from_dict(dict(corpus=str(sci / "corpus.jsonl"), queries=str(sci / "queries.train.tsv"),
                               qrels=str(sci / "qrels.train.txt"), output_dir=str(tmp_path), valid_holdout=4,
                               guard_corpus=str(sci / "corpus.jsonl"))).validate()
+
+
+def test_guard_takes_a_subset_corpus_whose_qrels_judge_missing_documents(data_dir):
+    """msmarco-dl19-subset holds the passages judged relevant; its qrels also judge passages left out. The guard
+    (as the pipeline evaluates it) counts them unretrieved; a validation set still refuses them."""
+    from types import SimpleNamespace
+
+    from splade_anserini.conversion.errors import InputError
+    from splade_anserini.train.data import build_guard, load_validation_set
+
+    dl19 = data_dir / "msmarco-dl19-subset"
+    files = [str(dl19 / "collection.tsv"), str(dl19 / "queries.dl19.tsv"), str(dl19 / "qrels.dl19.txt")]
+    guard = build_guard(SimpleNamespace(guard_corpus=files[0], guard_queries=files[1], guard_qrels=files[2]))
+    judged = {d for q in guard.qrels.values() for d in q}
+    assert guard.queries and judged - set(guard.corpus)  # judged passages outside the subset are accepted
+    with pytest.raises(InputError, match="is not in the corpus"):
+        load_validation_set(*files)

@@ -248,11 +248,14 @@ def held_out_qids(train_qids: list[str], n: int, seed: int, qrels_path: str | os
 
 
 def load_validation_set(corpus_path: str, queries_path: str, qrels_path: str, max_docs: int = 0,
-                        seed: int = 0) -> ValidationSet:
-    """A validation set read from its three files, references checked (``max_docs``: see restrict_corpus)."""
+                        seed: int = 0, *, judged_in_corpus: bool = True) -> ValidationSet:
+    """A validation set read from its three files, references checked (``max_docs``: see restrict_corpus).
+    ``judged_in_corpus=False`` accepts judged documents missing from the corpus (a subset such as
+    msmarco-dl19-subset, evaluated as the pipeline evaluates it: they count, unretrieved)."""
     corpus = load_corpus_texts(corpus_path)
     queries, qrels = read_topics(queries_path), read_qrels(qrels_path)
-    check_references(corpus, queries, qrels, None, {"qrels": qrels_path, "queries": queries_path, "corpus": corpus_path})
+    check_qrels(qrels_path, queries, corpus if judged_in_corpus else None,
+                topics_name=f"the queries file {queries_path}", corpus_name=f"the corpus {corpus_path}")
     return ValidationSet(restrict_corpus(corpus, qrels, None, 0, max_docs, seed), queries, qrels)
 
 
@@ -260,7 +263,7 @@ def build_guard(cfg) -> ValidationSet | None:
     """The out-of-domain guard set of a config (``guard_corpus/queries/qrels``), or None."""
     if not cfg.guard_corpus:
         return None
-    return load_validation_set(cfg.guard_corpus, cfg.guard_queries, cfg.guard_qrels)
+    return load_validation_set(cfg.guard_corpus, cfg.guard_queries, cfg.guard_qrels, judged_in_corpus=False)
 
 
 def build_data(cfg) -> tuple[TrainingData, ValidationSet | None]:
