@@ -78,14 +78,20 @@ def test_hybrid_teacher_refuses_bad_input(tmp_path, capsys):
     from splade_anserini.train.hybrid_teacher import main
 
     (tmp_path / "m.trec").write_text("1 Q0 a 1 30000 m\n1 Q0 b 2 20000 m\n2 Q0 a 1 10000 m\n")
-    (tmp_path / "b.trec").write_text("1 Q0 b 1 12.5 bm25\n1 Q0 c 2 3.0 bm25\n")
+    (tmp_path / "b.trec").write_text("3 Q0 b 1 12.5 bm25\n3 Q0 c 2 3.0 bm25\n")
     args = ["--model-run", str(tmp_path / "m.trec"), "--bm25-run", str(tmp_path / "b.trec")]
-    for extra, problem in ((["--alpha", "1.5"], "alpha"), ([], "not in the BM25 run")):
+    for extra, problem in ((["--alpha", "1.5"], "alpha"), ([], "no query in common")):
         capsys.readouterr()
         assert main(args + extra + ["--output", str(tmp_path / "t.trec")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and problem in err[0]
         assert not (tmp_path / "t.trec").exists()
+    # a query BM25 finds nothing for (absent from its run): the model's own order and scores, with a warning
+    (tmp_path / "b.trec").write_text("1 Q0 b 1 12.5 bm25\n1 Q0 c 2 3.0 bm25\n")
+    assert main(args + ["--output", str(tmp_path / "t.trec")]) == 0
+    assert "1 of the model run's queries have no BM25 hit" in capsys.readouterr().err
+    lines = [line.split() for line in (tmp_path / "t.trec").read_text().splitlines()]
+    assert [(q, d, float(v)) for q, _, d, _, v, _ in lines if q == "2"] == [("2", "a", 1.0)]
     (tmp_path / "m.trec").write_text("1 Q0 a 1 30000 m\n1 Q0 b 2 20000 m\n1 Q0 d 3 10000 m\n")
     (tmp_path / "b.trec").write_text("1 Q0 b 1 12.5 bm25\n1 Q0 d 2 6.0 bm25\n1 Q0 c 3 3.0 bm25\n")
     assert main(args + ["--output", str(tmp_path / "t.trec")]) == 0

@@ -8,11 +8,11 @@ On collections where BM25 and SPLADE are complementary, their fusion ranks bette
 student distilled from the fusion learns what BM25 adds. For every query of the model's run (both runs
 as ``mine-negatives`` writes them), each document of the model's run and each judged positive gets the
 fused score of :func:`splade_anserini.search.fusion.fuse` (min-max interpolation, ``alpha`` on the model
-run; a document missing from a run gets 0 from it), mapped back onto the range of the model's own
-scores for that query and into float units (the run's integer impacts products divided by
-``factor^2``). Teacher and student scores are then on one scale, so KL distillation
-(``train --teacher FILE --distill kl``) needs no temperature of its own. The output is a TREC run
-that the trainer reads as teacher scores.
+run; a document missing from a run gets 0 from it; a query without BM25 hits keeps the model's order),
+mapped back onto the range of the model's own scores for that query and into float units (the run's
+integer impact products divided by ``factor^2``). Teacher and student scores are then on one scale, so KL
+distillation (``train --teacher FILE --distill kl``) needs no temperature of its own. The output is a TREC
+run that the trainer reads as teacher scores.
 """
 from __future__ import annotations
 
@@ -33,10 +33,12 @@ def hybrid_teacher(model_run: Run, bm25_run: Run, positives: dict[str, set[str]]
     fusion_weights(2, alpha)  # checked before any work
     if factor <= 0:
         raise ValueError(f"factor must be positive, got {factor}")
+    if not set(model_run) & set(bm25_run):
+        raise ValueError("the model run and the BM25 run have no query in common: mine both runs with the same queries")
     missing = sorted(set(model_run) - set(bm25_run))
-    if missing:
-        raise ValueError(f"{len(missing)} of the model run's queries are not in the BM25 run (e.g. {missing[0]!r}): "
-                         "mine both runs with the same queries")
+    if missing:  # BM25 finds nothing for a query whose terms are in no document: its teacher is the model alone
+        print(f"warning: {len(missing)} of the model run's queries have no BM25 hit (e.g. {missing[0]!r}): their "
+              "teacher keeps the model's order", file=sys.stderr)
     fused = fuse([model_run, bm25_run], alpha=alpha, depth=None, k=None)
     scale = 1.0 / (factor * factor)
     teacher: Run = {}
