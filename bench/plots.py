@@ -9,6 +9,7 @@ from bench.results import read_result
 PLOTS = {
     "frontier": ("fine-tuning frontier", ("frontier",)),
     "flops_vs_ndcg": ("nDCG@10 against FLOPS", ("lambda-sweep",)),
+    "adaptation": ("adaptation without labels, then with", ("adaptation",)),
 }
 
 
@@ -29,25 +30,40 @@ def _figure(ncols: int):
     return plt.subplots(1, ncols, figsize=(5.5 * ncols, 4.6))
 
 
-def _frontier(results: Path, ax_pair) -> str:
-    rows = _columns(read_result(results / "frontier.json"))
+def _scatter_pair(rows: list[dict], ax_pair, name: str, sci: str, cacm: str, flops: str, nnz: str,
+                  numbered: bool = False) -> None:
+    """SciFact against CACM (forgetting) and FLOPS against SciFact, one point per row, the untuned model starred;
+    ``numbered``: points carry their row number, the names go to a legend (long names)."""
     ax1, ax2 = ax_pair
-    for r in rows:
-        base = r["setting"].startswith("untuned")
+    for i, r in enumerate(rows, 1):
+        base = r[name].startswith("untuned")
         style = dict(marker="*" if base else "o", s=140 if base else 50, color="black" if base else None, zorder=3)
-        scifact, cacm = _number(r["SciFact test nDCG@10"]), _number(r["CACM nDCG@10"])
-        flops, nnz = _number(r["SciFact FLOPS"]), _number(r["SciFact doc nnz"])
-        ax1.scatter(scifact, cacm, **style)
-        ax1.annotate(r["setting"], (scifact, cacm), textcoords="offset points", xytext=(5, 3), fontsize=7)
-        ax2.scatter(flops, scifact, **style)
-        ax2.annotate(f"{r['setting']} ({nnz:.0f} nnz)", (flops, scifact), textcoords="offset points",
-                     xytext=(5, 3), fontsize=7)
+        x, y = _number(r[sci]), _number(r[cacm])
+        f, n = _number(r[flops]), _number(r[nnz])
+        tag = str(i) if numbered else r[name]
+        ax1.scatter(x, y, label=f"{i}. {r[name]}" if numbered else None, **style)
+        ax1.annotate(tag, (x, y), textcoords="offset points", xytext=(5, 3), fontsize=7)
+        ax2.scatter(f, x, **style)
+        ax2.annotate(f"{tag} ({n:.0f} nnz)", (f, x), textcoords="offset points", xytext=(5, 3), fontsize=7)
         if base:
-            ax1.axhline(cacm, color="grey", ls="--", lw=0.8)
+            ax1.axhline(y, color="grey", ls="--", lw=0.8)
     ax1.set(xlabel="SciFact test nDCG@10 (in domain)", ylabel="CACM nDCG@10 (out of domain)",
             title="gain in domain vs forgetting out of domain")
     ax2.set(xlabel="FLOPS (SciFact, x100 impacts)", ylabel="SciFact test nDCG@10", title="effectiveness vs FLOPS")
+
+
+def _frontier(results: Path, ax_pair) -> str:
+    rows = _columns(read_result(results / "frontier.json"))
+    _scatter_pair(rows, ax_pair, "setting", "SciFact test nDCG@10", "CACM nDCG@10", "SciFact FLOPS", "SciFact doc nnz")
     return "splade-tiny fine-tuned on SciFact train: the levers alone and combined (exact x100 retrieval)"
+
+
+def _adaptation(results: Path, ax_pair) -> str:
+    rows = _columns(read_result(results / "adaptation.json"))
+    _scatter_pair(rows, ax_pair, "model", "SciFact test", "CACM", "SciFact FLOPS", "SciFact doc non-zeros", numbered=True)
+    ax_pair[0].figure.legend(loc="lower center", ncol=2, fontsize=6.5, frameon=False)
+    ax_pair[0].figure.subplots_adjust(bottom=0.3)
+    return "splade-tiny adapted to a corpus without labels, and fine-tuned with labels (exact x100 retrieval)"
 
 
 def _flops_vs_ndcg(results: Path, ax) -> str:
@@ -66,13 +82,14 @@ def _flops_vs_ndcg(results: Path, ax) -> str:
 
 def draw(name: str, results: Path, out_dir: Path) -> Path:
     """Draw plot ``name`` from the result files in ``results`` into ``out_dir/name.png``."""
-    fig, axes = _figure(2 if name == "frontier" else 1)
-    title = (_frontier if name == "frontier" else _flops_vs_ndcg)(Path(results), axes)
-    for ax in (axes if name == "frontier" else [axes]):
+    pair = name in ("frontier", "adaptation")
+    fig, axes = _figure(2 if pair else 1)
+    title = {"frontier": _frontier, "adaptation": _adaptation, "flops_vs_ndcg": _flops_vs_ndcg}[name](Path(results), axes)
+    for ax in (axes if pair else [axes]):
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.22, 1, 1) if name == "adaptation" else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.png"
     fig.savefig(path, dpi=130, metadata={"Software": None})
