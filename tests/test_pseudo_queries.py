@@ -132,3 +132,19 @@ def test_cut_removes_exactly_the_spans(words, seed):
 
 def _start(words, i):
     return sum(len(w) + 1 for w in words[:i])
+
+
+def test_outputs_are_safe_and_their_folder_is_created(scifact60, tmp_path, capsys):
+    out = tmp_path / "runs" / "adapt" / "pq"  # a folder that does not exist yet, as in a fresh checkout
+    assert _run(scifact60, out) == 0
+    first = {s: (tmp_path / "runs" / "adapt" / f"pq{s}").read_bytes() for s in pq.OUTPUT_SUFFIXES}
+    assert _run(scifact60, out) == 0  # a rerun replaces the tool's own files, with the same bytes
+    assert first == {s: (tmp_path / "runs" / "adapt" / f"pq{s}").read_bytes() for s in pq.OUTPUT_SUFFIXES}
+    mine = tmp_path / "runs" / "adapt" / "other.qrels.txt"  # a file of the user's at one of the three names
+    mine.write_text("mine\n")
+    capsys.readouterr()
+    assert _run(scifact60, tmp_path / "runs" / "adapt" / "other") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was not written by splade-anserini" in err[0]
+    assert mine.read_text() == "mine\n"
+    assert not (tmp_path / "runs" / "adapt" / "other.queries.tsv").exists()  # nothing written, not even the others

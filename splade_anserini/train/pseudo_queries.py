@@ -173,6 +173,26 @@ def write(prefix: str, results: Iterable[tuple[object, list[PseudoQuery], str]])
     return n_queries, n_docs
 
 
+OUTPUT_SUFFIXES = (".queries.tsv", ".qrels.txt", ".corpus.jsonl")
+
+
+def write_outputs(prefix: str, results, inputs: tuple = ()) -> tuple[int, int]:
+    """:func:`write` with the outputs' safety: each of the three files is refused before anything is
+    written when something this tool did not write is there, its folder is created, and it is recorded
+    as this tool's own once complete."""
+    import contextlib
+
+    from splade_anserini.outputs import check_file, output_file
+
+    paths = [f"{prefix}{suffix}" for suffix in OUTPUT_SUFFIXES]
+    for path in paths:
+        check_file(path, "pseudo-queries")
+    with contextlib.ExitStack() as stack:
+        for path in paths:
+            stack.enter_context(output_file(path, "pseudo-queries", inputs=inputs))
+        return write(prefix, results)
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     from splade_anserini.cli import positive_int
@@ -199,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if not any(queries for _, queries, _ in results):  # refused before anything is written
         raise UsageError(f"{args.corpus}: no {source} pseudo-query could be cut (documents too short for "
                          f"--min-remaining {args.min_remaining})")
-    n_queries, n_docs = write(args.output, results)
+    n_queries, n_docs = write_outputs(args.output, results, inputs=(args.corpus,))
     print(f"{n_queries} pseudo-queries ({source}) from {n_docs} of {len(docs)} documents: {args.output}.queries.tsv, "
           f"{args.output}.qrels.txt, {args.output}.corpus.jsonl", file=sys.stderr)
     return 0
