@@ -23,6 +23,30 @@ def data_dir() -> Path:
     return root
 
 
+@pytest.fixture
+def scifact_train_slice(data_dir, tmp_path):
+    """200 SciFact documents holding the positives of 6 training queries."""
+    import json
+
+    from splade_anserini.data import read_qrels, read_topics
+
+    sci = data_dir / "scifact"
+    qrels = read_qrels(sci / "qrels.train.txt")
+    topics = read_topics(sci / "queries.train.tsv")
+    qids = [q for q in topics if q in qrels][:6]
+    wanted = {d for q in qids for d in qrels[q]}
+    lines = []
+    with open(sci / "corpus.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            doc = json.loads(line)
+            if doc["_id"] in wanted or len(lines) < 200 - len(wanted):
+                lines.append(line)
+    (tmp_path / "corpus.jsonl").write_text("".join(lines), encoding="utf-8")
+    (tmp_path / "queries.tsv").write_text("".join(f"{q}\t{topics[q]}\n" for q in qids), encoding="utf-8")
+    (tmp_path / "qrels.txt").write_text("".join(f"{q} 0 {d} {r}\n" for q in qids for d, r in qrels[q].items()))
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def encoder():
     from splade_anserini.encode.splade import SpladeEncoder

@@ -6,28 +6,7 @@ import sys
 
 import pytest
 
-from splade_anserini.data import read_corpus, read_qrels, read_topics
-
-
-@pytest.fixture
-def train_slice(data_dir, tmp_path):
-    """6 SciFact training queries, their positives and 200 other documents."""
-    sci = data_dir / "scifact"
-    qrels = read_qrels(sci / "qrels.train.txt")
-    topics = read_topics(sci / "queries.train.tsv")
-    qids = [q for q in topics if q in qrels][:6]
-    wanted = {d for q in qids for d in qrels[q]}
-    lines, others = [], 0
-    import json
-
-    for doc in read_corpus(sci / "corpus.jsonl"):
-        if doc.docid in wanted or others < 200:
-            others += doc.docid not in wanted
-            lines.append(json.dumps({"_id": doc.docid, "title": doc.title, "text": doc.text}) + "\n")
-    (tmp_path / "corpus.jsonl").write_text("".join(lines), encoding="utf-8")
-    (tmp_path / "queries.tsv").write_text("".join(f"{q}\t{topics[q]}\n" for q in qids), encoding="utf-8")
-    (tmp_path / "qrels.txt").write_text("".join(f"{q} 0 {d} {r}\n" for q in qids for d, r in qrels[q].items()))
-    return tmp_path
+from splade_anserini.data import read_qrels
 
 
 def _mine(s, output, *extra):
@@ -40,13 +19,13 @@ def _mine(s, output, *extra):
 
 
 @pytest.mark.jvm
-def test_hybrid_teacher_fuses_the_model_run_with_bm25(train_slice, tmp_path):
+def test_hybrid_teacher_fuses_the_model_run_with_bm25(scifact_train_slice, tmp_path):
     from splade_anserini.conversion.trec import read_ranked, read_run
     from splade_anserini.search.fusion import fuse
     from splade_anserini.train.data import read_scored_pairs
     from splade_anserini.train.hybrid_teacher import main
 
-    s = train_slice
+    s = scifact_train_slice
     _mine(s, s / "bm25.trec")
     _mine(s, s / "model.trec", "--model", "splade-tiny", "--max-length", "64")
     out = tmp_path / "teacher.trec"

@@ -212,31 +212,7 @@ def test_lora_trains_adapters_only_and_merges_into_a_plain_checkpoint(encoder, t
 
 
 # -- second-stage negatives: mine_negatives --model ------------------------------------------------------
-@pytest.fixture
-def scifact_slice(data_dir, tmp_path):
-    """200 SciFact documents holding the positives of 6 training queries."""
-    import json
-
-    from splade_anserini.data import read_qrels, read_topics
-
-    sci = data_dir / "scifact"
-    qrels = read_qrels(sci / "qrels.train.txt")
-    topics = read_topics(sci / "queries.train.tsv")
-    qids = [q for q in topics if q in qrels][:6]
-    wanted = {d for q in qids for d in qrels[q]}
-    lines = []
-    with open(sci / "corpus.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            doc = json.loads(line)
-            if doc["_id"] in wanted or len(lines) < 200 - len(wanted):
-                lines.append(line)
-    (tmp_path / "corpus.jsonl").write_text("".join(lines), encoding="utf-8")
-    (tmp_path / "queries.tsv").write_text("".join(f"{q}\t{topics[q]}\n" for q in qids), encoding="utf-8")
-    (tmp_path / "qrels.txt").write_text("".join(f"{q} 0 {d} {r}\n" for q in qids for d, r in qrels[q].items()))
-    return tmp_path
-
-
-def test_mine_negatives_with_a_splade_model(scifact_slice, tmp_path):
+def test_mine_negatives_with_a_splade_model(scifact_train_slice, tmp_path):
     from splade_anserini.conversion.trec import read_ranked
     from splade_anserini.data import read_topics
     from splade_anserini.encode.splade import SpladeEncoder
@@ -244,7 +220,7 @@ def test_mine_negatives_with_a_splade_model(scifact_slice, tmp_path):
     from splade_anserini.train.mine_negatives import main
     from splade_anserini.train.validate import brute_force_search
 
-    s = scifact_slice
+    s = scifact_train_slice
     args = ["--model", "splade-tiny", "--corpus", str(s / "corpus.jsonl"), "--queries", str(s / "queries.tsv"),
             "--qrels", str(s / "qrels.txt"), "--hits", "20", "--max-length", "64", "--index", str(tmp_path / "idx")]
     assert main(args + ["--output", str(tmp_path / "a.trec")]) == 0

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import sys
 
+from splade_anserini.conversion.quantize import DEFAULT_FACTOR
 from splade_anserini.conversion.trec import Run, rank_hits
 
 from splade_anserini.cli import ArgumentParser, command
-
-DEFAULT_ALPHA = 0.5
+from splade_anserini.search.fusion import DEFAULT_ALPHA
 
 
 def hybrid_teacher(model_run: Run, bm25_run: Run, positives: dict[str, set[str]] | None = None, *,
-                   alpha: float = DEFAULT_ALPHA, factor: float = 100.0) -> Run:
+                   alpha: float = DEFAULT_ALPHA, factor: float = DEFAULT_FACTOR) -> Run:
     """Teacher scores ``{qid: [(docid, score), ...]}`` (ranked) for the queries of ``model_run``."""
     from splade_anserini.search.fusion import fuse, fusion_weights
 
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", required=True, help="the teacher scores, as a TREC run")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="weight of the model run in the fusion "
                                                                       f"(default {DEFAULT_ALPHA})")
-    p.add_argument("--factor", type=float, default=100.0, help="the impact factor of the model run (default 100, "
-                                                               "as mine-negatives writes it)")
+    p.add_argument("--factor", type=float, default=DEFAULT_FACTOR, help="the impact factor of the model run "
+                                                                        f"(default {DEFAULT_FACTOR:g}, as mine-negatives writes it)")
     args = p.parse_args(argv)
     from splade_anserini.conversion.trec import read_ranked, write_run
 
