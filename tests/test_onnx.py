@@ -328,7 +328,8 @@ def test_query_graph_is_fused_and_the_contract_graph_is_not(export):
 
     hidden = {n.op_type for n in onnx.load(str(export.dir / "hidden.onnx")).graph.node}
     contract = onnx.load(str(export.dir / "model.onnx"))
-    assert {"Attention", "SkipLayerNormalization"} <= hidden
+    assert {"Attention", "BiasGelu"} <= hidden
+    assert "SkipLayerNormalization" not in hidden  # slower than Add + LayerNormalization for a query's rows
     assert {n.domain for n in contract.graph.node} <= {"", "ai.onnx"}
 
 
