@@ -12,7 +12,9 @@ query at a time, on the same index and topics. Encoders:
   bf16, fp32 slices elsewhere): the encoder before int8 screening;
 * ``torch-screened``: the same with the exact int8-screened decoder (the default for queries);
 * ``onnx`` / ``onnx-int8``: ONNX Runtime on the contract graph (Anserini's), fp32 / int8 export;
-* ``onnx-screened``: ONNX Runtime on the fp32 export's screened query graph (exact);
+* ``onnx-screened``: ONNX Runtime on the fp32 export's screened query graph (exact), the int8 product
+  on AMX tiles where the CPU has them;
+* ``onnx-screened-ort``: the same with ONNX Runtime's ``MatMulInteger`` product (what CPUs without AMX run);
 * ``inference-free``: SPLADE-doc queries, the tokenizer and the index's IDF table (no model run);
 
 backends: ``numba`` (the Numba index, top ``--hits``), ``lucene-k10`` / ``lucene-k1000`` (Anserini's
@@ -45,11 +47,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ENCODERS = ("torch", "torch-screened", "onnx", "onnx-int8", "onnx-screened", "inference-free")
+ENCODERS = ("torch", "torch-screened", "onnx", "onnx-int8", "onnx-screened", "onnx-screened-ort", "inference-free")
 BACKENDS = {"numba": None, "lucene-k10": 10, "lucene-k1000": 1000}
-CONFIGS = ("pyserini-torch+lucene-k1000", *(f"{e}+{b}" for e in ENCODERS for b in BACKENDS),
-           "java-onnx+lucene-k1000", "torch", "torch-screened", "onnx", "onnx-screened", "inference-free",
-           "paired", "lucene-anatomy")
+CONFIGS = ("pyserini-torch+lucene-k1000",
+           *(f"{e}+{b}" for e in ENCODERS for b in BACKENDS if e != "onnx-screened-ort" or b == "numba"),
+           "java-onnx+lucene-k1000", "torch", "torch-screened", "onnx", "onnx-screened", "onnx-screened-ort",
+           "inference-free", "paired", "lucene-anatomy")
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -79,7 +82,8 @@ def make_encoder(kind: str, args):
     from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
 
     enc = OnnxSpladeEncoder(args.export_int8 if kind == "onnx-int8" else args.export, threads=args.threads,
-                            screen=kind == "onnx-screened")
+                            screen=kind.startswith("onnx-screened"),
+                            int8_kernel="onnxruntime" if kind == "onnx-screened-ort" else None)
     return QueryVectorizer(encoder=enc).encode
 
 
@@ -235,7 +239,7 @@ def ratios(rows: list[dict]) -> list[str]:
                        f"{base['p99']:.3f} ms")
     if "torch" in by:
         base = by["torch"]
-        for name in ("torch-screened", "onnx", "onnx-screened", "inference-free"):
+        for name in ("torch-screened", "onnx", "onnx-screened", "onnx-screened-ort", "inference-free"):
             if name in by:
                 r = by[name]
                 out.append(f"{name} vs torch encoder: encode p50 {r['encode']['p50'] / base['encode']['p50']:.2f}x the "
@@ -264,8 +268,10 @@ def environment() -> dict:
                         if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")})
     except (OSError, StopIteration):
         pass
+    from splade_anserini.encode.int8_screen import resolve_kernel
+
     return {"python": platform.python_version(), "versions": versions, "cpu": cpu, "cpu_flags": flags,
-            "cores": os.cpu_count(),
+            "cores": os.cpu_count(), "int8_kernel": resolve_kernel(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -8,8 +8,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from splade_anserini.encode.amx import amx_int8_available
+from splade_anserini.encode.int8_screen import KERNEL_ENV, Int8Screen, resolve_kernel
 from splade_anserini.serve.export_onnx import fidelity
-from splade_anserini.encode.int8_screen import Int8Screen
 from splade_anserini.encode.splade import SpladeEncoder
 
 
@@ -116,3 +117,79 @@ def test_screen_gives_the_full_products_impacts_on_scifact_states(encoder, decod
         np.testing.assert_array_equal(quantize(dense, 100), quantize(ref, 100), err_msg=text)
         np.testing.assert_allclose(dense, ref, rtol=1e-6, atol=1e-6)
         assert len(vec) < screen.last_candidates < 0.02 * weight.shape[0]
+
+
+# -- the int8 product's kernels: AMX tiles (one pass) and ONNX Runtime's MatMulInteger (two passes) ----------
+
+needs_amx = pytest.mark.skipif(not amx_int8_available(), reason="this CPU or process cannot use AMX int8 tiles")
+
+
+def _kernels(weight, bias):
+    key = ("kernels", weight.shape)
+    if key not in _SCREENS:
+        _SCREENS[key] = (Int8Screen(weight, bias, "max", kernel="amx"), Int8Screen(weight, bias, "max", kernel="onnxruntime"))
+    return _SCREENS[key]
+
+
+@needs_amx
+def test_amx_kernel_keeps_the_same_candidates_on_real_topics(encoder, decoder, data_dir):
+    """SciFact and CACM queries (4 to 140 tokens: one, two and several tiles of 16 tokens): the one-pass
+    AMX screen keeps exactly the two-pass screen's candidates, so the vectors are equal."""
+    from splade_anserini.data import read_topics
+
+    amx, ort = _kernels(*decoder)
+    assert (amx.kernel, ort.kernel) == ("amx", "onnxruntime")
+    texts = (list(read_topics(data_dir / "scifact" / "queries.test.tsv").values())[:60]
+             + list(read_topics(data_dir / "cacm" / "queries.tsv").values()))
+    lengths = set()
+    for text in texts:
+        ids = encoder.tokenizer([text], return_tensors="pt")
+        with torch.inference_mode():
+            h = encoder._head.hidden(ids["input_ids"], ids["attention_mask"])[0].numpy()
+        lengths.add(len(h) // 16)
+        np.testing.assert_array_equal(amx.candidates(h), ort.candidates(h), err_msg=text)
+        x, y = amx.pool(h), ort.pool(h)
+        np.testing.assert_array_equal(x.ids, y.ids)
+        np.testing.assert_array_equal(x.weights, y.weights)
+    assert {0, 1, 2} <= lengths and max(lengths) >= 4
+
+
+@needs_amx
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), length=st.integers(1, 70), vocab=st.integers(1, 200), hidden=st.integers(1, 200),
+       scale=st.floats(0.05, 20.0), bias=st.floats(-3.0, 1.0))
+def test_amx_kernel_equals_onnxruntime_on_random_decoders(seed, length, vocab, hidden, scale, bias):
+    """Random decoders whose vocabulary is not a whole number of 16-entry blocks and whose width is
+    not a multiple of 64 (both padded in the tiles), random states: the same candidates and vectors."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((vocab, hidden)).astype(np.float32)
+    b = (rng.standard_normal(vocab) + bias).astype(np.float32)
+    h = (rng.standard_normal((length, hidden)) * scale).astype(np.float32)
+    amx, ort = Int8Screen(weight, b, "max", kernel="amx"), Int8Screen(weight, b, "max", kernel="onnxruntime")
+    np.testing.assert_array_equal(amx.candidates(h), ort.candidates(h))
+    ref = reference(h, weight, b, "max")
+    assert set(np.flatnonzero(ref > 1e-3).tolist()) <= set(amx.candidates(h).tolist())
+    x, y = amx.pool(h), ort.pool(h)
+    np.testing.assert_array_equal(x.ids, y.ids)
+    np.testing.assert_array_equal(x.weights, y.weights)
+
+
+def test_kernel_choice(decoder, monkeypatch):
+    """"auto" takes AMX exactly where this process may use it; the environment variable and the
+    argument choose; an unknown kernel, or AMX where there is none, is refused in one line."""
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if "amx_int8" not in (cpuinfo.read_text() if cpuinfo.exists() else ""):
+        assert not amx_int8_available()
+    assert resolve_kernel("auto") == ("amx" if amx_int8_available() else "onnxruntime")
+    monkeypatch.setenv(KERNEL_ENV, "onnxruntime")
+    assert resolve_kernel() == "onnxruntime"
+    weight, bias = decoder
+    assert Int8Screen(weight[:100], bias[:100]).kernel == "onnxruntime"
+    monkeypatch.setenv(KERNEL_ENV, "mkl")
+    with pytest.raises(ValueError, match="int8 kernel must be one of auto, amx, onnxruntime, got 'mkl'"):
+        Int8Screen(weight[:100], bias[:100])
+    if not amx_int8_available():
+        with pytest.raises(ValueError, match="cannot use AMX"):
+            resolve_kernel("amx")

@@ -300,14 +300,16 @@ def test_splade_doc_queries_need_only_the_tokenizer(export, topics, tmp_path):
     assert got == expected and all(set(v.values()) == {100} for v in got if v)
 
 
-def test_screened_query_graph_gives_the_graphs_impacts(export, encoder, topics):
-    """fp32 exports carry the screened query graph; queries through it get the contract graph's impacts."""
+@pytest.mark.parametrize("kernel", [None, "onnxruntime"])
+def test_screened_query_graph_gives_the_graphs_impacts(export, encoder, topics, kernel):
+    """fp32 exports carry the screened query graph; queries through it get the contract graph's impacts,
+    with the default int8 kernel (AMX tiles where the CPU has them) and with ONNX Runtime's product."""
     from splade_anserini.serve.export_onnx import fidelity
     from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
     from splade_anserini.encode.splade import SpladeEncoder
 
     assert {"hidden.onnx", "decoder.npz"} <= {p.name for p in export.dir.iterdir()} and export.meta["query_graph"]
-    screened, graph = OnnxSpladeEncoder(export.dir), OnnxSpladeEncoder(export.dir, screen=False)
+    screened, graph = OnnxSpladeEncoder(export.dir, int8_kernel=kernel), OnnxSpladeEncoder(export.dir, screen=False)
     assert screened.screened and not graph.screened
     full = SpladeEncoder(tokenizer=encoder.tokenizer, hf_model=encoder.model, int8_queries=False)
     for name in ("scifact", "cacm"):
@@ -319,6 +321,9 @@ def test_screened_query_graph_gives_the_graphs_impacts(export, encoder, topics):
         padded = screened.encode_queries(texts, batch_size=16)
         assert all(np.array_equal(x.ids, y.ids) for x, y in zip(padded, got))
     assert screened._session is None  # the contract graph was never opened for screened queries
+    from splade_anserini.encode.int8_screen import resolve_kernel
+
+    assert screened.query_graph.screen.kernel == (kernel or resolve_kernel())
 
 
 def test_query_graph_is_fused_and_the_contract_graph_is_not(export):

@@ -15,12 +15,15 @@ With per-row scales, ``h_i ~ s_i q_i`` (``q_i`` integers in [-63, 63]) and ``W_j
 
 so an entry is a candidate when ``max_i (a_ij + bound_ij) + b_j + slack_j > 0``; ``slack_j``
 covers the float rounding of the bound and of the fp32 reference itself (a logit within it of 0
-has integer impact 0 at any usual factor). The product runs in ONNX Runtime's ``MatMulInteger``
-(u8 x s8, VNNI where the CPU has it). The activations use 7 bits (``q + 64`` in [1, 127]), so
+has integer impact 0 at any usual factor). The product runs on AMX tiles where the CPU has them, in
+one pass with the max and the test (:mod:`.amx_screen`), else in ONNX Runtime's ``MatMulInteger``
+(u8 x s8, VNNI where the CPU has it) followed by the Numba screen: the same candidates. The activations use 7 bits (``q + 64`` in [1, 127]), so
 that the pairwise int16 sums of the kernels for CPUs without VNNI cannot saturate:
 ``2 * 127 * 127 < 2^15``. The bound uses the actual quantization errors, whatever the kernel.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 from numba import njit
@@ -32,6 +35,25 @@ W_LEVELS = 127
 ZERO_POINT = 64
 SLACK_ABS = 1e-3  # a logit <= 1e-3 has weight log1p(1e-3) < 0.005 / 100: impact 0 at factors up to 500
 SLACK_REL = 2.0 ** -16  # fp32 rounding of a 128-to-1024-term dot product, relative to ||h|| ||W_j||
+#: How the int8 product runs: "auto" (AMX tiles where this process may use them, else ONNX Runtime),
+#: "amx" or "onnxruntime". The environment variable overrides the default for every screen.
+KERNELS = ("auto", "amx", "onnxruntime")
+KERNEL_ENV = "SPLADE_ANSERINI_INT8_KERNEL"
+
+
+def resolve_kernel(kernel: str | None = None) -> str:
+    """``"amx"`` or ``"onnxruntime"`` for a requested kernel (None: :data:`KERNEL_ENV`, else auto);
+    ValueError for an unknown name or AMX on a CPU or process without it."""
+    from splade_anserini.encode.amx import amx_int8_available
+
+    kernel = kernel or os.environ.get(KERNEL_ENV) or "auto"
+    if kernel not in KERNELS:
+        raise ValueError(f"int8 kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+    if kernel == "auto":
+        return "amx" if amx_int8_available() else "onnxruntime"
+    if kernel == "amx" and not amx_int8_available():
+        raise ValueError("int8 kernel amx: this CPU, or this process, cannot use AMX int8 tiles")
+    return kernel
 
 
 @njit(cache=True, nogil=True)
@@ -157,7 +179,8 @@ class Int8Screen:
     ``sum`` pooling) up to fp32 rounding, computing fp32 logits for the screened candidates only.
     """
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, pooling: str = "max", threads: int = 1):
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, pooling: str = "max", threads: int = 1,
+                 kernel: str | None = None):
         if pooling not in ("max", "sum"):
             raise ValueError(f"pooling must be max or sum, got {pooling!r}")
         self.pooling = pooling
@@ -168,20 +191,31 @@ class Int8Screen:
         self._wn = np.linalg.norm(self.weight.astype(np.float64), axis=1)
         self._f = np.linalg.norm(self.weight - self._t[:, None] * wq, axis=1)
         self._bias_slack = self.bias.astype(np.float64) + SLACK_ABS
-        self._session = _matmul_integer_session(wq.astype(np.int8), threads)
+        #: The int8 product's kernel (:func:`resolve_kernel`).
+        self.kernel = resolve_kernel(kernel)
+        if self.kernel == "amx":
+            from splade_anserini.encode.amx_screen import AmxScreen
+
+            self._amx = AmxScreen(wq.astype(np.int8), self._t, self._bias_slack, self._wn, self._f, ZERO_POINT)
+        else:
+            self._session = _matmul_integer_session(wq.astype(np.int8), threads)
         #: Candidates of the last call (for measurements).
         self.last_candidates = 0
 
     def _candidates(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(candidates, h^T in float64)`` for fp32 ``h [L, H]`` (L >= 1): quantize, one int8 product, screen."""
         n_rows, hidden = h.shape
-        a = np.empty((n_rows, hidden), np.uint8)
+        amx = self.kernel == "amx"
+        a = self._amx.inputs(n_rows) if amx else np.empty((n_rows, hidden), np.uint8)
         ht = np.empty((hidden, n_rows), np.float64)
-        s, e_max, hq_max = _quantize(h, a, ht)
-        c = self._session.run(None, {"a": a})[0]
+        s, e_max, hq_max = _quantize(h, a if a.shape[1] == hidden else a[:, :hidden], ht)
         e_max += SLACK_REL * (hq_max + e_max)  # float rounding of the screen and of the fp32 reference
         out = np.empty(len(self._t), dtype=np.int64)  # per call: concurrent callers share the object
-        n = _screen(c, s, self._t, self._bias_slack, self._wn, self._f, e_max, hq_max, out)
+        if amx:
+            n = self._amx.screen(a, s, e_max, hq_max, out)
+        else:
+            c = self._session.run(None, {"a": a})[0]
+            n = _screen(c, s, self._t, self._bias_slack, self._wn, self._f, e_max, hq_max, out)
         self.last_candidates = n
         return out[:n], ht
 

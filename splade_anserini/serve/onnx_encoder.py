@@ -50,13 +50,14 @@ class OnnxSpladeEncoder(VocabularyOutput):
     ``threads``: ONNX Runtime intra-op threads (0: its default, all cores). ``screen``: encode queries
     with the screened query graph (default: when the export has one; True requires it).
     ``query_weights``: SPLADE-doc query token weights (:mod:`.query_weights`; default: the export's
-    ``query_weights.json`` if it has one, else 1).
+    ``query_weights.json`` if it has one, else 1). ``int8_kernel``: the screen's int8 product, "amx"
+    or "onnxruntime" (default: :func:`~.int8_screen.resolve_kernel`'s choice).
     """
 
     def __init__(self, export_dir: str | os.PathLike, *, max_length: int | None = None,
                  query_max_length: int | None = None, pooling: str | None = None,
                  splade_doc: bool | None = None, threads: int = 0, screen: bool | None = None,
-                 query_weights: dict | None = None):
+                 query_weights: dict | None = None, int8_kernel: str | None = None):
         from tokenizers import Tokenizer
 
         self.export_dir = Path(os.fspath(export_dir)).expanduser()
@@ -72,6 +73,11 @@ class OnnxSpladeEncoder(VocabularyOutput):
         self.max_length = int(max_length or self.meta["max_length"])
         self.query_max_length = int(query_max_length or self.meta["max_length"])
         self.threads = int(threads)
+        if int8_kernel is not None:  # a bad name, or AMX where there is none, fails here, not at the first query
+            from splade_anserini.encode.int8_screen import resolve_kernel
+
+            resolve_kernel(int8_kernel)
+        self.int8_kernel = int8_kernel
         try:
             self.tokenizer = Tokenizer.from_file(str(self.export_dir / EXPORT_TOKENIZER))
         except Exception as exc:  # the tokenizers library raises plain Exceptions on bad JSON
@@ -122,7 +128,7 @@ class OnnxSpladeEncoder(VocabularyOutput):
                 if self._query_graph is None:
                     from splade_anserini.serve.query_graph import QueryGraph
 
-                    self._query_graph = QueryGraph(self.export_dir, self.pooling, self.threads)
+                    self._query_graph = QueryGraph(self.export_dir, self.pooling, self.threads, self.int8_kernel)
         return self._query_graph
 
     def _run(self, seqs: Sequence[Sequence[int]], screened: bool = False) -> list[SparseVector]:

@@ -150,9 +150,10 @@ def has_query_graph(export_dir: str | os.PathLike) -> bool:
 
 
 class QueryGraph:
-    """``hidden.onnx`` on ONNX Runtime + the int8-screened decoder: ``run(seqs)`` -> sparse vectors."""
+    """``hidden.onnx`` on ONNX Runtime + the int8-screened decoder: ``run(seqs)`` -> sparse vectors.
+    ``kernel``: the screen's int8 product (:func:`~.int8_screen.resolve_kernel`)."""
 
-    def __init__(self, export_dir: str | os.PathLike, pooling: str, threads: int = 0):
+    def __init__(self, export_dir: str | os.PathLike, pooling: str, threads: int = 0, kernel: str | None = None):
         from splade_anserini.encode.int8_screen import Int8Screen
         from splade_anserini.serve.sessions import cpu_session
 
@@ -163,7 +164,7 @@ class QueryGraph:
             self.session = cpu_session(str(root / EXPORT_HIDDEN), threads, prepack=True)
         except Exception as exc:  # numpy and onnxruntime raise their own types on corrupt files
             raise ModelNotFoundError(f"{root}: corrupt screened query graph ({str(exc).splitlines()[0]})") from None
-        self.screen = Int8Screen(weight, bias, pooling, threads=threads)
+        self.screen = Int8Screen(weight, bias, pooling, threads=threads, kernel=kernel)
 
     def run(self, ids: np.ndarray, mask: np.ndarray, lengths) -> list:
         """Sparse vectors of the padded ``[batch, seq]`` inputs (rows of ``lengths`` real tokens)."""
