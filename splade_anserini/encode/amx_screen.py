@@ -5,7 +5,8 @@ The two-pass screen has ONNX Runtime's ``MatMulInteger`` write the whole ``[L, V
 entries is multiplied by the query's tokens in AMX tiles (16 tokens x 64 dimensions x 16 entries an
 instruction), the fp32 max over the tokens stays in vector registers and the bound is tested at
 once: only candidates leave the kernel. The integer products, the fp32 max and the float64 test are
-the two-pass screen's, in the same order: the candidates are the same.
+the two-pass screen's, in the same order: the candidates are the same. A query's rows share one
+scale (:func:`~.int8_screen._quantize`), so the max over tokens runs on the integers.
 """
 from __future__ import annotations
 
@@ -31,76 +32,98 @@ def _splat(builder, value, vector_type):
 
 
 @intrinsic
-def _rows_max(typingctx, c_addr, rows, s_addr, z_addr, best_addr):
-    """``best[l] = max(best[l], s[r] * f32(c[r, l] - z[l]))`` over ``r < rows``, 16 lanes in registers
-    (``v if v > b else b``: the two-pass screen's max)."""
+def _rows_max(typingctx, c_addr, rows, best_addr):
+    """``best[l] = max(best[l], max_r c[r, l])`` over ``r < rows``: 16 int32 lanes in registers."""
     def codegen(context, builder, sig, args):
-        c_addr, rows, s_addr, z_addr, best_addr = args
-        z = builder.load(pointer(builder, z_addr, _VI), align=4)
-        slot = cgutils.alloca_once_value(builder, builder.load(pointer(builder, best_addr, _VF), align=4))
-        c_rows, scales = pointer(builder, c_addr, _VI), pointer(builder, s_addr, F32)
+        c_addr, rows, best_addr = args
+        slot = cgutils.alloca_once_value(builder, builder.load(pointer(builder, best_addr, _VI), align=4))
+        c_rows = pointer(builder, c_addr, _VI)
         with cgutils.for_range(builder, rows) as loop:
             c = builder.load(builder.gep(c_rows, [loop.index]), align=4)
-            v = builder.fmul(_splat(builder, builder.load(builder.gep(scales, [loop.index])), _VF),
-                             builder.sitofp(builder.sub(c, z), _VF))
             best = builder.load(slot)
-            builder.store(builder.select(builder.fcmp_ordered(">", v, best), v, best), slot)
-        builder.store(builder.load(slot), pointer(builder, best_addr, _VF), align=4)
-    return types.void(c_addr, rows, s_addr, z_addr, best_addr), codegen
+            builder.store(builder.select(builder.icmp_signed(">", c, best), c, best), slot)
+        builder.store(builder.load(slot), pointer(builder, best_addr, _VI), align=4)
+    return types.void(c_addr, rows, best_addr), codegen
 
 
 @intrinsic
-def _bound_mask(typingctx, best_addr, t_addr, base_addr, wn_addr, f_addr, e_max, hq_max):
-    """Bit ``l`` set when ``((t*best + base) + e_max*wn) + hq_max*f > 0`` in float64 (no fused
-    multiply-add: the two-pass screen's arithmetic) for the 16 lanes."""
+def _bound_mask(typingctx, best_addr, z_addr, scale, t_addr, base_addr, wn_addr, f_addr, e_max, hq_max):
+    """Bit ``l`` set when ``((t*m + base) + e_max*wn) + hq_max*f > 0`` in float64 (no fused
+    multiply-add), ``m = scale * f32(best - z)`` in fp32: the two-pass screen's arithmetic (a max of
+    ``s * f32(c)`` over tokens with one scale ``s`` is ``s * f32(max c)``: rounding is monotonic)."""
     def codegen(context, builder, sig, args):
-        best_addr, t_addr, base_addr, wn_addr, f_addr, e_max, hq_max = args
+        best_addr, z_addr, scale, t_addr, base_addr, wn_addr, f_addr, e_max, hq_max = args
 
         def lanes(addr):
             return builder.load(pointer(builder, addr, _VD), align=8)
-        best = builder.fpext(builder.load(pointer(builder, best_addr, _VF), align=4), _VD)
+        c = builder.sub(builder.load(pointer(builder, best_addr, _VI), align=4),
+                        builder.load(pointer(builder, z_addr, _VI), align=4))
+        best = builder.fpext(builder.fmul(_splat(builder, scale, _VF), builder.sitofp(c, _VF)), _VD)
         x = builder.fadd(builder.fmul(lanes(t_addr), best), lanes(base_addr))
         x = builder.fadd(x, builder.fmul(_splat(builder, e_max, _VD), lanes(wn_addr)))
         x = builder.fadd(x, builder.fmul(_splat(builder, hq_max, _VD), lanes(f_addr)))
         positive = builder.fcmp_ordered(">", x, ir.Constant(_VD, [0.0] * BLOCK))
         return builder.zext(builder.bitcast(positive, ir.IntType(BLOCK)), I64)
-    return types.int64(best_addr, t_addr, base_addr, wn_addr, f_addr, e_max, hq_max), codegen
+    return types.int64(best_addr, z_addr, scale, t_addr, base_addr, wn_addr, f_addr, e_max, hq_max), codegen
 
 
 @njit(cache=True, nogil=True)
 def _screen(a, s, zero_point, w, zero, t, base, wn, f, e_max, hq_max, out, cfg):
-    """Candidates of ``a`` (u8 ``[L, K]``, K a multiple of 64) into ``out``; returns their count."""
+    """Candidates of ``a`` (u8 ``[L, K]``, K a multiple of 64; rows of one scale ``s[0]``) into ``out``;
+    returns their count.
+
+    Two blocks of entries against two tiles of tokens at a time (tiles 4-7 accumulate): four
+    independent products keep the tile unit busy while the next weights stream in."""
     n_rows, width = a.shape
     chunks = width // TILE_K
-    tail = n_rows % ROWS
-    padded = np.full((ROWS, width), zero_point, np.uint8)  # the last group's rows (never read back)
-    padded[:tail] = a[n_rows - tail:]
-    c = np.empty(ROWS * BLOCK, np.int32)
-    best = np.empty(BLOCK, np.float32)
+    full = n_rows // ROWS
+    padded = np.full((ROWS, width), zero_point, np.uint8)  # the last, partial tile of tokens
+    padded[:n_rows - full * ROWS] = a[full * ROWS:]
+    c = np.empty(4 * ROWS * BLOCK, np.int32)
+    best = np.empty(2 * BLOCK, np.int32)  # max over tokens of the u8 x s8 sums (before the zero point)
     n = 0
     tile_config(address(cfg, 0))
-    for block in range(len(zero) // BLOCK):
-        best[:] = -np.inf
-        for g in range(0, n_rows, ROWS):
-            rows = min(n_rows - g, ROWS)
-            rows_at = address(a, g * width) if rows == ROWS else address(padded, 0)
-            tile_zero(2)
+    for block in range(0, len(zero) // BLOCK, 2):
+        best[:] = np.iinfo(np.int32).min
+        for g in range(0, n_rows, 2 * ROWS):
+            rows0 = min(n_rows - g, ROWS)
+            rows1 = min(max(n_rows - g - ROWS, 0), ROWS)
+            a0 = address(a, g * width) if rows0 == ROWS else address(padded, 0)
+            a1 = address(a, (g + ROWS) * width) if rows1 == ROWS else address(padded, 0)
+            tile_zero(4)
+            tile_zero(5)
+            tile_zero(6)
+            tile_zero(7)
             for k in range(chunks):
-                tile_load(0, address(w, (block * chunks + k) * B_TILE), BLOCK * 4)
-                tile_load(1, rows_at + k * TILE_K, width)
-                tile_dpbusd(2, 1, 0)
-            tile_store(2, address(c, 0), BLOCK * 4)
-            _rows_max(address(c, 0), rows, address(s, g), address(zero, block * BLOCK), address(best, 0))
-        j0 = block * BLOCK
-        mask = _bound_mask(address(best, 0), address(t, j0), address(base, j0), address(wn, j0), address(f, j0),
-                           e_max, hq_max)
-        lane = 0
-        while mask:
-            if mask & 1:
-                out[n] = j0 + lane
-                n += 1
-            mask >>= 1
-            lane += 1
+                tile_load(2, address(w, (block * chunks + k) * B_TILE), BLOCK * 4)
+                tile_load(3, address(w, ((block + 1) * chunks + k) * B_TILE), BLOCK * 4)
+                tile_load(0, a0 + k * TILE_K, width)
+                tile_dpbusd(4, 0, 2)
+                tile_dpbusd(5, 0, 3)
+                if rows1:
+                    tile_load(1, a1 + k * TILE_K, width)
+                    tile_dpbusd(6, 1, 2)
+                    tile_dpbusd(7, 1, 3)
+            tile_store(4, address(c, 0), BLOCK * 4)
+            tile_store(5, address(c, ROWS * BLOCK), BLOCK * 4)
+            _rows_max(address(c, 0), rows0, address(best, 0))
+            _rows_max(address(c, ROWS * BLOCK), rows0, address(best, BLOCK))
+            if rows1:
+                tile_store(6, address(c, 2 * ROWS * BLOCK), BLOCK * 4)
+                tile_store(7, address(c, 3 * ROWS * BLOCK), BLOCK * 4)
+                _rows_max(address(c, 2 * ROWS * BLOCK), rows1, address(best, 0))
+                _rows_max(address(c, 3 * ROWS * BLOCK), rows1, address(best, BLOCK))
+        for half in range(2):
+            j0 = (block + half) * BLOCK
+            mask = _bound_mask(address(best, half * BLOCK), address(zero, j0), s[0], address(t, j0), address(base, j0),
+                               address(wn, j0), address(f, j0), e_max, hq_max)
+            lane = 0
+            while mask:
+                if mask & 1:
+                    out[n] = j0 + lane
+                    n += 1
+                mask >>= 1
+                lane += 1
     tile_release()
     return n
 
@@ -119,7 +142,7 @@ class AmxScreen:
         self.zero_point = int(zero_point)
         self.hidden = hidden
         self.width = -(-hidden // TILE_K) * TILE_K  # dimensions padded with zero weights
-        blocks = -(-vocab // BLOCK)
+        blocks = -(-vocab // (2 * BLOCK)) * 2  # whole pairs of blocks (the kernel takes two at a time)
         q = np.zeros((blocks * BLOCK, self.width), np.int8)
         q[:vocab, :hidden] = wq
         # Tile layout: per block and 64-dimension chunk, 16 rows of 4 dimensions x 16 entries.
