@@ -22,7 +22,8 @@ class SparseVector:
 
 def bag_of_tokens(seq: Sequence[int], special: np.ndarray, weights: np.ndarray | None = None) -> SparseVector:
     """A SPLADE-doc query: the distinct token ids of ``seq`` but ``special``, weight 1 or ``weights[id]``."""
-    ids = np.setdiff1d(np.unique(np.asarray(seq, dtype=np.int64)), special).astype(np.int32)
+    # Python sets: a query's few ids cost a few microseconds, numpy's setdiff1d about fifty.
+    ids = np.array(sorted(set(int(i) for i in seq).difference(special.tolist())), dtype=np.int32)
     return SparseVector(ids, np.ones(len(ids), np.float32) if weights is None else weights[ids].astype(np.float32))
 
 
