@@ -99,28 +99,23 @@ def tile_release(typingctx):
     return types.void(), codegen
 
 
-@intrinsic(prefer_literal=True)
-def tile_load(typingctx, tile, addr, stride):
-    """``tileloadd``: tile ``tile`` from ``addr``, rows ``stride`` bytes apart."""
-    if not _literal(tile):
-        return None
+def _tile_memory(name: str, llvm_name: str, doc: str):
+    """An intrinsic ``op(tile, addr, stride)`` for a tile's move from or to memory, rows ``stride`` bytes apart."""
+    def op(typingctx, tile, addr, stride):
+        if not _literal(tile):
+            return None
 
-    def codegen(context, builder, sig, args):
-        builder.call(_function(builder, "llvm.x86.tileloadd64", VOID, [I8, BYTE_PTR, I64]),
-                     [ir.Constant(I8, tile.literal_value), pointer(builder, args[1], I8), args[2]])
-    return types.void(tile, addr, stride), codegen
+        def codegen(context, builder, sig, args):
+            builder.call(_function(builder, llvm_name, VOID, [I8, BYTE_PTR, I64]),
+                         [ir.Constant(I8, tile.literal_value), pointer(builder, args[1], I8), args[2]])
+        return types.void(tile, addr, stride), codegen
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return intrinsic(prefer_literal=True)(op)
 
 
-@intrinsic(prefer_literal=True)
-def tile_store(typingctx, tile, addr, stride):
-    """``tilestored``: tile ``tile`` to ``addr``, rows ``stride`` bytes apart."""
-    if not _literal(tile):
-        return None
-
-    def codegen(context, builder, sig, args):
-        builder.call(_function(builder, "llvm.x86.tilestored64", VOID, [I8, BYTE_PTR, I64]),
-                     [ir.Constant(I8, tile.literal_value), pointer(builder, args[1], I8), args[2]])
-    return types.void(tile, addr, stride), codegen
+tile_load = _tile_memory("tile_load", "llvm.x86.tileloadd64", "``tileloadd``: tile ``tile`` from ``addr``.")
+tile_store = _tile_memory("tile_store", "llvm.x86.tilestored64", "``tilestored``: tile ``tile`` to ``addr``.")
 
 
 @intrinsic(prefer_literal=True)
