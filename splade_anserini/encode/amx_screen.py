@@ -3,10 +3,10 @@
 The two-pass screen has ONNX Runtime's ``MatMulInteger`` write the whole ``[L, V]`` int32 product
 (2.5 MB for a 21-token query) and a Numba pass read it back. Here each block of 16 vocabulary
 entries is multiplied by the query's tokens in AMX tiles (16 tokens x 64 dimensions x 16 entries an
-instruction), the fp32 max over the tokens stays in vector registers and the bound is tested at
-once: only candidates leave the kernel. The integer products, the fp32 max and the float64 test are
-the two-pass screen's, in the same order: the candidates are the same. A query's rows share one
-scale (:func:`~.int8_screen._quantize`), so the max over tokens runs on the integers.
+instruction), the max over the tokens of the integer products stays in vector registers and the
+bound is tested at once: only candidates leave the kernel. The integer max, its fp32 scaling and the
+float64 test are the two-pass screen's (:func:`~.int8_screen._screen`), in the same order: the
+candidates are the same.
 """
 from __future__ import annotations
 
@@ -49,8 +49,7 @@ def _rows_max(typingctx, c_addr, rows, best_addr):
 @intrinsic
 def _bound_mask(typingctx, best_addr, z_addr, scale, t_addr, base_addr, wn_addr, f_addr, e_max, hq_max):
     """Bit ``l`` set when ``((t*m + base) + e_max*wn) + hq_max*f > 0`` in float64 (no fused
-    multiply-add), ``m = scale * f32(best - z)`` in fp32: the two-pass screen's arithmetic (a max of
-    ``s * f32(c)`` over tokens with one scale ``s`` is ``s * f32(max c)``: rounding is monotonic)."""
+    multiply-add), ``m = scale * f32(best - z)`` in fp32: the two-pass screen's arithmetic."""
     def codegen(context, builder, sig, args):
         best_addr, z_addr, scale, t_addr, base_addr, wn_addr, f_addr, e_max, hq_max = args
 
@@ -64,12 +63,13 @@ def _bound_mask(typingctx, best_addr, z_addr, scale, t_addr, base_addr, wn_addr,
         x = builder.fadd(x, builder.fmul(_splat(builder, hq_max, _VD), lanes(f_addr)))
         positive = builder.fcmp_ordered(">", x, ir.Constant(_VD, [0.0] * BLOCK))
         return builder.zext(builder.bitcast(positive, ir.IntType(BLOCK)), I64)
-    return types.int64(best_addr, z_addr, scale, t_addr, base_addr, wn_addr, f_addr, e_max, hq_max), codegen
+    # the scale as fp32 whatever the caller passes (Numba returns fp32 scalars to Python as floats)
+    return types.int64(best_addr, z_addr, types.float32, t_addr, base_addr, wn_addr, f_addr, e_max, hq_max), codegen
 
 
 @njit(cache=True, nogil=True)
 def _screen(a, s, zero_point, w, zero, t, base, wn, f, e_max, hq_max, out, cfg):
-    """Candidates of ``a`` (u8 ``[L, K]``, K a multiple of 64; rows of one scale ``s[0]``) into ``out``;
+    """Candidates of ``a`` (u8 ``[L, K]``, K a multiple of 64; rows of one scale ``s``) into ``out``;
     returns their count.
 
     Two blocks of entries against two tiles of tokens at a time (tiles 4-7 accumulate): four
@@ -115,7 +115,7 @@ def _screen(a, s, zero_point, w, zero, t, base, wn, f, e_max, hq_max, out, cfg):
                 _rows_max(address(c, 3 * ROWS * BLOCK), rows1, address(best, BLOCK))
         for half in range(2):
             j0 = (block + half) * BLOCK
-            mask = _bound_mask(address(best, half * BLOCK), address(zero, j0), s[0], address(t, j0), address(base, j0),
+            mask = _bound_mask(address(best, half * BLOCK), address(zero, j0), s, address(t, j0), address(base, j0),
                                address(wn, j0), address(f, j0), e_max, hq_max)
             lane = 0
             while mask:
@@ -163,7 +163,7 @@ class AmxScreen:
         """The u8 input rows for ``n_rows`` tokens (padding dimensions at the zero point)."""
         return np.full((n_rows, self.width), self.zero_point, np.uint8)
 
-    def screen(self, a: np.ndarray, s: np.ndarray, e_max: float, hq_max: float, out: np.ndarray) -> int:
-        """Candidates of the quantized rows ``a`` (from :meth:`inputs`) with scales ``s`` into ``out``."""
+    def screen(self, a: np.ndarray, s: np.float32, e_max: float, hq_max: float, out: np.ndarray) -> int:
+        """Candidates of the quantized rows ``a`` (from :meth:`inputs`) with scale ``s`` into ``out``."""
         return _screen(a, s, self.zero_point, self._w, self._zero, self._t, self._base, self._wn, self._f, e_max, hq_max, out,
                        self._cfg)

@@ -20,7 +20,8 @@ so an entry is a candidate when ``max_i (a_ij + bound_ij) + b_j + slack_j > 0``;
 covers the float rounding of the bound and of the fp32 reference itself (a logit within it of 0
 has integer impact 0 at any usual factor). ``MatMulInteger`` multiplies u8 by s8 (VNNI where the
 CPU has it). The activations use 7 bits (``q + 64`` in [1, 127]), so that the pairwise int16 sums
-of the kernels for CPUs without VNNI cannot saturate: ``2 * 127 * 127 < 2^15``. The bound uses the actual quantization errors, whatever the kernel.
+of the kernels for CPUs without VNNI cannot saturate: ``2 * 127 * 127 < 2^15``. The bound uses the
+actual quantization errors, whatever the kernel.
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def resolve_kernel(kernel: str | None = None) -> str:
 @njit(cache=True, nogil=True)
 def _quantize(h, a, ht):
     """Symmetric 7-bit quantization of ``h [L, H]`` (fp32) with one scale for all of its rows:
-    ``a = q + 64`` (u8), the scales ``s_i`` (equal) returned, with ``ht`` the float64 transpose of
+    ``a = q + 64`` (u8), the fp32 scale ``s`` returned, with ``ht`` the float64 transpose of
     ``h`` (for :func:`_exact_pool`), the largest row error ``max_i ||h_i - s_i q_i||`` and the
     largest ``max_i ||s_i q_i||`` (float64 sums: their rounding, relative 2^-45 or so, is far inside
     ``SLACK_REL``). The bound takes the largest row error whatever the scales, so one scale for the
@@ -75,7 +76,6 @@ def _quantize(h, a, ht):
             peak = max(peak, abs(x))
     # The fp32 scale is the one the screen multiplies by: errors are measured against it.
     scale = np.float32(peak / H_LEVELS if peak > 0 else 1.0)
-    s = np.full(n_rows, scale, np.float32)
     si = np.float64(scale)
     e2_max = 0.0
     n2_max = 0.0
@@ -90,29 +90,27 @@ def _quantize(h, a, ht):
             n2 += (si * q) ** 2
         e2_max = max(e2_max, e2)
         n2_max = max(n2_max, n2)
-    return s, np.sqrt(e2_max), np.sqrt(n2_max)
+    return scale, np.sqrt(e2_max), np.sqrt(n2_max)
 
 
 @njit(cache=True, nogil=True)
 def _screen(c, s, t, bias_slack, wn, f, e_max, hq_max, out):
-    """Indices ``j`` with ``t_j max_i s_i c_ij + bias_slack_j + e_max wn_j + hq_max f_j > 0`` into
-    ``out``; returns their count. The max runs in fp32, vectorized over the vocabulary (whole rows:
-    measured faster than vocabulary blocks kept in L1, as the pass is bound by reading ``c``); its
-    rounding (relative 2^-22 at most) is inside the ``SLACK_REL`` part of ``e_max``."""
+    """Indices ``j`` with ``t_j s max_i c_ij + bias_slack_j + e_max wn_j + hq_max f_j > 0`` into
+    ``out``; returns their count. The max over tokens runs on the integers, vectorized over the
+    vocabulary (whole rows: measured faster than vocabulary blocks kept in L1, as the pass is bound by
+    reading ``c``), then ``s * f32(max)`` in fp32 (equal to the max of ``s * f32(c_ij)``: rounding is
+    monotonic); its rounding (relative 2^-22 at most) is inside the ``SLACK_REL`` part of ``e_max``."""
     n_rows, vocab = c.shape
-    best = np.empty(vocab, dtype=np.float32)
-    s0 = s[0]
-    for j in range(vocab):
-        best[j] = s0 * np.float32(c[0, j])
+    scale = np.float32(s)  # fp32 whatever the caller passes (Numba returns fp32 scalars to Python as floats)
+    best = c[0].copy()
     for i in range(1, n_rows):
-        si = s[i]
         for j in range(vocab):
-            v = si * np.float32(c[i, j])
+            v = c[i, j]
             b = best[j]
             best[j] = v if v > b else b
     n = 0
     for j in range(vocab):
-        if t[j] * best[j] + bias_slack[j] + e_max * wn[j] + hq_max * f[j] > 0.0:
+        if t[j] * (scale * np.float32(best[j])) + bias_slack[j] + e_max * wn[j] + hq_max * f[j] > 0.0:
             out[n] = j
             n += 1
     return n
