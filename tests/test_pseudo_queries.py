@@ -148,3 +148,76 @@ def test_outputs_are_safe_and_their_folder_is_created(scifact60, tmp_path, capsy
     assert len(err) == 1 and "was not written by splade-anserini" in err[0]
     assert mine.read_text() == "mine\n"
     assert not (tmp_path / "runs" / "adapt" / "other.queries.tsv").exists()  # nothing written, not even the others
+
+
+# -- synthetic shapes: SciFact slices transformed as other collections are stored ---------------------------
+
+def _shape(scifact60, tmp_path, transform):
+    """A corpus.jsonl of the slice's documents after ``transform(title, body) -> (title, body)``."""
+    out = tmp_path / "shape.jsonl"
+    with open(scifact60, encoding="utf-8") as fh, open(out, "w", encoding="utf-8") as fo:
+        for line in fh:
+            obj = json.loads(line)
+            obj["title"], obj["text"] = transform(obj["title"], obj["text"])
+            fo.write(json.dumps(obj) + "\n")
+    return out
+
+
+def _no_punctuation(text):
+    import re
+
+    return " ".join(re.sub(r"[^\w\s]", " ", text).lower().split())
+
+
+SHAPES = {  # name: (transform, the source auto must choose)
+    "title-repeated": (lambda t, b: (t, f"{t.upper()}  {b} {t}"), "title"),
+    "no-punctuation": (lambda t, b: ("", _no_punctuation(b)), "span"),
+    "upper-case": (lambda t, b: ("", _no_punctuation(b).upper()), "span"),
+    "no-titles": (lambda t, b: ("", b), "sentence"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_auto_on_each_shape_cuts_queries_that_do_not_leak(scifact60, tmp_path, capsys, shape):
+    transform, expected = SHAPES[shape]
+    corpus = _shape(scifact60, tmp_path, transform)
+    capsys.readouterr()
+    assert _run(corpus, tmp_path / "pq") == 0
+    err = capsys.readouterr().err
+    assert f"({expected})" in err
+    n = len(read_topics(tmp_path / "pq.queries.tsv"))
+    assert f"leakage: 0 of {n} queries (0.00%)" in err and n >= 30
+    queries, qrels, training = _outputs(tmp_path / "pq")
+    for qid, text in queries.items():
+        (docid, _), = qrels[qid].items()
+        assert pq.normalise(text) not in pq.normalise(training[docid])  # no copy, whatever its case or spacing
+
+
+def test_a_title_repeated_in_the_body_is_removed_everywhere(scifact60, tmp_path):
+    corpus = _shape(scifact60, tmp_path, SHAPES["title-repeated"][0])
+    assert _run(corpus, tmp_path / "pq", "--source", "title") == 0
+    queries, qrels, training = _outputs(tmp_path / "pq")
+    docs = {d.docid: d for d in read_corpus(corpus)}
+    for qid, text in queries.items():
+        (docid, _), = qrels[qid].items()
+        assert pq.normalise(docs[docid].text).count(pq.normalise(text)) == 3  # the title, its upper case, the end
+        assert len(training[docid].split()) == len(docs[docid].text.split()) - 3 * len(text.split())
+
+
+def test_remove_copies_ignores_case_and_whitespace():
+    assert pq.remove_copies("Gene  THERAPY works; gene\ntherapy heals", "gene therapy") == "works; heals"
+    assert pq.remove_copies("a a b b c", "a b") == "c"  # a removal that joins a new copy removes it too
+    assert not pq.leaks("gene therapy", "works; heals") and pq.leaks("Gene Therapy", "x GENE  therapy y")
+
+
+@pytest.mark.parametrize("flags, transform, message", [
+    (["--source", "sentence"], SHAPES["no-punctuation"][0], "no sentence of 5-40 words"),
+    (["--source", "sentence"], SHAPES["no-punctuation"][0], "try --source span"),
+    (["--source", "span", "--min-remaining", "100000"], SHAPES["no-titles"][0], "documents too short"),
+])
+def test_an_empty_yield_says_why_and_what_to_try(scifact60, tmp_path, capsys, flags, transform, message):
+    corpus = _shape(scifact60, tmp_path, transform)
+    assert _run(corpus, tmp_path / "pq", *flags) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and err.startswith("error:")
+    assert not list(tmp_path.glob("pq.*"))

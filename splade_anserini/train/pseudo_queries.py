@@ -10,8 +10,15 @@ model learns to copy (a title is the first words of a BEIR document's text); wit
 the rest of a document says about its title, sentence or span. A document whose remaining text is shorter than
 ``--min-remaining`` words gives no query (it stays in the corpus, as a negative for others).
 
+Every occurrence of a query's text (compared without regard to case and whitespace) is removed from its
+positive, not only the one it was cut from: a body that repeats its title, or a phrase said twice, would
+otherwise still hold the query. A document that would keep a copy gives no query; the tool prints its leakage
+rate (queries whose text is still in their positive: 0 by construction, checked on the written files) and how
+many documents gave none, and why.
+
 Sources: ``title`` (BEIR titles), ``sentence`` (sentences of 5-40 words), ``span`` (word spans of 6-16 words,
-for text without sentence punctuation); ``auto`` takes titles when most documents have one, else sentences.
+for text without sentence punctuation); ``auto`` takes titles when most documents have one, else sentences
+when most documents have one of 5-40 words, else spans (lower-cased, stop-worded or unpunctuated text).
 The output depends only on the corpus and ``--seed``.
 """
 from __future__ import annotations
@@ -20,6 +27,7 @@ import hashlib
 import json
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -110,11 +118,41 @@ def cut(text: str, ranges: Iterable[tuple[int, int]]) -> str:
     return " ".join(" ".join(kept).split())
 
 
+def normalise(text: str) -> str:
+    """``text`` lower-cased with its whitespace collapsed: how leakage is compared."""
+    return " ".join(text.lower().split())
+
+
+def remove_copies(text: str, query: str) -> str:
+    """``text`` without any occurrence of ``query`` (case and whitespace ignored), whitespace collapsed."""
+    words = query.split()
+    if not words:
+        return " ".join(text.split())
+    pattern = re.compile(r"\s+".join(re.escape(w) for w in words), re.IGNORECASE)
+    for _ in range(8):  # a removal can join two halves into a new copy ("a a b b" less "a b")
+        text, n = pattern.subn(" ", text)
+        if not n:
+            break
+    return " ".join(text.split())
+
+
+def leaks(query: str, positive: str) -> bool:
+    """Whether ``positive`` still holds ``query``'s text (case and whitespace ignored)."""
+    return normalise(query) in normalise(positive)
+
+
+# why a document gave no query (the keys of the counts ``pseudo-queries`` prints)
+NO_CANDIDATE = {"title": "no title", "sentence": "no sentence of 5-40 words", "span": "fewer than 6 words"}
+TOO_SHORT, KEEPS_COPY = "too short once its query is cut", "would keep a copy of its query"
+
+
 class Generator:
     """Pseudo-queries of one source for one document at a time."""
 
     def __init__(self, source: str, per_document: int, seed: int, min_remaining: int):
         self.source, self.per_document, self.seed, self.min_remaining = source, per_document, seed, min_remaining
+        self.skipped: Counter = Counter()  # reason -> documents that gave no query
+        self.longest_rest = 0  # the most words a document with candidates kept (for the error's advice)
 
     def ranges(self, text: str, title: str, rng: np.random.Generator) -> list[tuple[int, int]]:
         if self.source == "title":
@@ -128,38 +166,72 @@ class Generator:
         return found
 
     def document(self, docid: str, text: str, title: str) -> tuple[list[PseudoQuery], str]:
-        """This document's pseudo-queries and its training text (their sources removed)."""
+        """This document's pseudo-queries and its training text (every copy of each query removed)."""
         ranges = self.ranges(text, title, _rng(self.seed, docid))
-        rest = cut(text, ranges)
-        if not ranges or _n_words(rest) < self.min_remaining:
+        if not ranges:
+            self.skipped[NO_CANDIDATE[self.source]] += 1
             return [], text
         queries = [PseudoQuery(" ".join(text[a:b].split()), docid, a, b) for a, b in ranges]
+        rest = cut(text, ranges)
+        for q in queries:
+            rest = remove_copies(rest, q.text)
+        self.longest_rest = max(self.longest_rest, _n_words(rest))
+        if _n_words(rest) < self.min_remaining:
+            self.skipped[TOO_SHORT] += 1
+            return [], text
+        if any(leaks(q.text, rest) for q in queries):
+            self.skipped[KEEPS_COPY] += 1
+            return [], text
         return queries, rest
 
 
+def _share(docs: list, has) -> float:
+    return sum(1 for d in docs if has(d)) / max(1, len(docs))
+
+
 def choose_source(docs: list, requested: str) -> str:
-    """The source for ``auto`` (titles when most documents have one), or the requested one, checked."""
+    """The source for ``auto`` (titles when most documents have one, else sentences when most have a
+    sentence of 5-40 words, else spans), or the requested one, checked."""
     with_title = sum(1 for d in docs if d.title)
     if requested == "title" and with_title == 0:
         raise UsageError("--source title: the corpus has no titles (use --source sentence or span)")
     if requested != "auto":
         return requested
-    return "title" if with_title * 2 > len(docs) else "sentence"
+    if with_title * 2 > len(docs):
+        return "title"
+    return "sentence" if _share(docs, lambda d: sentence_candidates(d.text)) > 0.5 else "span"
 
 
-def generate(docs: list, source: str, per_document: int, seed: int,
-             min_remaining: int) -> Iterator[tuple[object, list[PseudoQuery], str]]:
-    """``(doc, its pseudo-queries, its training text)`` for every document, in corpus order."""
-    gen = Generator(source, per_document, seed, min_remaining)
+def generate(docs: list, source: str, per_document: int, seed: int, min_remaining: int,
+             generator: Generator | None = None) -> Iterator[tuple[object, list[PseudoQuery], str]]:
+    """``(doc, its pseudo-queries, its training text)`` for every document, in corpus order (pass a
+    ``generator`` to read its ``skipped`` counts afterwards)."""
+    gen = generator or Generator(source, per_document, seed, min_remaining)
     for doc in docs:
         queries, rest = gen.document(doc.docid, doc.text, doc.title)
         yield doc, queries, rest
 
 
-def write(prefix: str, results: Iterable[tuple[object, list[PseudoQuery], str]]) -> tuple[int, int]:
+def nothing_cut(corpus: str, source: str, gen: Generator) -> str:
+    """Why no document gave a query, and which option to try: the one-line error."""
+    reason, _ = gen.skipped.most_common(1)[0]
+    advice = {
+        "no title": "the corpus has no titles: try --source sentence or span",
+        "no sentence of 5-40 words": "no sentence of 5-40 words (text without sentence punctuation?): "
+                                     "try --source span",
+        "fewer than 6 words": "documents too short for a span of 6 words",
+        KEEPS_COPY: "every document would keep a copy of its query",
+        TOO_SHORT: f"documents too short for --min-remaining {gen.min_remaining} (the longest keeps "
+                   f"{gen.longest_rest} words once its query is cut: try --min-remaining {max(1, gen.longest_rest)}"
+                   + (" or --source span" if source != "span" else "") + ")",
+    }[reason]
+    return f"{corpus}: no {source} pseudo-query could be cut: {advice}"
+
+
+def write(prefix: str, results: Iterable[tuple[object, list[PseudoQuery], str]]) -> tuple[int, int, int]:
     """Write ``prefix.queries.tsv``, ``prefix.qrels.txt`` and ``prefix.corpus.jsonl``; returns
-    ``(queries, documents with a query)``."""
-    n_queries = n_docs = 0
+    ``(queries, documents with a query, queries whose text is still in their positive)``."""
+    n_queries = n_docs = n_leaks = 0
     with atomic_open(f"{prefix}.queries.tsv") as fq, atomic_open(f"{prefix}.qrels.txt") as fr, \
             atomic_open(f"{prefix}.corpus.jsonl") as fc:
         for doc, queries, rest in results:
@@ -167,16 +239,17 @@ def write(prefix: str, results: Iterable[tuple[object, list[PseudoQuery], str]])
             n_docs += bool(queries)
             for q in queries:
                 n_queries += 1
+                n_leaks += leaks(q.text, rest)
                 qid = f"pq{n_queries:07d}"
                 fq.write(f"{qid}\t{q.text}\n")
                 fr.write(f"{qid} 0 {q.docid} 1\n")
-    return n_queries, n_docs
+    return n_queries, n_docs, n_leaks
 
 
 OUTPUT_SUFFIXES = (".queries.tsv", ".qrels.txt", ".corpus.jsonl")
 
 
-def write_outputs(prefix: str, results, inputs: tuple = ()) -> tuple[int, int]:
+def write_outputs(prefix: str, results, inputs: tuple = ()) -> tuple[int, int, int]:
     """:func:`write` with the outputs' safety: each of the three files is refused before anything is
     written when something this tool did not write is there, its folder is created, and it is recorded
     as this tool's own once complete."""
@@ -204,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True,
                         help="prefix: writes PREFIX.queries.tsv, PREFIX.qrels.txt, PREFIX.corpus.jsonl")
     parser.add_argument("--source", choices=SOURCES, default="auto",
-                        help="title, sentence, span, or auto (titles when most documents have one; default)")
+                        help="title, sentence, span, or auto (default: titles when most documents have one, else sentences "
+                             "when most have one of 5-40 words, else spans)")
     parser.add_argument("--per-document", type=positive_int, default=1,
                         help="pseudo-queries per document (sentence, span; a title gives one)")
     parser.add_argument("--min-remaining", type=positive_int, default=20,
@@ -215,15 +289,17 @@ def main(argv: list[str] | None = None) -> int:
     if not docs:
         raise UsageError(f"{args.corpus}: the corpus has no documents")
     source = choose_source(docs, args.source)
-    results = list(generate(docs, source, args.per_document, args.seed, args.min_remaining))
+    gen = Generator(source, args.per_document, args.seed, args.min_remaining)
+    results = list(generate(docs, source, args.per_document, args.seed, args.min_remaining, gen))
     if not any(queries for _, queries, _ in results):  # refused before anything is written
-        raise UsageError(f"{args.corpus}: no {source} pseudo-query could be cut (documents too short for "
-                         f"--min-remaining {args.min_remaining})")
-    n_queries, n_docs = write_outputs(args.output, results, inputs=(args.corpus,))
+        raise UsageError(nothing_cut(args.corpus, source, gen))
+    n_queries, n_docs, n_leaks = write_outputs(args.output, results, inputs=(args.corpus,))
     print(f"{n_queries} pseudo-queries ({source}) from {n_docs} of {len(docs)} documents: {args.output}.queries.tsv, "
           f"{args.output}.qrels.txt, {args.output}.corpus.jsonl", file=sys.stderr)
+    print(f"leakage: {n_leaks} of {n_queries} queries ({n_leaks / n_queries:.2%}) still in their positive; "
+          f"{len(docs) - n_docs} documents gave none"
+          + "".join(f"; {n} {why}" for why, n in sorted(gen.skipped.items())), file=sys.stderr)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
