@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import functools
 import os
+import re
 import sys
 from typing import Callable, Iterator
 
@@ -90,10 +91,58 @@ def program(name: str) -> Iterator[None]:
         _program.pop()
 
 
+def _shown_default(default) -> bool:
+    """Whether ``--help`` should print ``(default: X)``: not for an absent or empty value."""
+    return default is not None and default is not argparse.SUPPRESS and not (
+        isinstance(default, (str, list, tuple, dict, set)) and not default)
+
+
+_EMPTY_DEFAULT = re.compile(r"\s*\(default: (?:None)?\)|^default: (?:None)?$")
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` ends each option's line with its default, except when the default is empty, a flag's
+    ``False``, or the help text already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        # a help text that spells out an empty default itself (``(default: )``) loses it
+        text = _EMPTY_DEFAULT.sub("", action.help or "")
+        if "default" in text or not action.option_strings or not _shown_default(action.default):
+            return text
+        if action.nargs == 0 and isinstance(action.default, bool):  # store_true/false: the flag says it
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+class ParsedOnly(BaseException):
+    """Raised by :meth:`ArgumentParser.parse_args` inside :func:`parse_only`: the parsed arguments,
+    before the command does any work (a BaseException, so that :func:`command` lets it through)."""
+
+    def __init__(self, namespace: argparse.Namespace, parser: argparse.ArgumentParser):
+        super().__init__(parser.prog)
+        self.namespace, self.parser = namespace, parser
+
+
+_parse_only: list[bool] = []
+
+
+@contextlib.contextmanager
+def parse_only() -> Iterator[None]:
+    """Within this block a command's ``parse_args`` raises :class:`ParsedOnly` once its arguments parse:
+    ``main(argv)`` checks the flags and values of a command line without running it (the docs test)."""
+    _parse_only.append(True)
+    try:
+        yield
+    finally:
+        _parse_only.pop()
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with the one-line refusal of every other error (usage on ``--help`` only)."""
+    """argparse with the one-line refusal of every other error (usage on ``--help`` only), and every
+    non-empty default shown by ``--help``."""
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         if _program:
             kwargs["prog"] = _program[-1]
         elif "prog" not in kwargs:
@@ -101,6 +150,19 @@ class ArgumentParser(argparse.ArgumentParser):
             if spec is not None and spec.name.startswith("splade_anserini"):
                 kwargs["prog"] = f"python -m {spec.name.removesuffix('.__main__')}"
         super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        # argparse shows no help line (so no default) for an option without help text
+        if kwargs.get("help") is None and args and str(args[0]).startswith("-") and kwargs.get("action") is None \
+                and _shown_default(kwargs.get("default")):
+            kwargs["help"] = "default: %(default)s"
+        return super().add_argument(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if _parse_only:
+            raise ParsedOnly(parsed, self)
+        return parsed
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")

@@ -32,6 +32,27 @@ def data_root() -> Path:
     return Path(os.path.abspath(os.path.join("..", "shared", "data")))
 
 
+def data_roots() -> list[Path]:
+    """Every place a named dataset is looked for, in order: ``$SPLADE_ANSERINI_DATA`` when set, else
+    ``./data`` and ``../shared/data`` (absolute paths)."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return [Path(os.path.abspath(os.path.expanduser(env)))]
+    return [Path(os.path.abspath(candidate)) for candidate in ("data", os.path.join("..", "shared", "data"))]
+
+
+def named_dataset_folder(dataset: str) -> Path:
+    """The folder of a named dataset: the first data root that has it; else an error naming every place
+    searched."""
+    places = [root / dataset for root in data_roots()]
+    for folder in places:
+        if folder.is_dir():
+            return folder
+    how = f"${DATA_ENV}" if os.environ.get(DATA_ENV) else f"./data, ../shared/data (set ${DATA_ENV} to choose)"
+    raise InputError(places[0], None, f"dataset {dataset!r} not found; searched {', '.join(map(str, places))} "
+                                      f"({how}); or pass --data-dir")
+
+
 class Doc(NamedTuple):
     """One corpus document: its 1-based line number in the file, id, text (title and body joined with
     a space) and title (BEIR's, stripped; "" for MS MARCO), a prefix of ``text``."""
@@ -208,7 +229,7 @@ def resolve_dataset(dataset: str | None = None, *, data_dir: str | os.PathLike |
         dataset = "scifact"
     base = None
     if dataset is not None or data_dir is not None:
-        folder = Path(data_dir) if data_dir is not None else data_root() / dataset
+        folder = Path(data_dir) if data_dir is not None else named_dataset_folder(dataset)
         default = NAMED_DATASETS.get(dataset or folder.name)
         chosen = split if split is not None else default
         name = dataset or folder.name

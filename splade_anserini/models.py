@@ -171,7 +171,7 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
     # "models/x" when the folder "models" exists here.
     if (not name.strip() or name.startswith((".", "/", "~")) or name.count("/") > 1
             or ("/" in name and Path(name.split("/")[0]).is_dir())):
-        raise ModelNotFoundError(f"model {name}: no such directory")
+        raise ModelNotFoundError(f"model {name}: no such directory ({path.resolve()})")
     _check_hub_id(name)
     return name
 
@@ -208,17 +208,27 @@ def _check_hub_id(name: str, timeout: float = 10.0) -> None:
         return
     if isinstance(huggingface_hub.try_to_load_from_cache(name, "config.json"), str):
         return
+    searched = f"no local directory {Path(name).resolve()}, not in the Hugging Face cache {_hf_cache()}"
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise ModelNotFoundError(f"model {name}: no such local directory, and not in the Hugging Face cache "
-                                 "(HF_HUB_OFFLINE is set)")
+        raise ModelNotFoundError(f"model {name}: {searched}, and the hub was not asked (HF_HUB_OFFLINE is set)")
     try:
         huggingface_hub.HfApi().model_info(name, timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - any failure of the probe means we cannot load it
         not_found = type(exc).__name__ in ("RepositoryNotFoundError", "GatedRepoError")
         why = "not found on the Hugging Face hub" if not_found else \
             f"the Hugging Face hub did not answer ({type(exc).__name__})"
-        raise ModelNotFoundError(f"model {name}: no such local directory, and {why}; pass a local "
-                                 "checkpoint directory or 'splade-tiny'") from None
+        raise ModelNotFoundError(f"model {name}: {searched}, and {why}; pass a local checkpoint directory, "
+                                 "an ONNX export or 'splade-tiny'") from None
+
+
+def _hf_cache() -> str:
+    """The Hugging Face hub cache folder, as ``huggingface_hub`` resolves it."""
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except (ImportError, AttributeError):  # pragma: no cover - an old huggingface_hub
+        return "~/.cache/huggingface/hub"
 
 
 def check_device(device: str) -> str:

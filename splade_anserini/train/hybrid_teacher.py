@@ -70,13 +70,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from splade_anserini.data import read_qrels
     from splade_anserini.outputs import check_file, output_file
+    from splade_anserini.progress import Progress
 
     check_file(args.output, "run")
     positives = None
     if args.qrels:
         positives = {q: {d for d, r in docs.items() if r > 0} for q, docs in read_qrels(args.qrels).items()}
-    teacher = hybrid_teacher(read_ranked(args.model_run), read_ranked(args.bm25_run), positives,
-                             alpha=args.alpha, factor=args.factor)
+    model_run = read_ranked(args.model_run)
+    with Progress("hybrid-teacher", total=len(model_run), unit="query") as bar:
+        teacher = hybrid_teacher(model_run, read_ranked(args.bm25_run), positives, alpha=args.alpha,
+                                 factor=args.factor)
+        bar.update(len(model_run))
     with output_file(args.output, "run", inputs=(args.model_run, args.bm25_run, args.qrels)):
         n = write_run(args.output, teacher, tag="hybrid-teacher")
     print(f"{n} teacher scores for {len(teacher)} queries: {args.output}", file=sys.stderr)

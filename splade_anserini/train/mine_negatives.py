@@ -23,6 +23,7 @@ import time
 
 from splade_anserini.cli import ArgumentParser, command, positive_int
 from splade_anserini.outputs import check_file, output_file
+from splade_anserini.progress import Progress
 
 
 def _check_qrels(corpus: str, queries: str, qrels: str | None, topics: dict):
@@ -81,7 +82,8 @@ def _splade_index(model: str, corpus: str, index: str | None, *, max_length: int
         return idx, enc
     texts = load_corpus_texts(corpus)
     ids = list(texts)
-    vectors = enc.encode_documents([texts[d] for d in ids], batch_size=batch_size)
+    with Progress("mine-negatives: encoding documents", total=len(ids), unit="doc") as bar:
+        vectors = enc.encode_documents([texts[d] for d in ids], batch_size=batch_size, progress=bar)
     idx = NumbaIndex.from_encoded(ids, vectors, enc.vocab, factor)
     if index:
         tmp = outputs.temp_dir(index, "building")
@@ -112,8 +114,10 @@ def mine_splade(model: str, corpus: str, queries: str, output: str, *, hits: int
     idx, enc = _splade_index(model, corpus, index, max_length=max_length, batch_size=batch_size, factor=factor,
                              vectors=vectors)
     qids = list(topics)
-    q_vecs = enc.encode_queries([topics[q] for q in qids], batch_size=batch_size)
-    run = idx.search_run({q: enc.to_impacts(v, factor) for q, v in zip(qids, q_vecs)}, k=hits, threads=threads)
+    with Progress("mine-negatives: encoding and searching queries", total=len(qids), unit="query") as bar:
+        q_vecs = enc.encode_queries([topics[q] for q in qids], batch_size=batch_size)
+        run = idx.search_run({q: enc.to_impacts(v, factor) for q, v in zip(qids, q_vecs)}, k=hits, threads=threads)
+        bar.update(len(qids))
     with output_file(output, "run", inputs=(corpus, queries, qrels)):
         n = write_run(output, run, tag="splade")
     stats = {"queries": len(topics), "lines": n, "seconds": round(time.time() - start, 1)}
@@ -134,8 +138,13 @@ def mine(corpus: str, queries: str, output: str, *, hits: int = 100, qrels: str 
     judged = _check_qrels(corpus, queries, qrels, topics)
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="bm25-index-") as tmp:
-        idx = build_bm25_index(corpus, index or f"{tmp}/index", threads=threads)
-        run = bm25_search(idx, topics, k=hits, k1=K1 if k1 is None else k1, b=B if b is None else b, threads=threads)
+        with Progress("mine-negatives: BM25 index", unit="index") as bar:
+            idx = build_bm25_index(corpus, index or f"{tmp}/index", threads=threads)
+            bar.update()
+        with Progress("mine-negatives: BM25 search", total=len(topics), unit="query") as bar:
+            run = bm25_search(idx, topics, k=hits, k1=K1 if k1 is None else k1, b=B if b is None else b,
+                              threads=threads)
+            bar.update(len(topics))
     with output_file(output, "run", inputs=(corpus, queries, qrels)):
         n = write_run(output, run, tag="bm25")
     stats = {"queries": len(topics), "lines": n, "seconds": round(time.time() - start, 1)}
