@@ -7,7 +7,11 @@ import os
 import secrets
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
+
+#: Called with the final path of each finished file just before it is renamed into place: the output
+#: module (:func:`splade_anserini.outputs.register`) records it in the output folder that holds it.
+BEFORE_INSTALL: list[Callable[[Path], None]] = []
 
 
 def tmp_name(path: str | os.PathLike) -> Path:
@@ -46,6 +50,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", *, gzipped: bool | Non
         raw.flush()
         os.fsync(raw.fileno())
         raw.close()
+        for hook in BEFORE_INSTALL:
+            hook(path)
         os.replace(tmp, path)
     except BaseException as exc:
         # Closing flushes buffered data, which fails again on a full disk: the clean-up must not stop there.

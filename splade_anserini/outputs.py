@@ -2,17 +2,21 @@
 
 Every command that creates, replaces, cleans or resumes an output goes through this module:
 
-* An output folder (an index, a vector collection, an ONNX export, a training folder, a pipeline
-  work folder) carries a marker, :data:`MARKER`, holding its ``kind``. A finished output gets it
-  last (when it is complete); a container that is filled over time (``train --output_dir``,
-  ``pipeline --work-dir``) gets it when it is created. A path is replaced or removed only when it
-  carries the marker of the same kind; otherwise the command stops with one line
-  ``error: DIR exists and was not written by splade-anserini (...); choose another path or remove
-  it yourself`` (exit status 2) and touches nothing. An empty folder holds nothing to lose and may
-  be used.
-* An output file (a TREC run, an evaluation, encoded topics) written outside such a folder is
-  recorded in the marker of the folder that holds it (``"files"``: name, kind, size and mtime); an
-  existing file is replaced only when that record matches it.
+* An output folder (an index, a vector collection, an ONNX export, a checkpoint, a training folder,
+  a pipeline work folder) carries a marker, :data:`MARKER`: its ``kind``, the identity of the folder
+  (device and inode: ``mv`` keeps them, a copy does not) and the record of every file the tool wrote
+  in it (:mod:`splade_anserini.output_record`). A finished output gets it last, recording all its
+  files; a container filled over time (``train --output_dir``, ``pipeline --work-dir``, ``encode
+  --output``) gets it when it is created, and each file or output added to it is recorded
+  (:func:`register`). A path is replaced or removed only when it carries a marker of the same kind
+  that names it and holds nothing its record does not list; otherwise the command stops with one
+  line (exit status 2) naming it (and up to five foreign paths) and touches nothing. Removing an
+  output removes what its record lists, never more. A marker of an earlier version (no record) is
+  refused: the user removes that folder. An empty folder holds nothing to lose and may be used.
+* An output file (a TREC run, an evaluation, encoded topics) is never written inside another output;
+  written into a plain folder it is recorded in the marker of that folder (``"files"``: name, kind,
+  size and mtime, with the folder's identity); an existing file is replaced only when that record
+  matches it.
 * Whatever the marker says, ``/``, the home directory, the current folder and its parents, and the
   folders that hold the checkout or the data folder are never replaced or removed; a symbolic link
   given as an output is refused (never followed), and links met inside our own outputs are removed
@@ -25,7 +29,6 @@ Every command that creates, replaces, cleans or resumes an output goes through t
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -36,8 +39,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from splade_anserini.conversion import atomic as _atomic
 from splade_anserini.conversion.atomic import atomic_open, tmp_name, tmp_pattern
 from splade_anserini.conversion.errors import UsageError
+from splade_anserini import output_record as records
+from splade_anserini.output_places import protected_reason
 
 MARKER = ".splade-anserini-output.json"
 TOOL = "splade-anserini"
@@ -55,44 +61,7 @@ def _version() -> str:
     return __version__
 
 
-# -- places never touched -------------------------------------------------------------------------
-def _protected() -> list[tuple[Path, str]]:
-    """Folders that are never replaced or removed, nor any folder holding one of them."""
-    places: list[tuple[Path, str]] = []
-    for home in {os.environ.get("HOME"), os.path.expanduser("~")}:
-        if home:
-            places.append((Path(home), "the home directory"))
-    try:
-        import pwd
-
-        places.append((Path(pwd.getpwuid(os.getuid()).pw_dir), "the home directory"))
-    except (ImportError, KeyError):
-        pass
-    places.append((Path.cwd(), "the current folder"))
-    places.append((Path(__file__).resolve().parent.parent, "the splade-anserini checkout"))
-    try:
-        from splade_anserini.data import data_root
-
-        places.append((data_root(), "the data folder"))
-    except Exception:  # noqa: BLE001 - no data folder configured
-        pass
-    return places
-
-
-def protected_reason(path: str | os.PathLike) -> str | None:
-    """Why ``path`` may never be replaced or removed, or ``None``."""
-    target = Path(os.path.abspath(path))
-    real = Path(os.path.realpath(path))
-    if target == Path(target.anchor) or real == Path(real.anchor):
-        return "it is the root folder"
-    for place, name in _protected():
-        for p in {Path(os.path.abspath(place)), Path(os.path.realpath(place))}:
-            for t in (target, real):
-                if t == p:
-                    return f"it is {name}"
-                if p.is_relative_to(t):
-                    return f"it holds {name}"
-    return None
+# -- places never touched: :mod:`splade_anserini.output_places` ------------------------------------
 
 
 def refusal(path: str | os.PathLike, reason: str) -> OutputRefused:
@@ -126,8 +95,8 @@ def read_meta(path: str | os.PathLike) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def read_marker(folder: str | os.PathLike) -> dict | None:
-    """The marker of ``folder`` (a real folder, not a link), or ``None``."""
+def raw_marker(folder: str | os.PathLike) -> dict | None:
+    """The marker file of ``folder`` as it stands (whoever put it there), or ``None``."""
     folder = Path(folder)
     if folder.is_symlink() or not folder.is_dir():
         return None
@@ -135,12 +104,24 @@ def read_marker(folder: str | os.PathLike) -> dict | None:
     return data if data is not None and data.get("tool") == TOOL else None
 
 
-def write_marker(folder: str | os.PathLike, kind: str, **extra) -> None:
-    """Mark ``folder`` as an output of ``kind`` (for a finished output: the last file written)."""
-    files = (read_marker(folder) or {}).get("files", {})
-    body = {"tool": TOOL, "version": _version(), "kind": kind, **extra}
-    if files:
-        body["files"] = files
+def read_marker(folder: str | os.PathLike) -> dict | None:
+    """The marker of ``folder`` (a real folder, not a link), or ``None``: a marker that names another
+    folder (copied here with ``cp``) is none. A marker of an earlier version (no folder named) is returned
+    as it is, :func:`check_dir` refuses it."""
+    data = raw_marker(folder)
+    if data is None or ("folder" in data and data["folder"] != records.identity(folder)):
+        return None
+    return data
+
+
+def write_marker(folder: str | os.PathLike, kind: str, *, contents: dict | None = None, **extra) -> None:
+    """Mark ``folder`` as an output of ``kind`` (for a finished output: the last file written): its
+    identity and the record of what the tool wrote in it (``contents``; else the record kept so far)."""
+    old = read_marker(folder) or {}
+    body = {"tool": TOOL, "version": _version(), "kind": kind, **extra, "folder": records.identity(folder),
+            "record": old.get("record", {}) if contents is None else contents}
+    if old.get("files"):
+        body["files"] = old["files"]
     write_meta(Path(folder) / MARKER, body)
 
 
@@ -159,9 +140,24 @@ def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink() and all(_CLAIMING.match(p.name) for p in path.iterdir())
 
 
+def _nested_foreign(path: Path) -> list[str] | None:
+    """The foreign paths of a subfolder that is an output of ours (its own valid marker), else ``None``."""
+    marker = read_marker(path)
+    if marker is None or "folder" not in marker:
+        return None
+    return records.foreign_paths(path, marker.get("record", {}), MARKER, _nested_foreign)
+
+
+def foreign(path: str | os.PathLike) -> list[str]:
+    """What the output folder ``path`` holds that its marker does not record (relative paths)."""
+    found = _nested_foreign(Path(path))
+    return found if found is not None else ["."]
+
+
 def check_dir(path: str | os.PathLike, kind: str) -> bool:
     """May ``path`` become (or be replaced by) an output folder of ``kind``? ``True`` when it is
-    already one, ``False`` when it does not exist or is an empty folder; refused otherwise."""
+    already one holding only what its record lists, ``False`` when it does not exist or is an empty
+    folder; refused otherwise."""
     path = Path(path)
     if not os.path.lexists(path):
         return False
@@ -174,22 +170,71 @@ def check_dir(path: str | os.PathLike, kind: str) -> bool:
         return False
     marker = read_marker(path)
     if marker is None:
-        raise refusal(path, f"no {MARKER} marker")
+        raw = raw_marker(path)
+        raise refusal(path, f"its {MARKER} names another folder: a copy" if raw else f"no {MARKER} marker")
     if marker.get("kind") != kind:
         raise refusal(path, f"its marker says {marker.get('kind')!r}, not {kind!r}")
+    if "folder" not in marker:
+        raise OutputRefused(f"{path}: its {MARKER} was written by an earlier {TOOL} that did not record the files "
+                            "it wrote; remove the folder yourself or choose another path")
+    found = foreign(path)
+    if found:
+        names = ", ".join(str(path / p) for p in found[:records.NAMED]) + (", ..." if len(found) > records.NAMED else "")
+        raise OutputRefused(f"{path} holds files {TOOL} did not write ({names}); move them out or choose another "
+                            "path; nothing was touched")
     return True
 
 
+#: The container folders this process claimed (:func:`claim_dir`): its own files may be written into them.
+_CLAIMED: set[Path] = set()
+
+
 def claim_dir(path: str | os.PathLike, kind: str) -> bool:
-    """Create the container folder ``path`` (or take it back): marked as ``kind`` from the start.
-    Returns whether this call created it (see :func:`release_unused`)."""
+    """Create the container folder ``path`` (or take it back): marked as ``kind`` from the start, its
+    record kept current by :func:`register` as files are added. Returns whether this call created it
+    (see :func:`release_unused`)."""
     path = Path(path)
     if check_dir(path, kind):
+        _CLAIMED.add(_named(path))
         return False
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    write_marker(path, kind)
+    register(path, output=kind)
+    write_marker(path, kind, container=True)
+    _CLAIMED.add(_named(path))
     return created
+
+
+def _container_of(path: Path) -> Path | None:
+    """The container folder of ours (:func:`claim_dir`) that holds ``path``, or ``None``."""
+    for parent in list(_named(path).parents)[:6]:
+        if (parent / MARKER).is_file():
+            marker = read_marker(parent)
+            return parent if marker is not None and marker.get("container") and "folder" in marker else None
+    return None
+
+
+def register(path: str | os.PathLike, **entry) -> None:
+    """Record ``path`` (a file written, or about to be, or an output folder: ``output=KIND``) in the
+    record of the container that holds it, if any: replacing the container removes it, and it counts as
+    the tool's, not as a user's file. Every file :func:`atomic_open` writes is recorded so."""
+    path = _named(path)
+    container = _container_of(path)
+    if container is None:
+        return
+    rel = os.path.relpath(path, container)
+    if path.name == MARKER or any(records.TEMPORARY.match(part) for part in Path(rel).parts):
+        return  # the tool's temporaries are known by their names
+    if not entry and path.is_file() and not path.is_symlink():
+        entry = {"size": path.stat().st_size}
+    with _folder_locked(container):
+        marker = read_marker(container)
+        if marker is None or rel in marker.get("record", {}) and (marker["record"][rel] == entry or not entry):
+            return
+        write_meta(container / MARKER, {**marker, "record": {**marker.get("record", {}), rel: entry}})
+
+
+_atomic.BEFORE_INSTALL.append(register)
 
 
 def release_unused(path: str | os.PathLike) -> None:
@@ -210,7 +255,8 @@ def _named(path: str | os.PathLike) -> Path:
 def remove(path: str | os.PathLike) -> None:
     """Remove a path this tool wrote (an output being replaced, a temporary or work folder): a link
     or file is unlinked, a folder removed with everything in it (links inside are removed, never
-    followed). Missing is fine; the places of :func:`protected_reason` are refused."""
+    followed), but an output folder with a record only loses what its record lists (anything else in
+    it stays, and so does the folder). Missing is fine; the places of :func:`protected_reason` are refused."""
     path = Path(path)
     if not os.path.lexists(path):
         return
@@ -218,6 +264,10 @@ def remove(path: str | os.PathLike) -> None:
         path.unlink(missing_ok=True)
         return
     _check_protected(path)
+    marker = read_marker(path)
+    if marker is not None and "folder" in marker:  # an output: only what its record lists
+        records.remove_recorded(path, marker.get("record", {}), MARKER, remove)
+        return
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -235,15 +285,16 @@ def temp_dir(target: str | os.PathLike, label: str = "tmp") -> Path:
 
 
 def install_dir(tmp: str | os.PathLike, target: str | os.PathLike, kind: str, **extra) -> Path:
-    """Mark the finished folder ``tmp`` as ``kind`` and move it to ``target``, replacing an earlier
-    output of that kind only now that the new one is complete (checked again: someone may have
-    put something there meanwhile)."""
+    """Mark the finished folder ``tmp`` as ``kind`` (recording every file in it and its identity, which
+    the rename keeps) and move it to ``target``, replacing an earlier output of that kind only now that
+    the new one is complete (checked again: someone may have put something there meanwhile)."""
     tmp, target = Path(tmp), _named(target)
-    write_marker(tmp, kind, **extra)
+    write_marker(tmp, kind, contents=records.record_tree(tmp, MARKER), **extra)
     old = None
     if check_dir(target, kind) or os.path.lexists(target):
         old = target.with_name(f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
         os.replace(target, old)
+    register(target, output=kind)
     os.replace(tmp, target)
     if old is not None:
         remove(old)
@@ -306,10 +357,25 @@ def _file_record(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _enclosing_output(path: Path) -> tuple[Path, str] | None:
+    """The output folder (of another kind than plain files) that holds ``path``, if any, unless it is a
+    container this process claimed (its own files go there)."""
+    for parent in _named(path).parents:
+        marker = raw_marker(parent)
+        if marker is not None and marker.get("kind") != FILES:
+            return None if parent in _CLAIMED else (parent, marker.get("kind"))
+    return None
+
+
 def check_file(path: str | os.PathLike, kind: str) -> None:
-    """May the file ``path`` be written as an output of ``kind``? Refused when something this tool
+    """May the file ``path`` be written as an output of ``kind``? Refused inside another output (an
+    index, vectors, an export, a checkpoint, a training or work folder), and where something this tool
     did not write (or has changed since) is there."""
     path = Path(path)
+    inside = _enclosing_output(path)
+    if inside is not None:
+        raise OutputRefused(f"{path}: inside {inside[0]}, a {inside[1]} output of {TOOL}; a {kind} file is never "
+                            "written into another output: choose a path outside it")
     if not os.path.lexists(path):
         return
     if path.is_symlink():
@@ -318,7 +384,7 @@ def check_file(path: str | os.PathLike, kind: str) -> None:
         raise refusal(path, "a folder, not a file" if path.is_dir() else "not a regular file")
     marker = read_marker(path.parent)
     if marker is not None and marker.get("kind") != FILES:
-        return  # a file inside one of our output folders
+        return  # a file inside a container of ours this process claimed
     record = (marker or {}).get("files", {}).get(path.name)
     if record is None:
         raise refusal(path, f"no record of it in {path.parent / MARKER}")
@@ -329,16 +395,20 @@ def check_file(path: str | os.PathLike, kind: str) -> None:
 
 
 def record_file(path: str | os.PathLike, kind: str) -> None:
-    """Record the file ``path`` just written as an output of ``kind`` in its folder's marker."""
+    """Record the file ``path`` just written as an output of ``kind`` in its folder's marker (the
+    record of its container, when written into one of ours)."""
     path = Path(path)
     folder = path.parent
+    marker = read_marker(folder)
+    if marker is not None and marker.get("kind") != FILES:
+        register(path)
+        return
     with _folder_locked(folder):
         marker = read_marker(folder)
-        if marker is not None and marker.get("kind") != FILES:
-            return
         files = {name: rec for name, rec in (marker or {}).get("files", {}).items() if (folder / name).is_file()}
         files[path.name] = {"kind": kind, **_file_record(path)}
-        write_meta(folder / MARKER, {"tool": TOOL, "version": _version(), "kind": FILES, "files": files})
+        write_meta(folder / MARKER, {"tool": TOOL, "version": _version(), "kind": FILES,
+                                     "folder": records.identity(folder), "files": files})
 
 
 @contextmanager
@@ -362,47 +432,9 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         fh.write(text)
 
 
-# -- the lock of an output ----------------------------------------------------------------------
-def lock_path(target: str | os.PathLike, *, inside: bool = False) -> Path:
-    """The lock file of ``target``: inside a container folder, else beside the output."""
-    target = _named(target)
-    return target / ".splade-anserini.lock" if inside else target.with_name(f".{target.name}.lock")
+# -- the lock of an output: :mod:`splade_anserini.output_lock` (imported last: it uses remove) ------------
+from splade_anserini.output_lock import lock, lock_path  # noqa: E402
 
-
-@contextmanager
-def lock(path: str | os.PathLike, what: str, *, wait: bool = False) -> Iterator[None]:
-    """Hold the lock file ``path`` (see :func:`lock_path`) while the block runs; a second writer
-    is refused in one line (or, with ``wait``, waits its turn). The file records the holder's pid
-    and goes away when released; the lock of a process that died is free (``flock``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fh = open(path, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            fh.close()
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            raise OutputRefused(f"{what}: another splade-anserini process is writing it; wait for it to finish "
-                                "or choose another path") from None
-        try:
-            same = os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        fh.close()  # the holder released and removed it meanwhile: take the new one
-    try:
-        fh.truncate(0)
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        yield
-    finally:
-        remove(path)  # while still held: a waiting process then takes a fresh file
-        fh.close()
-
-
-__all__ = ["MARKER", "OutputRefused", "check_dir", "check_file", "claim_dir", "install_dir", "is_ours", "lock",
-           "lock_path", "output_file", "protected_reason", "read_marker", "record_file", "remove", "temp_dir",
-           "tmp_name", "write_marker"]
+__all__ = ["MARKER", "OutputRefused", "check_dir", "check_file", "claim_dir", "foreign", "install_dir", "is_ours",
+           "lock", "lock_path", "output_file", "protected_reason", "read_marker", "record_file", "register", "remove",
+           "temp_dir", "tmp_name", "write_marker"]

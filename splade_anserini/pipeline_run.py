@@ -181,7 +181,7 @@ class PipelineRun:
     def claim(self) -> bool:
         """Refuse, before any work, to replace anything but our own outputs; then mark the work folder
         ours. Returns whether the folder was created (to remove again if the run fails before writing)."""
-        from splade_anserini.outputs import check_dir, check_file, claim_dir
+        from splade_anserini.outputs import check_dir, check_file, claim_dir, register
 
         check_dir(self.work, WORK_KIND)
         run_files = [(self.run_file, "run"), (self.eval_file, "evaluation")]
@@ -191,7 +191,9 @@ class PipelineRun:
             run_files.append((self.hybrid_run, "run"))
         for path, kind in run_files:
             check_file(path, kind)
-        return claim_dir(self.work, WORK_KIND)
+        created = claim_dir(self.work, WORK_KIND)
+        register(self.tsvint, size=None)  # written by the search stage: recorded before it is
+        return created
 
     def execute(self) -> PipelineResult:
         """Claim the work folder and run every stage under its lock; write the evaluation file."""

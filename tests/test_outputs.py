@@ -172,7 +172,15 @@ def test_decoys_are_refused_and_left_intact(name, decoy, flag, inputs, tmp_path,
 
 # -- the normal workflow still replaces the tool's own outputs -------------------------------------
 def files_of(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file's bytes; a marker's without the folder identity it records (a new folder: a new inode)."""
+    def content(p: Path) -> bytes:
+        if p.name != outputs.MARKER:
+            return p.read_bytes()
+        marker = outputs.read_meta(p)
+        marker.pop("folder")
+        return json.dumps(marker, sort_keys=True).encode()
+
+    return {str(p.relative_to(folder)): content(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_index_and_search_replace_their_own_outputs(inputs, tmp_path, capsys):

@@ -261,7 +261,7 @@ class EncodeRun:
             "encode_seconds_all_runs": totals["seconds"],
             "wall_seconds": time.time() - self.started,
             "decoder": getattr(self.encoder, "head_path", "plain"), "workers": self.workers,
-            "arguments": job.config,
+            "arguments": job.config, "parts": job.parts,
         }
 
 

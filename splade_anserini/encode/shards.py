@@ -22,6 +22,7 @@ from splade_anserini.conversion.errors import InputError, UsageError
 
 from splade_anserini import outputs
 from splade_anserini.data import read_corpus
+from splade_anserini.encode.collection_record import PartRecorder
 
 DEFAULT_BLOCK = 1000
 #: The marker kind of a vectors folder (:mod:`splade_anserini.outputs`).
@@ -105,6 +106,8 @@ class EncodeJob:
     config: dict = field(default_factory=dict)
     n_docs: int = 0
     opener: Callable = atomic_open
+    #: the record of each part file written by :meth:`assemble` (documents, SHA-256), kept in the summary
+    parts: dict = field(default_factory=dict)
 
     # layout
     @property
@@ -263,10 +266,16 @@ class EncodeJob:
 
         lines = shard_lines()
         outputs.claim_dir(self.output, VECTORS_KIND)  # shards of one collection share the folder
+        self.parts = {}
         for name, (lo, hi) in zip(self.names, part_ranges(*self.range, self.num_files)):
+            outputs.register(self.output / name, size=None)  # recorded before it is written
+            part = PartRecorder()  # the summary's record of the part, which index checks
             with self.opener(self.output / name, gzipped=self.gzipped) as fh:
                 for _ in range(hi - lo):
-                    fh.write(next(lines))
+                    line = next(lines)
+                    part.add(line)
+                    fh.write(line)
+            self.parts[name] = part.record()
         if next(lines, None) is not None:  # pragma: no cover - a bug, never bad input
             raise RuntimeError("block files hold more documents than the shard")
         return totals, df

@@ -24,7 +24,9 @@ of the same index. Both backends store the IDF table of the documents' tokens be
 The provenance ``encode_corpus`` wrote into the vectors folder (model and weights digest, factor,
 max length, pooling, passages) is carried into the index: the ``provenance`` key of
 ``splade-anserini-index.json`` (Lucene) or ``header.json`` (Numba), which ``search`` checks. A
-``--factor`` or ``--quantize`` other than the vectors' factor is refused.
+``--factor`` or ``--quantize`` other than the vectors' factor is refused. A collection ``encode``
+wrote is checked against its record first (:mod:`splade_anserini.encode.collection_record`): a part
+deleted, truncated or edited is refused (exit status 2), naming the part and both counts.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ from splade_anserini.conversion.jsonvector import collection_files, read_jsonvec
 
 from splade_anserini import outputs
 from splade_anserini.cli import ArgumentParser, command, positive_int
+from splade_anserini.encode.collection_record import check_collection
 from splade_anserini.search.query_weights import write_index_table
 
 BACKENDS = ("lucene", "numba")
@@ -134,7 +137,8 @@ def _prepare_build(input_path, index_path, overwrite: bool, kind: str) -> tuple[
     folders beside the index: ``(input, index, build dir, staging dir)``."""
     input_path, index = Path(input_path), Path(index_path)
     _check_target(index, overwrite, kind)
-    collection_files(input_path)  # a missing input fails before anything is created
+    # a missing input, or a collection that does not match its record, fails before anything is created
+    check_collection(input_path, collection_files(input_path))
     index.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(index)
     return input_path, index, outputs.temp_dir(index, "building"), outputs.temp_dir(index, "input")

@@ -97,6 +97,8 @@ def prepare_output(cfg: TrainConfig, acc, held: contextlib.ExitStack) -> tuple[P
         if outputs.claim_dir(out, TRAIN_KIND):  # created now: removed again if nothing gets written
             held.callback(outputs.release_unused, out)
         held.enter_context(outputs.lock(outputs.lock_path(out, inside=True), f"output_dir {out}"))
+        for name in ("log.jsonl", "query_weights.json"):  # written by the loop: recorded before they are
+            outputs.register(out / name, size=None)
         recover_checkpoints(out)
     acc.wait_for_everyone()
     has_last = (out / LAST / STATE_FILE).is_file()
