@@ -39,7 +39,16 @@ if [ "$MINOR" = 3.11 ]; then
   "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
     || "${PIP[@]}" "torch==2.13.0"
 fi
-"${PIP[@]}" -e ".[test,train,onnx]"
+"${PIP[@]}" -e ".[test,train,onnx,server]"
+# The page's browser test drives Debian's chromium (never a browser Playwright downloads): installed when
+# missing and this runs as root or in CI with sudo; elsewhere that test skips and says why.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif [ "${CI:-}" = true ] && command -v sudo >/dev/null; then SUDO=sudo; else SUDO=-; fi
+  if [ "$SUDO" != - ]; then
+    $SUDO apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q chromium >/dev/null; }
+  fi
+fi
 "$PY" -m splade_anserini.models splade-tiny >/dev/null
 "$PY" -m splade_anserini.java --version
 echo "setup done: $PY"

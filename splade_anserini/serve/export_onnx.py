@@ -1,6 +1,6 @@
 """Export a SPLADE checkpoint to ONNX with its pooling, in Anserini's query-encoder contract.
 
-    python -m splade_anserini.export_onnx --model M --output DIR [--int8] [--max-length 256]
+    python -m splade_anserini.export_onnx --model M --output DIR [--max-length 256]
         [--pooling max|sum] [--splade-doc [--query-weights INDEX_OR_FILE]] [--factor 100] [--parity-topics T.tsv]
         [--overwrite]
 
@@ -18,9 +18,10 @@ exact int8-screened query path of the Python encoder, checked against PyTorch li
 
 Before anything is written the exported graph is run on sample queries (and ``--parity-topics``)
 and its integer impacts compared with the PyTorch encoder's: a model that disagrees is refused.
-``--int8`` quantizes the graph's matrix products dynamically to int8 (ONNX Runtime's
-``quantize_dynamic``); its agreement with PyTorch is measured and recorded, and refused below
-:data:`INT8_MIN_COSINE`. The directory appears complete or not at all (built under a temporary
+``--int8`` is kept for old scripts and writes the same fp32 export, with a one-line notice: the exact
+int8 screen of the query graph (:mod:`.query_graph`) superseded the approximate, dynamically quantized
+graph it used to write (exports written that way still load, with a notice). The directory appears
+complete or not at all (built under a temporary
 name, then renamed). A checkpoint that is not a masked LM, or whose tokenizer Anserini's Java
 WordPiece tokenizer cannot read, is a one-line error (exit 2).
 """
@@ -43,7 +44,7 @@ from splade_anserini.models import (EXPORT_FORMAT, EXPORT_FORMAT_VERSION, EXPORT
 from splade_anserini.provenance import weights_sha256  # noqa: F401  (re-exported: the digest an export records)
 # the graph's names stay importable from here (MAX_IR_VERSION, splade_graph, ...); the export calls
 # the graph writer through this module's _export_graph, which a test replaces
-from splade_anserini.serve.onnx_graph import (MAX_IR_VERSION, OPSET, check_ir, quantize_int8,  # noqa: F401
+from splade_anserini.serve.onnx_graph import (MAX_IR_VERSION, OPSET, check_ir,  # noqa: F401
                                               share_tied_embeddings, splade_graph)
 from splade_anserini.serve.onnx_graph import export_graph as _export_graph
 from splade_anserini.serve.query_graph import write_query_graph
@@ -54,8 +55,9 @@ EXPORT_KIND = "onnx-export"
 ANSERINI_TOKENS = ("[CLS]", "[SEP]", "[UNK]", "[PAD]")
 #: fp32: share of (query, term) integer impacts identical to PyTorch, all others off by one at most.
 FP32_MIN_IDENTICAL = 0.99
-#: int8: mean cosine similarity of the float query vectors to PyTorch's.
-INT8_MIN_COSINE = 0.95
+#: What ``--int8`` says: it asks for the fp32 export, whose screened query graph is the int8 path now.
+INT8_NOTICE = ("notice: --int8 is no longer a separate export: the fp32 export's screened query graph runs the "
+               "int8 product exactly (same impacts as PyTorch); writing the fp32 export")
 
 #: Parity queries: short and long, punctuation, digits, accents, a text longer than any max length.
 SAMPLE_QUERIES = (
@@ -170,6 +172,8 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
 
     from splade_anserini.encode.splade import POOLINGS
 
+    if int8:
+        log(INT8_NOTICE)
     output = Path(os.fspath(output))
     if pooling not in POOLINGS:
         raise ExportError(f"--pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -185,7 +189,7 @@ def export(model: str, output: str | os.PathLike, *, int8: bool = False, max_len
     if outputs.check_dir(output, EXPORT_KIND) and not overwrite:
         raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
     with outputs.lock(outputs.lock_path(output), f"export {output}"):
-        return _export(model, output, int8=int8, max_length=max_length, pooling=pooling, splade_doc=splade_doc,
+        return _export(model, output, max_length=max_length, pooling=pooling, splade_doc=splade_doc,
                        factor=factor, parity_queries=parity_queries, overwrite=overwrite, log=log,
                        query_weights=query_weights, index=index, plan=plan, allow_other=allow_other)
 
@@ -227,18 +231,13 @@ def _load_source(model, *, max_length, pooling, index, plan, allow_other) -> _So
     return _Source(tokenizer, hf_model, source_dir, vocab, vocab_size, reference)
 
 
-def _write_files(tmp: Path, src: _Source, *, int8, pooling, query_weights) -> tuple[dict, bool]:
-    """The graph (int8: quantized), the screened query graph (fp32), the query weights, the tokenizer
-    files and ``vocab.txt`` into ``tmp``; returns the graph's versions and whether it is screened."""
+def _write_files(tmp: Path, src: _Source, *, pooling, query_weights) -> tuple[dict, bool]:
+    """The graph, the screened query graph, the query weights, the tokenizer files and ``vocab.txt``
+    into ``tmp``; returns the graph's versions and whether it is screened."""
     tokenizer, hf_model = src.tokenizer, src.hf_model
-    fp32_path = tmp / EXPORT_MODEL if not int8 else tmp / "model-fp32.onnx"
-    _export_graph(hf_model, tokenizer, pooling, fp32_path)
-    versions = check_ir(fp32_path)
-    if int8:
-        quantize_int8(fp32_path, tmp / EXPORT_MODEL)
-        versions = check_ir(tmp / EXPORT_MODEL)
-        outputs.remove(fp32_path)
-    screened = not int8 and write_query_graph(hf_model, tokenizer, tmp, OPSET)
+    _export_graph(hf_model, tokenizer, pooling, tmp / EXPORT_MODEL)
+    versions = check_ir(tmp / EXPORT_MODEL)
+    screened = write_query_graph(hf_model, tokenizer, tmp, OPSET)
     if screened:
         check_ir(tmp / EXPORT_HIDDEN)
     if query_weights is not None:  # SPLADE-doc's inference-free query weights travel with the export
@@ -251,20 +250,20 @@ def _write_files(tmp: Path, src: _Source, *, int8, pooling, query_weights) -> tu
     return versions, screened
 
 
-def _metadata(model, src: _Source, versions: dict, screened: bool, *, int8, max_length, pooling, splade_doc,
+def _metadata(model, src: _Source, versions: dict, screened: bool, *, max_length, pooling, splade_doc,
               factor) -> dict:
     """``splade_onnx.json`` before the parity figures."""
     special = sorted({int(i) for i in src.tokenizer.all_special_ids})
     return {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "pooling": pooling,
             "max_length": int(max_length), "factor": factor, "splade_doc": bool(splade_doc),
-            "quantization": "int8" if int8 else "fp32", "vocab_size": int(src.vocab_size),
+            "quantization": "fp32", "vocab_size": int(src.vocab_size),
             "special_ids": special, "query_graph": bool(screened), "source_model": str(model), "source_path": str(src.source_dir),
             "source_sha256": weights_sha256(src.hf_model), **versions,
             "inputs": ["input_ids", "attention_mask", "token_type_ids"],
             "outputs": ["output_idx", "output_weights"]}
 
 
-def _check_parity(tmp: Path, src: _Source, meta: dict, *, parity_queries, max_length, factor, int8, screened,
+def _check_parity(tmp: Path, src: _Source, meta: dict, *, parity_queries, max_length, factor, screened,
                   log) -> None:
     """Parity on what was written, read back the way serving reads it; single texts (Anserini's
     ``[1, seq]``) and one padded batch must both agree. Adds the figures to ``meta``; raises
@@ -289,35 +288,30 @@ def _check_parity(tmp: Path, src: _Source, meta: dict, *, parity_queries, max_le
         meta["parity_screened"] = asdict(checked[-1])
         del screen_enc
     for f in checked:
-        _refuse_disagreement(f, int8)
+        _refuse_disagreement(f)
     meta["parity"] = {"single": asdict(fid), "batched": asdict(fid_batch), "factor": factor}
 
 
-def _refuse_disagreement(f: Fidelity, int8: bool) -> None:
-    """:class:`ParityError` when ``f`` misses the rule for its quantization."""
-    if int8:
-        bad = f.mean_cosine < INT8_MIN_COSINE
-        rule = f"mean cosine >= {INT8_MIN_COSINE}"
-    else:
-        bad = f.max_abs_diff > 1 or f.identical < FP32_MIN_IDENTICAL
-        rule = f">= {FP32_MIN_IDENTICAL:.0%} identical, others off by one"
-    if bad:
+def _refuse_disagreement(f: Fidelity) -> None:
+    """:class:`ParityError` when ``f`` misses the fp32 rule."""
+    rule = f">= {FP32_MIN_IDENTICAL:.0%} identical, others off by one"
+    if f.max_abs_diff > 1 or f.identical < FP32_MIN_IDENTICAL:
         raise ParityError(f"the exported graph disagrees with the PyTorch encoder ({f.line()}; "
                           f"needed {rule}): not written")
 
 
-def _export(model, output: Path, *, int8, max_length, pooling, splade_doc, factor, parity_queries, overwrite,
+def _export(model, output: Path, *, max_length, pooling, splade_doc, factor, parity_queries, overwrite,
             log, query_weights, index=None, plan=None, allow_other=False) -> dict:
     t0 = time.perf_counter()
     src = _load_source(model, max_length=max_length, pooling=pooling, index=index, plan=plan, allow_other=allow_other)
     tmp = outputs.temp_dir(output)
     try:
-        versions, screened = _write_files(tmp, src, int8=int8, pooling=pooling, query_weights=query_weights)
-        meta = _metadata(model, src, versions, screened, int8=int8, max_length=max_length, pooling=pooling,
+        versions, screened = _write_files(tmp, src, pooling=pooling, query_weights=query_weights)
+        meta = _metadata(model, src, versions, screened, max_length=max_length, pooling=pooling,
                          splade_doc=splade_doc, factor=factor)
         (tmp / EXPORT_METADATA).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         _check_parity(tmp, src, meta, parity_queries=parity_queries, max_length=max_length, factor=factor,
-                      int8=int8, screened=screened, log=log)
+                      screened=screened, log=log)
         (tmp / EXPORT_METADATA).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         if outputs.check_dir(output, EXPORT_KIND) and not overwrite:  # made meanwhile
             raise ExportError(f"{output}: already exists; pass --overwrite to replace it")
@@ -339,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             "query-encoder contract, parity-checked against PyTorch.")
     p.add_argument("--model", default="splade-tiny", help="checkpoint directory, hub id or splade-tiny")
     p.add_argument("--output", required=True, help="export directory to create (--overwrite replaces only an export this tool wrote)")
-    p.add_argument("--int8", action="store_true", help="dynamic int8 quantization of the matrix products")
+    p.add_argument("--int8", action="store_true",
+                   help="kept for old scripts: the fp32 export's screened query graph is the (exact) int8 path")
     p.add_argument("--max-length", type=int, default=256, help="query max length recorded for serving")
     p.add_argument("--pooling", default="max", help="max (SPLADE-max, default) or sum (SPLADE v1)")
     p.add_argument("--splade-doc", action="store_true", help="SPLADE-doc: queries are bags of WordPiece tokens")

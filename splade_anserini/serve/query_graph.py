@@ -170,3 +170,14 @@ class QueryGraph:
         """Sparse vectors of the padded ``[batch, seq]`` inputs (rows of ``lengths`` real tokens)."""
         hidden = self.session.run(["hidden"], {"input_ids": ids, "attention_mask": mask})[0]
         return [self.screen.pool(hidden[row, :length]) for row, length in enumerate(lengths)]
+
+
+def old_int8_notice(meta: dict, export_dir) -> None:
+    """One ``notice:`` line for an export written by the former ``--int8`` (an approximate,
+    dynamically quantized graph): it still loads, and an fp32 export's exact screen supersedes it."""
+    if meta.get("quantization") == "int8":
+        import sys
+
+        print(f"notice: {export_dir}: an approximate int8 graph (the former export-onnx --int8); export it again "
+              "without --int8 for the exact screened query encoder (same impacts as PyTorch, faster)",
+              file=sys.stderr, flush=True)

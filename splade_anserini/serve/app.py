@@ -1,0 +1,241 @@
+"""The FastAPI application of ``splade-anserini serve``: Pyserini's REST routes where they overlap, plus
+batches, query encoding, explanations, health and the page at ``/``.
+
+Routes (every one also under ``/v1``, Pyserini 2.0's prefix):
+
+* ``GET /indexes``: the index names; ``GET /indexes/{name}/status``: backend, size, provenance;
+* ``GET /indexes/{name}/search?query=&hits=10&qid=&explain=false``: Pyserini's ``{"query": {"qid",
+  "query_txt"}, "candidates": [{"docid", "score", "rank", "document_txt"}]}``; ``explain=true`` adds
+  each hit's ``explanation`` and the ``query_vector``;
+* ``POST /indexes/{name}/search``: Pyserini's body ``{"query", "hits", "qid"}``, or a batch
+  ``{"queries": [{"qid", "query"}, ...], "hits"}`` answered as ``{"results": [...]}``;
+* ``GET /indexes/{name}/documents/{docid}`` (with ``--corpus``), ``GET /indexes/{name}/encode?query=``;
+* Pyserini 2.1's and Anserini's ``GET /v1/{name}/search?query=&hits=`` and ``GET /v1/{name}/doc/{docid}``;
+* ``GET /health``, ``GET /docs`` (OpenAPI), ``GET /`` (the page).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from splade_anserini.serve.limits import (Limits, RequestLimits, check_query, error_body, one_line, parse_bool,
+                                          parse_hits)
+from splade_anserini.serve.served import Encoder, RequestError, ServedIndex
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: The page's files, served from memory by fixed names (no path is ever taken from a request).
+PAGE_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
+              "style.css": "text/css; charset=utf-8"}
+
+
+class Service:
+    """The indexes and the encoder behind the routes."""
+
+    def __init__(self, indexes: Mapping[str, ServedIndex], encoder: Encoder, limits: Limits):
+        self.indexes = dict(indexes)
+        self.encoder = encoder
+        self.limits = limits
+
+    def index(self, name: str) -> ServedIndex:
+        served = self.indexes.get(name)
+        if served is None:
+            raise RequestError(404, f"unknown index {name!r}; this server has: {', '.join(self.indexes)}")
+        return served
+
+    async def search(self, name: str, queries: Sequence[tuple[str, str]], hits: int, explain: bool) -> list[dict]:
+        """Pyserini's result object for each ``(qid, text)``, searched on ``name``."""
+        served = self.index(name)
+        texts = [text for _, text in queries]
+
+        def work():
+            vectors = self.encoder.vectors(texts, served.factor)
+            found = served.search(vectors, hits)
+            explained = [served.explain(v, h) for v, h in zip(vectors, found)] if explain else None
+            return vectors, found, explained
+
+        vectors, found, explained = await _guarded(served.backend.run(work), served.name)
+        return [self._result(served, qid, text, vectors[i], found[i], explained[i] if explained else None)
+                for i, (qid, text) in enumerate(queries)]
+
+    @staticmethod
+    def _result(served: ServedIndex, qid: str, text: str, vector, hits, explained) -> dict:
+        docs = served.documents
+        candidates = []
+        for rank, (docid, score) in enumerate(hits, 1):
+            cand = {"docid": docid, "score": score, "rank": rank,
+                    "document_txt": docs[docid]["contents"] if docs and docid in docs else ""}
+            if explained is not None:
+                cand["explanation"] = explained[rank - 1]
+                cand["document"] = docs.get(docid) if docs else None
+            candidates.append(cand)
+        out = {"query": {"qid": qid, "query_txt": text}, "index": served.name, "candidates": candidates}
+        if explained is not None:
+            out["query_vector"] = _ranked(vector)
+        return out
+
+    async def encode(self, name: str, text: str) -> dict:
+        served = self.index(name)
+        vector = (await _guarded(served.backend.run(self.encoder.vectors, [text], served.factor), name))[0]
+        return {"query": text, "index": name, "factor": served.factor, "vector": _ranked(vector)}
+
+
+async def _guarded(work, name: str):
+    """``await work``; a failure of the encoder or the backend is one log line and a 500 JSON error."""
+    try:
+        return await work
+    except RequestError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failed request must not take the server down
+        print(f"error: index {name}: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr, flush=True)
+        raise RequestError(500, f"the search failed ({type(exc).__name__}); see the server's log") from None
+
+
+def _ranked(vector: Mapping[str, int]) -> list[dict]:
+    return [{"term": t, "weight": w} for t, w in sorted(vector.items(), key=lambda x: (-x[1], x[0]))]
+
+
+def _batch(body: dict, limits: Limits) -> list[tuple[str, str]]:
+    queries = body.get("queries")
+    if isinstance(queries, dict):
+        queries = [{"qid": q, "query": t} for q, t in queries.items()]
+    if not isinstance(queries, list) or not queries:
+        raise RequestError(400, "'queries' must be a non-empty list of {\"qid\", \"query\"} objects")
+    if len(queries) > limits.max_batch:
+        raise RequestError(413, f"a batch of {len(queries):,} queries; the limit is {limits.max_batch:,}")
+    out = []
+    for i, item in enumerate(queries):
+        if not isinstance(item, dict):
+            raise RequestError(400, f"queries[{i}] must be an object {{\"qid\", \"query\"}}")
+        out.append((str(item.get("qid", i)), check_query(item.get("query"), limits, f"queries[{i}].query")))
+    return out
+
+
+def build_router(service: Service, *, schema: bool = True):
+    """The ``/indexes`` routes (mounted at ``/`` and, hidden from the schema, at ``/v1``)."""
+    from fastapi import APIRouter, Body, Query
+
+    router = APIRouter(prefix="/indexes", tags=["indexes"], include_in_schema=schema)
+    limits = service.limits
+
+    @router.get("", summary="The names of the served indexes")
+    async def list_indexes() -> list[str]:
+        return list(service.indexes)
+
+    @router.get("/{name}/status", summary="An index's backend, size, provenance and query encoder")
+    async def status(name: str) -> dict:
+        return service.index(name).status(service.encoder)
+
+    @router.get("/{name}/search", summary="Search one query (Pyserini's route); explain=true explains each hit")
+    async def search(name: str, query: str | None = Query(None), hits: str | None = Query(None),
+                     qid: str = Query(""), explain: str | None = Query(None)) -> dict:
+        text = check_query(query, limits)
+        return (await service.search(name, [(qid, text)], parse_hits(hits, limits), parse_bool(explain, "explain")))[0]
+
+    @router.post("/{name}/search", summary="Search one query (Pyserini's body) or a batch ({\"queries\": [...]})")
+    async def search_post(name: str, body: dict = Body(...)) -> dict:
+        hits, explain = parse_hits(body.get("hits"), limits), parse_bool(body.get("explain"), "explain")
+        if "queries" in body:
+            return {"results": await service.search(name, _batch(body, limits), hits, explain)}
+        text = check_query(body.get("query"), limits)
+        return (await service.search(name, [(str(body.get("qid", "")), text)], hits, explain))[0]
+
+    @router.get("/{name}/documents/{docid}", summary="A document of the corpus given with --corpus")
+    async def document(name: str, docid: str) -> dict:
+        return service.index(name).document(docid)
+
+    @router.get("/{name}/encode", summary="The query's impacts: {term: weight}, largest first")
+    async def encode(name: str, query: str | None = Query(None)) -> dict:
+        return await service.encode(name, check_query(query, limits))
+
+    return router
+
+
+def build_anserini_router(service: Service):
+    """Pyserini 2.1's and Anserini's ``/v1/{index}/search`` and ``/v1/{index}/doc/{docid}``."""
+    from fastapi import APIRouter, Query
+
+    router = APIRouter(prefix="/v1", tags=["anserini"])
+    limits = service.limits
+
+    @router.get("/{name}/search", summary="Search (Anserini's and Pyserini 2.1's REST shape)")
+    async def search(name: str, query: str | None = Query(None), hits: str | None = Query(None)) -> dict:
+        result = (await service.search(name, [("", check_query(query, limits))], parse_hits(hits, limits), False))[0]
+        docs = service.index(name).documents
+        return {"api": "v1", "index": name, "query": {"text": query},
+                "candidates": [{"docid": c["docid"], "score": c["score"], "rank": c["rank"],
+                                "doc": docs.get(c["docid"]) if docs else None} for c in result["candidates"]]}
+
+    @router.get("/{name}/doc/{docid}", summary="A document (Anserini's and Pyserini 2.1's REST shape)")
+    async def doc(name: str, docid: str) -> dict:
+        return {"api": "v1", "index": name, "docid": docid, "doc": service.index(name).document(docid)}
+
+    return router
+
+
+def create_app(service: Service, *, on_close=None):
+    """The application: routes, the one-line JSON errors, the request limits, the page."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from starlette.exceptions import HTTPException
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        if on_close is not None:
+            on_close()
+
+    app = FastAPI(title="splade-anserini", version="1", lifespan=lifespan,
+                  description="SPLADE search over Lucene impact and Numba indexes, with explained hits.")
+
+    def error(status: int, message: object) -> Response:
+        return Response(error_body(message), status_code=status, media_type="application/json")
+
+    @app.exception_handler(RequestError)
+    async def request_error(request: Request, exc: RequestError):
+        return error(exc.status, exc)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return error(exc.status_code, "no such route" if exc.status_code == 404 else exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error(400, f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception):
+        print(f"error: {request.url.path}: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr, flush=True)
+        return error(500, f"internal error ({type(exc).__name__})")
+
+    @app.get("/health", summary="Liveness: the indexes served")
+    async def health() -> dict:
+        return {"status": "ok", "indexes": list(service.indexes), "query_encoder": service.encoder.kind,
+                "torch_imported": "torch" in sys.modules}
+
+    page = {name: (STATIC / name).read_bytes() for name in PAGE_FILES}
+
+    @app.get("/", include_in_schema=False)
+    async def index_page():
+        return Response(page["index.html"], media_type=PAGE_FILES["index.html"])
+
+    for name in ("app.js", "style.css"):
+        app.add_api_route(f"/static/{name}", _static(page[name], PAGE_FILES[name]), include_in_schema=False)
+    app.include_router(build_router(service))
+    app.include_router(build_router(service, schema=False), prefix="/v1")
+    app.include_router(build_anserini_router(service))
+    return RequestLimits(app, service.limits)
+
+
+def _static(content: bytes, media_type: str):
+    from fastapi.responses import Response
+
+    async def serve():
+        return Response(content, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+    return serve
