@@ -39,7 +39,10 @@ if [ "$MINOR" = 3.11 ]; then
   "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
     || "${PIP[@]}" "torch==2.13.0"
 fi
-"${PIP[@]}" -e ".[test,train,onnx,server]"
+"${PIP[@]}" -e ".[test,train,onnx,milvus,server]"
+# ciff-toolkit (reads CIFF back in the tests) pins protobuf < 5, pymilvus needs >= 5; its generated code runs
+# on the newer protobuf, so it is installed without its pins.
+"${PIP[@]}" --no-deps "ciff-toolkit==0.2.2"
 # The page's browser test drives Debian's chromium (never a browser Playwright downloads): installed when
 # missing and this runs as root or in CI with sudo; elsewhere that test skips and says why.
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then

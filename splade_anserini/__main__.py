@@ -37,6 +37,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("fuse", "splade_anserini.search.fusion", "fuse runs (interpolation or RRF)"),
     Subcommand("parity", "splade_anserini.evaluate.parity", "check that Lucene and Numba rank identically"),
     Subcommand("export-onnx", "splade_anserini.serve.export_onnx", "export a checkpoint to ONNX for serving"),
+    Subcommand("export", "splade_anserini.export.__main__", "vectors into Milvus, OpenSearch/Elasticsearch files or CIFF"),
     Subcommand("serve", "splade_anserini.serve.server", "an HTTP search service (Pyserini's REST routes, a page)"),
     Subcommand("model", "splade_anserini.models", "resolve (and fetch) a model, print its folder"),
     Subcommand("train", "splade_anserini.train.__main__", "fine-tune a SPLADE model"),

@@ -52,7 +52,7 @@ from splade_anserini.conversion.trec import Run, max_passage, write_run
 from splade_anserini.cli import ArgumentParser, command, positive_int
 from splade_anserini.java_errors import UnansweredQueryError, answer_every_query, java_cause  # noqa: F401
 
-BACKENDS = ("lucene", "numba")
+BACKENDS = ("lucene", "numba", "milvus")
 
 
 # -- Lucene through Pyserini ------------------------------------------------------------------------
@@ -133,11 +133,19 @@ def write_tsvint_topics(path: str | os.PathLike, vectors: Mapping[str, dict[str,
 
 # -- Numba reference index --------------------------------------------------------------------------
 def numba_search(index: str | os.PathLike, vectors: Mapping[str, dict[str, int]], *, k: int = 1000,
-                 threads: int = 1) -> Run:
-    """``NumbaIndex.load(index).search_run(vectors, k, threads)``: exact, ranked by the index."""
+                 threads: int = 1, storage_precision: bool = False) -> Run:
+    """``NumbaIndex.load(index).search_run(vectors, k, threads)``: exact, ranked by the index;
+    ``storage_precision``: the document impacts as OpenSearch/Elasticsearch store them (9 bits)."""
     from splade_anserini.index.numba_index import NumbaIndex
 
-    return NumbaIndex.load(os.fspath(index)).search_run(vectors, k, threads)
+    loaded = NumbaIndex.load(os.fspath(index))
+    if storage_precision:
+        from splade_anserini.export.precision import simulate_on_index
+
+        changed = simulate_on_index(loaded)
+        print(f"notice: storage precision simulated: {changed:,} of {loaded.n_postings:,} document impacts "
+              "truncated to 9 significant bits", file=sys.stderr)
+    return loaded.search_run(vectors, k, threads)
 
 
 # -- shared -----------------------------------------------------------------------------------------
@@ -197,6 +205,11 @@ def _vectors_first(args, topics: Mapping[str, str]) -> Searched:
     encode_s = time.perf_counter() - t0
     if args.backend == "numba":
         return _numba(args, vectors, qids, encode_s)
+    if args.backend == "milvus":
+        from splade_anserini.search.milvus_backend import milvus_search
+
+        return Searched(milvus_search(args.uri, args.collection, vectors, args.model, args.vocabulary, k=args.hits),
+                        qids, f"Milvus collection {args.collection} at {args.uri}", encode_s)
     if args.pretokenized_topics:
         write_tsvint_topics(args.pretokenized_topics, vectors)
         results = anserini_search(args.index, args.pretokenized_topics, k=args.hits, threads=args.threads)
@@ -209,7 +222,8 @@ def _vectors_first(args, topics: Mapping[str, str]) -> Searched:
 
 
 def _numba(args, vectors: Mapping[str, dict[str, int]], qids: list[str], encode_s: float) -> Searched:
-    return Searched(numba_search(args.index, vectors, k=args.hits, threads=args.threads), qids,
+    return Searched(numba_search(args.index, vectors, k=args.hits, threads=args.threads,
+                                 storage_precision=args.simulate_storage_precision), qids,
                     "Numba reference index", encode_s)
 
 
@@ -245,7 +259,7 @@ def _check_index(index: Path, backend: str) -> None:
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(description="Search SPLADE queries on a Lucene impact (or Numba) index.")
-    parser.add_argument("--index", required=True)
+    parser.add_argument("--index", help="Lucene or Numba index (not with --backend milvus)")
     parser.add_argument("--topics", help="topics: BEIR queries.jsonl or qid<TAB>query text (.gz or not)")
     parser.add_argument("--output", required=True, help="TREC run file to write (e.g. runs/scifact.trec; an existing file is "
                         "replaced only if this tool wrote it)")
@@ -266,6 +280,11 @@ def build_parser() -> ArgumentParser:
                              "or a table file")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", choices=BACKENDS, default="lucene")
+    parser.add_argument("--uri", help="--backend milvus: a Milvus Lite file (.db) or a server address")
+    parser.add_argument("--collection", help="--backend milvus: the collection `export --to milvus` wrote")
+    parser.add_argument("--simulate-storage-precision", action="store_true",
+                        help="numba backend: keep 9 significant bits of each document impact, as OpenSearch "
+                             "rank_features and Elasticsearch sparse_vector store them")
     parser.add_argument("--tag", default=None, help="run tag (default: the output file stem)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--pretokenized-topics", metavar="OUT.tsv",
@@ -291,6 +310,9 @@ def check_options(parser: ArgumentParser, args) -> None:
         parser.error("--encoded-topics replaces --topics: give one of them")
     if args.query_weights != "ones" and not args.splade_doc:
         parser.error("--query-weights weighs SPLADE-doc queries: add --splade-doc")
+    from splade_anserini.search.milvus_backend import check_backend_options
+
+    check_backend_options(parser, args)
     if args.max_passage_delimiter == "":
         parser.error("--max-passage-delimiter must be non-empty")
     if args.backend == "numba" and args.pretokenized_topics:
@@ -301,7 +323,8 @@ def check_options(parser: ArgumentParser, args) -> None:
         parser.error("--splade-doc changes how queries are encoded; --encoded-topics are encoded already")
     if args.java_encoder and args.splade_doc:
         parser.error("--splade-doc queries are bags of tokens: no Java-side encoder is needed (use --model)")
-    _check_index(Path(args.index), args.backend)
+    if args.backend != "milvus":
+        _check_index(Path(args.index), args.backend)
     if not args.encoded_topics and not args.java_encoder:
         from splade_anserini.models import check_max_length, is_onnx_export
 
@@ -359,8 +382,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_options(parser, args)
-    plan = provenance.plan_search(args.index, factor=args.factor, max_passage=args.max_passage,
-                                  delimiter=args.max_passage_delimiter)
+    from splade_anserini.search.milvus_backend import search_plan
+
+    plan = search_plan(args)
     args.factor = plan.factor
     inputs = (args.topics, args.encoded_topics, args.java_encoder)
     if args.pretokenized_topics:
