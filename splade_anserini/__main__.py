@@ -46,6 +46,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("mine-negatives", "splade_anserini.train.mine_negatives", "mine hard negatives as a TREC run"),
     Subcommand("hybrid-teacher", "splade_anserini.train.hybrid_teacher",
                "teacher scores from a model's run fused with BM25 (for distillation)"),
+    Subcommand("adapt", "splade_anserini.train.adapt",
+               "adapt a model to a corpus without labels: those steps in one resumable command"),
     Subcommand("holdout", "splade_anserini.train.holdout", "write a training config's held-out queries"),
     Subcommand("quick-eval", "splade_anserini.train.quick_eval", "exact nDCG@10 of a checkpoint"),
     Subcommand("interpolate", "splade_anserini.train.interpolate", "WiSE-FT: interpolate two checkpoints"),
