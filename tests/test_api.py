@@ -48,3 +48,43 @@ def test_query_encoder_starts_the_jvm_on_first_use_only():
             "assert SpladeQueryEncoder is query_encoder.SpladeQueryEncoder; print('ok')")
     run = run_python(code)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+def test_train_without_the_train_extra_names_it(tmp_path):
+    """Without accelerate (the ``train`` extra), ``train`` ends in one line naming the extra to install."""
+    code = ("import sys; sys.modules['accelerate'] = None; from splade_anserini.train.__main__ import main; "
+            f"sys.exit(main(['--config', 'scifact', '--output-dir', {str(tmp_path / 'out')!r}]))")
+    run = run_python(code)
+    assert run.returncode == 2
+    assert run.stderr.strip() == 'error: training needs the train extra: pip install "splade-anserini[train]"'
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_named_dataset_lists_every_place_searched(tmp_path, monkeypatch):
+    from splade_anserini.conversion.errors import InputError
+    from splade_anserini.data import resolve_dataset
+
+    monkeypatch.delenv("SPLADE_ANSERINI_DATA", raising=False)
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    (work / "data").mkdir()  # a data folder without the dataset: the next place is still searched
+    monkeypatch.chdir(work)
+    with pytest.raises(InputError) as caught:
+        resolve_dataset("cacm")
+    message = str(caught.value)
+    assert str(work / "data" / "cacm") in message and str(tmp_path / "a" / "shared" / "data" / "cacm") in message
+    shared = tmp_path / "a" / "shared" / "data" / "cacm"
+    shared.mkdir(parents=True)
+    with pytest.raises(InputError, match="no corpus file"):  # found in the second place
+        resolve_dataset("cacm")
+
+
+@pytest.mark.parametrize("module, shown, hidden", [
+    ("splade_anserini.train.mine_negatives", ["default: 100", "default: 1", "(default: 256)"], ["(default: None)"]),
+    ("splade_anserini.train.__main__", ["(default: splade-tiny)"], ["(default: )", "(default: None)"]),
+])
+def test_help_shows_every_default_but_empty_ones(module, shown, hidden, capsys):
+    assert importlib.import_module(module).main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(text in out for text in shown), out
+    assert not any(text in out for text in hidden), out

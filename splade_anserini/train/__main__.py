@@ -27,7 +27,11 @@ def check_train_extra() -> None:
     """Refuse, in one line naming the extra, when a package training needs is not installed."""
     import importlib.util
 
-    if any(importlib.util.find_spec(name) is None for name in TRAIN_EXTRA):
+    try:
+        missing = any(importlib.util.find_spec(name) is None for name in TRAIN_EXTRA)
+    except (ImportError, ValueError):  # a package blocked in sys.modules, or a broken install
+        missing = True
+    if missing:
         raise MissingExtraError('training needs the train extra: pip install "splade-anserini[train]"')
 
 
