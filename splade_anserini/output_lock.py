@@ -10,6 +10,8 @@ from typing import Iterator
 
 from splade_anserini.outputs import OutputRefused, _named, remove
 
+#: The lock files this process holds: inside a container it holds, its own files may be written.
+HELD: set[Path] = set()
 
 def lock_path(target: str | os.PathLike, *, inside: bool = False) -> Path:
     """The lock file of ``target``: inside a container folder, else beside the output."""
@@ -45,7 +47,9 @@ def lock(path: str | os.PathLike, what: str, *, wait: bool = False) -> Iterator[
         fh.truncate(0)
         fh.write(f"{os.getpid()}\n")
         fh.flush()
+        HELD.add(_named(path))
         yield
     finally:
+        HELD.discard(_named(path))
         remove(path)  # while still held: a waiting process then takes a fresh file
         fh.close()

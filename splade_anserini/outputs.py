@@ -16,7 +16,8 @@ Every command that creates, replaces, cleans or resumes an output goes through t
 * An output file (a TREC run, an evaluation, encoded topics) is never written inside another output;
   written into a plain folder it is recorded in the marker of that folder (``"files"``: name, kind,
   size and mtime, with the folder's identity); an existing file is replaced only when that record
-  matches it.
+  matches it (a plain folder's marker of an earlier version, without identity, still counts: it
+  records each file's size and mtime).
 * Whatever the marker says, ``/``, the home directory, the current folder and its parents, and the
   folders that hold the checkout or the data folder are never replaced or removed; a symbolic link
   given as an output is refused (never followed), and links met inside our own outputs are removed
@@ -179,14 +180,10 @@ def check_dir(path: str | os.PathLike, kind: str) -> bool:
                             "it wrote; remove the folder yourself or choose another path")
     found = foreign(path)
     if found:
-        names = ", ".join(str(path / p) for p in found[:records.NAMED]) + (", ..." if len(found) > records.NAMED else "")
+        names = ", ".join(os.path.join(path, p) for p in found[:records.NAMED]) + (", ..." if len(found) > records.NAMED else "")
         raise OutputRefused(f"{path} holds files {TOOL} did not write ({names}); move them out or choose another "
                             "path; nothing was touched")
     return True
-
-
-#: The container folders this process claimed (:func:`claim_dir`): its own files may be written into them.
-_CLAIMED: set[Path] = set()
 
 
 def claim_dir(path: str | os.PathLike, kind: str) -> bool:
@@ -195,13 +192,12 @@ def claim_dir(path: str | os.PathLike, kind: str) -> bool:
     (see :func:`release_unused`)."""
     path = Path(path)
     if check_dir(path, kind):
-        _CLAIMED.add(_named(path))
         return False
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     register(path, output=kind)
-    write_marker(path, kind, container=True)
-    _CLAIMED.add(_named(path))
+    with _folder_locked(path):  # shards claiming one folder at once: one marker, no record lost
+        write_marker(path, kind, container=True)
     return created
 
 
@@ -268,6 +264,8 @@ def remove(path: str | os.PathLike) -> None:
     if marker is not None and "folder" in marker:  # an output: only what its record lists
         records.remove_recorded(path, marker.get("record", {}), MARKER, remove)
         return
+    if marker is None and raw_marker(path) is not None:
+        raise refusal(path, f"its {MARKER} names another folder: a copy")
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -359,11 +357,13 @@ def _file_record(path: Path) -> dict:
 
 def _enclosing_output(path: Path) -> tuple[Path, str] | None:
     """The output folder (of another kind than plain files) that holds ``path``, if any, unless it is a
-    container this process claimed (its own files go there)."""
+    container whose lock this process holds (its own files go there)."""
+    from splade_anserini.output_lock import HELD
+
     for parent in _named(path).parents:
         marker = raw_marker(parent)
         if marker is not None and marker.get("kind") != FILES:
-            return None if parent in _CLAIMED else (parent, marker.get("kind"))
+            return None if lock_path(parent, inside=True) in HELD else (parent, marker.get("kind"))
     return None
 
 

@@ -192,7 +192,8 @@ class PipelineRun:
         for path, kind in run_files:
             check_file(path, kind)
         created = claim_dir(self.work, WORK_KIND)
-        register(self.tsvint, size=None)  # written by the search stage: recorded before it is
+        for path in (self.tsvint, self.work / "passages.jsonl"):  # written by stages: recorded before they are
+            register(path, size=None)
         return created
 
     def execute(self) -> PipelineResult:

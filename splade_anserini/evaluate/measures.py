@@ -8,7 +8,9 @@ Prints one row per run and one column per measure (any ir-measures measure name,
 :func:`conversion.trec.read_run` (bad column count, non-numeric score, a docid twice in one topic
 -> a one-line ``file:line: problem`` error, exit status 2). A warning goes to stderr when the
 run's topics and the qrels' topics differ: qrels topics missing from the run count as 0 in the
-averages (ir-measures averages over the qrels topics), run topics without qrels are ignored.
+averages (ir-measures averages over the qrels topics), run topics without qrels are ignored. One
+more warning line says how many qrels topics judge no document relevant and, with ``--index`` (a
+Numba index, a Lucene index this tool built, vectors or a corpus), how many judged documents it lacks.
 
 With ``--vectors`` (a JsonVectorCollection) and ``--query-vectors`` (TsvInt topics) the sparsity
 and FLOPS statistics of :mod:`splade_anserini.evaluate.stats` are printed as well.
@@ -102,6 +104,16 @@ def format_table(results: Sequence[RunEvaluation]) -> str:
     return "\n".join(lines)
 
 
+def _warn_coverage(qrels_path: str, docs: str | None) -> None:
+    """One warning line: judged documents absent from ``docs`` (when given), topics judging none relevant."""
+    from splade_anserini.data import read_qrels
+    from splade_anserini.evaluate.judged import coverage_warning, known_docids
+
+    warning = coverage_warning(qrels_path, read_qrels(qrels_path), known_docids(docs) if docs else None, docs)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description="Evaluate TREC runs with ir-measures.")
@@ -112,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON (an existing file is replaced only if this tool wrote it)")
     parser.add_argument("--vectors", help="JsonVectorCollection of the index: print sparsity and FLOPS")
     parser.add_argument("--query-vectors", help="TsvInt topics (encoded queries) for the FLOPS figure")
+    parser.add_argument("--index", help="the index (Numba, or Lucene built by this tool), vectors or corpus the runs "
+                        "searched: warn about judged documents absent from it")
     args = parser.parse_args(argv)
     if bool(args.vectors) != bool(args.query_vectors):
         parser.error("--vectors and --query-vectors go together")
@@ -120,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
         check_file(args.json, "evaluation")  # refused before the work, not after
     results = evaluate_files(args.qrels, args.runs, args.measures)
+    _warn_coverage(args.qrels, args.index)
     from splade_anserini.provenance import run_provenance
 
     for r in results:

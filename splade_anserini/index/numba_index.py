@@ -318,7 +318,7 @@ class NumbaIndex(IndexSearch):
             raise IndexFormatError(f"{path}: not a Numba index (no header.json)")
         try:
             header = json.loads(head_file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise IndexFormatError(f"{head_file}: unreadable header ({exc})") from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise IndexFormatError(f"{path}: not a Numba index (format {header.get('format') if isinstance(header, dict) else None!r})")
@@ -331,9 +331,17 @@ class NumbaIndex(IndexSearch):
             file = path / f"{name}.npy"
             if not file.is_file():
                 raise IndexFormatError(f"{path}: missing {file.name}")
-            arrays[name] = np.load(file, mmap_mode="r" if mmap else None)
-        index = cls(header["vocab"], header["docids"], factor=header["factor"], block_bits=header["block_bits"],
-                    dense_min_df=header["dense_min_df"], **arrays)
+            try:
+                arrays[name] = np.load(file, mmap_mode="r" if mmap else None)
+            except (OSError, ValueError, EOFError) as exc:  # a truncated or damaged array: name the file
+                raise IndexFormatError(f"{file}: unreadable ({getattr(exc, 'strerror', None) or exc}); "
+                                       "rebuild the index") from None
+        try:
+            index = cls(header["vocab"], header["docids"], factor=header["factor"], block_bits=header["block_bits"],
+                        dense_min_df=header["dense_min_df"], **arrays)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise IndexFormatError(f"{path}: its arrays and header.json do not fit together ({exc}); "
+                                   "rebuild the index") from None
         if (index.n_docs, index.n_terms, index.n_postings) != (header["n_docs"], header["n_terms"],
                                                                header["n_postings"]):
             raise IndexFormatError(f"{path}: arrays do not match the header counts")
