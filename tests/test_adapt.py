@@ -109,3 +109,16 @@ def test_adapt_resumes_and_equals_the_five_commands(data_dir, tmp_path):
     again = _cli("adapt", *argv, cwd=tmp_path)  # everything up to date: nothing redone
     assert again.returncode == 0 and again.stdout.count(": reused (made in") == 5, again.stdout
     assert os.stat(best / "model.safetensors").st_mtime_ns == made
+
+
+def test_train_adapt_without_guard_data_names_the_options(tmp_path, capsys, monkeypatch):
+    """``train --config adapt`` without the guard's files: one line naming the guard options and how to turn
+    the guard off (not a bare ``no such file``)."""
+    from splade_anserini.train.__main__ import main as train
+
+    monkeypatch.setenv("SPLADE_ANSERINI_DATA", str(tmp_path / "no-data"))
+    assert train(["--config", "adapt", "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: --guard-corpus {tmp_path / 'no-data'}")
+    assert '--guard-corpus "" --guard-queries "" --guard-qrels ""' in err and "out-of-domain guard" in err
+    assert not (tmp_path / "out").exists()

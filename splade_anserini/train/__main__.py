@@ -35,12 +35,28 @@ def check_train_extra() -> None:
         raise MissingExtraError('training needs the train extra: pip install "splade-anserini[train]"')
 
 
+def check_guard_data(cfg) -> None:
+    """A guard file that is not there: one line naming the options, before any work (not a bare path)."""
+    from pathlib import Path
+
+    from splade_anserini.conversion.errors import UsageError
+
+    for option, path in (("--guard-corpus", cfg.guard_corpus), ("--guard-queries", cfg.guard_queries),
+                         ("--guard-qrels", cfg.guard_qrels)):
+        if path and not Path(path).is_file():
+            raise UsageError(f"{option} {path}: no such file; the out-of-domain guard (a corpus, queries and qrels "
+                             "of another domain) keeps checkpoint-best from losing more than --guard-max-drop "
+                             'nDCG@10 outside the training data: give its files, or --guard-corpus "" '
+                             '--guard-queries "" --guard-qrels "" to train without it')
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     from splade_anserini.train import parse_args, train
 
     cfg = parse_args(argv)
     check_train_extra()
+    check_guard_data(cfg)
     summary = train(cfg)
     if os.environ.get("RANK", "0") == "0":  # one summary line under torchrun / accelerate launch
         print(json.dumps(summary))
