@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := $(shell PYTHON=$(PYTHON) bash scripts/setup.sh --print-venv)
 PY := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV)/bin/python,$(VENV)/bin/python)
 
-.PHONY: setup demo test
+.PHONY: setup demo test reproduce
 setup:
 	PYTHON=$(PYTHON) bash scripts/setup.sh
 
@@ -14,3 +14,7 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# every results/*.json again (`python -m bench.reproduce --list`: the commands and their expected time)
+reproduce: setup
+	$(PY) -m bench.reproduce $(if $(ONLY),--only $(ONLY))

@@ -62,6 +62,12 @@ class TrainConfig:
     lambda_d: float = 0.0
     lambda_warmup_steps: int = field(default=0, metadata={"help": "lambdas grow quadratically to this step"})
 
+    lwf_triples: str | None = field(default=None, metadata={
+        "help": "learning without forgetting: general-domain text triples (query<TAB>pos<TAB>neg, e.g. MS MARCO) "
+                "on which a KL term keeps the starting model's in-batch score distribution (no labels used)"})
+    lwf_weight: float = field(default=0.0, metadata={"help": "weight of the learning-without-forgetting term; 0 = off"})
+    lwf_batch_size: int = field(default=16, metadata={"help": "general-domain queries per step for that term"})
+
     # -- optimisation -------------------------------------------------------------------------------
     batch_size: int = field(default=16, metadata={"help": "queries per micro-batch per device"})
     grad_accum: int = 1
@@ -75,7 +81,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 42
     precision: str = field(default="fp32", metadata={"help": "fp32, bf16 or fp16 (autocast, GPU only)"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
+    threads: int = field(default=0, metadata={
+        "help": "torch CPU threads (0: torch default, one per core). The same command on the same CPU with the same "
+                "thread count gives the same weights byte for byte, under any load; another thread count or CPU "
+                "(bf16 or not) changes the last bits"})
 
     # -- forgetting less, bigger batches (train/lora.py, regularizers.L2SP, train/gradcache.py) -----------
     lora: int = field(default=0, metadata={
@@ -163,12 +172,15 @@ class TrainConfig:
             raise ConfigError("a teacher is given but distill is none (choose margin_mse or kl)")
         if self.distill == "margin_mse" and self.n_negatives < 1:
             raise ConfigError("margin_mse needs n_negatives >= 1")
+        if bool(self.lwf_triples) != bool(self.lwf_weight):
+            raise ConfigError("lwf_triples and lwf_weight go together (learning without forgetting)")
         if self.triples and self.n_negatives != 1:
             raise ConfigError("text triples carry exactly one negative: n_negatives must be 1")
 
     def _check_ranges(self) -> None:
         """Numbers within their ranges."""
-        for name in ("batch_size", "grad_accum", "max_length", "query_max_length", "log_every", "valid_batch_size"):
+        for name in ("batch_size", "grad_accum", "max_length", "query_max_length", "log_every", "valid_batch_size",
+                     "lwf_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("n_negatives", "negatives_depth", "max_steps", "warmup_steps", "lambda_warmup_steps",
@@ -180,7 +192,7 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("lambda_q", "lambda_d", "weight_decay", "max_grad_norm", "max_time_minutes",
-                     "contrastive_weight", "distill_weight", "lora_alpha", "l2sp"):
+                     "contrastive_weight", "distill_weight", "lora_alpha", "l2sp", "lwf_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.wise_alpha <= 1:

@@ -75,9 +75,12 @@ class _FusedMaxSplade(torch.autograd.Function):
         l_idx = argmax[b_idx, v_idx]
         grad_hidden = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_hidden = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device)
-            grad_hidden.index_put_((b_idx, l_idx), g.unsqueeze(1) * weight[v_idx].float(), accumulate=True)
-            grad_hidden = grad_hidden.to(hidden.dtype)
+            B, L, H = hidden.shape
+            grad_hidden = torch.zeros((B * L, H), dtype=torch.float32, device=hidden.device)
+            # index_add_, not index_put_(accumulate=True): on CPU the latter sums duplicates in a thread-dependent
+            # order, so two runs with more than one thread gave different weights
+            grad_hidden.index_add_(0, b_idx * L + l_idx, g.unsqueeze(1) * weight[v_idx].float())
+            grad_hidden = grad_hidden.view(B, L, H).to(hidden.dtype)
         if ctx.needs_input_grad[1]:
             grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
             grad_weight.index_add_(0, v_idx, g.unsqueeze(1) * hidden[b_idx, l_idx].float())

@@ -35,7 +35,7 @@ from splade_anserini.train.regularizers import L2SP, REGULARIZERS, QuadraticWarm
 from splade_anserini.train.runlog import JsonlLog, info
 from splade_anserini.train.selection import CheckpointSelection
 from splade_anserini.train.state import TRAIN_KIND, CheckpointBookkeeping, TrainState, prepare_output, seed_everything
-from splade_anserini.train.teacher import TeacherCache
+from splade_anserini.train.teacher import KeepStart, TeacherCache
 
 # TrainState, TRAIN_KIND, JsonlLog...: still importable from here, where they used to live
 __all__ = ["TRAIN_KIND", "JsonlLog", "TeacherCache", "TrainState", "Trainer", "info", "make_accelerator",
@@ -132,15 +132,19 @@ class Trainer(CheckpointBookkeeping, CheckpointSelection):
         self.query_table, qweights = self._query_weights(tokenizer)
         self.model = SpladeTrainModel(hf, tokenizer, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
                                       fused=cfg.fused_head, query_weights=qweights).to(self.device)
-        self.teacher = None
-        if cfg.self_distill:
+        self.teacher = self.keep_start = None
+        if cfg.self_distill or cfg.lwf_weight:
             from splade_anserini.models import load_model
 
             _, base = load_model(cfg.model)
             base.eval().requires_grad_(False)
             tmodel = SpladeTrainModel(base, tokenizer, pooling=cfg.pooling, splade_doc=cfg.splade_doc,
                                       fused=cfg.fused_head, query_weights=qweights).to(self.device)
-            self.teacher = TeacherCache(tmodel, tokenizer)
+            start = TeacherCache(tmodel, tokenizer)
+            self.teacher = start if cfg.self_distill else None
+            if cfg.lwf_weight:
+                self.keep_start = KeepStart(cfg.lwf_triples, start, cfg.lwf_batch_size, cfg.seed, cfg.max_length,
+                                            cfg.query_max_length, cfg.distill_temperature)
 
     def _build_optimizer(self, cfg: TrainConfig) -> None:
         """Run length, optimizer, learning-rate schedule, regularizers and their weights' schedules."""
@@ -251,6 +255,11 @@ class Trainer(CheckpointBookkeeping, CheckpointSelection):
                     self.acc.backward(loss / cfg.grad_accum)
             for key, value in parts.items():
                 sums[key] += value / cfg.grad_accum
+        if self.keep_start is not None:  # learning without forgetting: its own forward and backward
+            with self.acc.autocast():
+                lwf = self.keep_start.loss(self.model, step, self.rank, self.world, self.device)
+            self.acc.backward(cfg.lwf_weight * lwf)
+            sums["lwf"] = lwf.item()
         if self.l2sp is not None:  # the same on every process: added after the all-reduce, before clipping
             scaler = getattr(self.acc, "scaler", None)
             sums["l2sp_distance"] = self.l2sp.add_gradient(scaler.get_scale() if scaler is not None else 1.0)
@@ -283,7 +292,8 @@ class Trainer(CheckpointBookkeeping, CheckpointSelection):
         """A fresh run (main process): what it will do, on stderr and as the log's first record."""
         cfg, acc = self.cfg, self.acc
         if acc.is_main_process and self.state.step == 0:
-            info(f"data: {self.data.describe()}" + (f"; validation: {self.valid.describe()}" if self.valid else ""))
+            info(f"data: {self.data.describe()}" + (f"; validation: {self.valid.describe()}" if self.valid else "")
+                 + (f"; {self.keep_start.describe()}" if self.keep_start is not None else ""))
             info(f"{self.total_steps} steps of {self.per_step} examples ({self.world} process(es) x "
                  f"{cfg.batch_size} x {cfg.grad_accum} accumulation), "
                  f"{self.total_steps * self.per_step / len(self.data):.2f} epochs; "
@@ -291,8 +301,8 @@ class Trainer(CheckpointBookkeeping, CheckpointSelection):
                  + (", SPLADE-doc" if cfg.splade_doc else "") + f", device {self.device}")
             threads = torch.get_num_threads()
             if self.device.type == "cpu" and threads > 1:
-                info(f"{threads} torch threads: the weights are bit-for-bit reproducible on an otherwise idle "
-                     "machine only (--threads 1 is, under any load)")
+                info(f"{threads} torch threads: the weights are reproducible byte for byte with {threads} threads "
+                     "on this CPU; another --threads changes their last bits")
             self.log.write({"type": "start", "step": 0, "total_steps": self.total_steps, "examples": len(self.data),
                             "world_size": self.world, "torch_threads": threads,
                             "cpu_native_bf16": fast_bf16_cpu() if self.device.type == "cpu" else None,

@@ -1,0 +1,129 @@
+"""One command reproduces every result file of ``results/``::
+
+    python -m bench.reproduce --list            # each file, its command and its expected time here
+    python -m bench.reproduce [--only NAME ...]  # run them (all by default), one after the other
+    make reproduce
+
+Each entry of :data:`RECIPES` is the sequence of shell commands, run from the repository root, that writes
+``results/NAME.json`` (its prerequisites first: a command whose output is there already skips its work, as
+``pipeline`` and ``train --resume`` do). ``minutes`` is the expected wall time on the 2-core machine the
+committed figures came from, with nothing else running (timings are only worth reporting so). Result files
+without an entry are refused by the tests: a table in ``docs/`` must come from a command that can make it
+again.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.results import RESULTS_DIR, ROOT
+
+PY = "python"  # the interpreter running this module replaces it (the project's virtual environment)
+DATA = "../shared/data"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How ``results/NAME.json`` is made: shell commands in order, and the expected minutes here."""
+
+    commands: tuple[str, ...]
+    minutes: float
+    what: str
+
+
+_NEGATIVES = (
+    f"splade-anserini mine-negatives --corpus {DATA}/scifact/corpus.jsonl --queries {DATA}/scifact/queries.train.tsv "
+    f"--qrels {DATA}/scifact/qrels.train.txt --output runs/train/bm25-scifact-train.trec "
+    "--index runs/train/bm25-scifact-index",
+    f"splade-anserini mine-negatives --model splade-tiny --corpus {DATA}/scifact/corpus.jsonl "
+    f"--queries {DATA}/scifact/queries.train.tsv --qrels {DATA}/scifact/qrels.train.txt "
+    "--output runs/train/splade-tiny-scifact-train.trec --threads 1",
+    "splade-anserini hybrid-teacher --model-run runs/train/splade-tiny-scifact-train.trec "
+    f"--bm25-run runs/train/bm25-scifact-train.trec --qrels {DATA}/scifact/qrels.train.txt "
+    "--output runs/train/hybrid-teacher-scifact-train.trec",
+)
+_PIPELINES = ("splade-anserini pipeline", "splade-anserini pipeline --dataset cacm")
+
+RECIPES: dict[str, Recipe] = {
+    "frontier": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec frontier",), 150,
+                       "every fine-tuning setting trained (one torch thread), scored exactly on dl19, SciFact, CACM"),
+    "lambda-sweep": Recipe((f"{PY} scripts/lambda_sweep.py --config sweep --lambda-d 1e-4 1e-3 1e-2 --dataset scifact "
+                            "--dataset cacm",), 15, "three 150-step trainings, scored exactly"),
+    "query-latency": Recipe(_PIPELINES + (f"{PY} -m bench.query_latency",), 25,
+                            "single-query latency of every serving configuration (also writes query-latency-paired)"),
+    "query-latency-paired": Recipe(_PIPELINES + (f"{PY} -m bench.query_latency",), 25,
+                                   "written with query-latency by the same run"),
+}
+
+
+def result_names(folder: Path = RESULTS_DIR) -> list[str]:
+    """The result files of ``folder``, by name."""
+    return sorted(p.stem for p in folder.glob("*.json"))
+
+
+def missing(folder: Path = RESULTS_DIR) -> list[str]:
+    """Result files that no recipe makes."""
+    return [name for name in result_names(folder) if name not in RECIPES]
+
+
+def listing(names: list[str]) -> str:
+    """``--list``: one line per result file, its expected minutes and commands; the total."""
+    lines, total, done = [], 0.0, set()
+    for name in names:
+        recipe = RECIPES.get(name)
+        if recipe is None:
+            lines.append(f"{name:<24} {'-':>7}  no command makes it: its table cannot be reproduced")
+            continue
+        shared = recipe.commands in done  # written by an earlier entry's run
+        done.add(recipe.commands)
+        total += 0 if shared else recipe.minutes
+        lines.append(f"{name:<24} {'(same)' if shared else f'{recipe.minutes:.0f} min':>7}  {recipe.what}")
+        lines.extend(f"{'':<34}$ {c}" for c in recipe.commands)
+    lines.append(f"{'total':<24} {total:>3.0f} min  (2 CPU cores, nothing else running)")
+    return "\n".join(lines)
+
+
+def run(names: list[str]) -> int:
+    """Run the recipes of ``names`` in order (a command shared with an earlier one runs once)."""
+    ran: set[str] = set()
+    start = time.time()
+    for name in names:
+        for command in RECIPES[name].commands:
+            if command in ran:
+                continue
+            ran.add(command)
+            line = command.replace(f"{PY} ", f"{sys.executable} ", 1) if command.startswith(PY + " ") else command
+            print(f"[reproduce {name}] $ {line}", file=sys.stderr, flush=True)
+            if subprocess.run(line, shell=True, cwd=ROOT).returncode != 0:
+                print(f"error: {name}: failed: {command}", file=sys.stderr)
+                return 1
+    print(f"[reproduce] {', '.join(names)} in {(time.time() - start) / 60:.1f} min", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Reproduce the result files of results/ (docs render from them).")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="these result files only (default: all)")
+    parser.add_argument("--list", action="store_true", help="list each file, its commands and expected time")
+    args = parser.parse_args(argv)
+    names = args.only or result_names()
+    unknown = [n for n in names if n not in result_names() and n not in RECIPES]
+    if unknown:
+        print(f"error: no result file named {', '.join(unknown)} (see --list)", file=sys.stderr)
+        return 2
+    if args.list:
+        print(listing(names))
+        return 0
+    without = [n for n in names if n not in RECIPES]
+    if without:
+        print(f"error: no command makes {', '.join(without)} (see --list)", file=sys.stderr)
+        return 2
+    return run(names)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""``python -m bench.reproduce``: every result file it names is made by real commands, listed with their time."""
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from bench import reproduce
+from bench.results import ROOT
+from splade_anserini.__main__ import SUBCOMMANDS
+
+
+def test_list_names_every_result_file_and_a_total(capsys):
+    assert reproduce.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in reproduce.result_names():
+        assert any(line.startswith(name + " ") for line in out.splitlines()), name
+    assert "total" in out.splitlines()[-1] and "min" in out.splitlines()[-1]
+
+
+@pytest.mark.parametrize("name", sorted(reproduce.RECIPES))
+def test_each_recipe_command_exists_and_parses(name):
+    for command in reproduce.RECIPES[name].commands:
+        argv = shlex.split(command)
+        if argv[0] == "splade-anserini":
+            assert argv[1] in {sub.name for sub in SUBCOMMANDS}, command
+        elif argv[:2] == [reproduce.PY, "-m"]:
+            assert (ROOT / (argv[2].replace(".", "/") + ".py")).is_file(), command
+        else:
+            assert argv[0] == reproduce.PY and (ROOT / argv[1]).is_file(), command
+
+
+def test_an_unknown_name_is_refused(capsys):
+    assert reproduce.main(["--only", "no-such-table"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "no-such-table" in err and "\n" not in err
+
+
+def test_a_file_without_a_command_is_refused_before_anything_runs(capsys, monkeypatch):
+    ran = []
+    monkeypatch.setattr(reproduce.subprocess, "run", lambda *a, **k: ran.append(a))
+    names = reproduce.missing()
+    if not names:
+        pytest.skip("every result file has a command")
+    assert reproduce.main(["--only", "frontier", names[0]]) == 2
+    assert ran == [] and "no command makes" in capsys.readouterr().err
