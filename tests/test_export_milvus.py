@@ -7,45 +7,20 @@ factor is checked against the collection's provenance; bad input creates nothing
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from splade_anserini.encode.corpus import main as encode_main  # noqa: E402
 from splade_anserini.export.__main__ import main as export_main  # noqa: E402
-from splade_anserini.index.build import build_numba_index  # noqa: E402
 from splade_anserini.search.run import main as search_main  # noqa: E402
-
-N_DOCS = 120
-
-
-def scifact_slice(data_dir, folder, n_docs=N_DOCS, n_queries=5):
-    """The first ``n_docs`` SciFact documents plus the positives of ``n_queries`` test queries."""
-    from splade_anserini.data import read_qrels, read_topics
-
-    sci = data_dir / "scifact"
-    qrels, topics = read_qrels(sci / "qrels.test.txt"), read_topics(sci / "queries.test.tsv")
-    qids = [q for q in topics if q in qrels][:n_queries]
-    wanted = {d for q in qids for d in qrels[q]}
-    lines = [line for i, line in enumerate(open(sci / "corpus.jsonl", encoding="utf-8"))
-             if i < n_docs or json.loads(line)["_id"] in wanted]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "corpus.jsonl").write_text("".join(lines), encoding="utf-8")
-    (folder / "queries.tsv").write_text("".join(f"{q}\t{topics[q]}\n" for q in qids), encoding="utf-8")
-    return folder
+from test_export_slice import encoded_slice  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def encoded(data_dir, tmp_path_factory):
     """The slice encoded by splade-tiny, and its Numba index."""
-    folder = scifact_slice(data_dir, tmp_path_factory.mktemp("milvus"))
-    assert encode_main(["--corpus", str(folder / "corpus.jsonl"), "--output", str(folder / "vectors"),
-                        "--no-progress"]) == 0
-    build_numba_index(folder / "vectors", folder / "numba")
-    return folder
+    return encoded_slice(data_dir, tmp_path_factory.mktemp("milvus"))
 
 
 def read_run(path):
