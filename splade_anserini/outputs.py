@@ -374,7 +374,7 @@ def check_file(path: str | os.PathLike, kind: str) -> None:
     path = Path(path)
     inside = _enclosing_output(path)
     if inside is not None:
-        raise OutputRefused(f"{path}: inside {inside[0]}, a {inside[1]} output of {TOOL}; a {kind} file is never "
+        raise OutputRefused(f"{path}: inside {inside[0]}, a {inside[1]} output of {TOOL}; no {kind} file is ever "
                             "written into another output: choose a path outside it")
     if not os.path.lexists(path):
         return

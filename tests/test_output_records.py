@@ -325,7 +325,7 @@ def test_file_outputs_aimed_inside_outputs_are_refused(collection, index, data_d
             capsys.readouterr()
             assert main(argv + [str(target)]) == 2
             err = capsys.readouterr().err.strip()
-            assert len(err.splitlines()) == 1 and "never written into another output" in err, err
+            assert len(err.splitlines()) == 1 and "is ever written into another output" in err, err
     assert snapshot(tmp_path) == before and (collection["vectors"] / "part-00000.jsonl").is_file()
 
 

@@ -56,12 +56,15 @@ def recorded_parts(folder: Path) -> dict[str, tuple[dict, Path]]:
     return parts
 
 
-def check_collection(input_path: str | os.PathLike, files: list[Path]) -> None:
-    """Refuse a collection whose part ``files`` do not match the record ``encode`` left (if any)."""
+def check_collection(input_path: str | os.PathLike) -> list[Path]:
+    """Refuse a collection whose part files do not match the record ``encode`` left (if any); returns
+    its files (:func:`~splade_anserini.conversion.jsonvector.collection_files`)."""
+    from splade_anserini.conversion.jsonvector import collection_files
+
     folder = Path(input_path)
     parts = recorded_parts(folder) if folder.is_dir() else {}
     if not parts:
-        return
+        return collection_files(folder)
     for name, (rec, summary) in sorted(parts.items()):
         path = folder / name
         expected = rec.get("documents")
@@ -75,8 +78,10 @@ def check_collection(input_path: str | os.PathLike, files: list[Path]) -> None:
         if rec.get("sha256") not in (None, digest):
             raise InputError(path, None, f"{found} documents as recorded in {summary}, but their content differs "
                                          "from what encode wrote; encode the collection again or restore the part")
+    files = collection_files(folder)
     unknown = [f for f in files if f.name not in parts]
     if unknown:
         summaries = ", ".join(sorted({str(s) for _, s in parts.values()}))
         raise InputError(unknown[0], None, f"not in the collection's record ({summaries}): a file added, or an "
                                            "encoding that did not finish; move it out or finish the encoding")
+    return files

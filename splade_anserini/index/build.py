@@ -138,7 +138,7 @@ def _prepare_build(input_path, index_path, overwrite: bool, kind: str) -> tuple[
     input_path, index = Path(input_path), Path(index_path)
     _check_target(index, overwrite, kind)
     # a missing input, or a collection that does not match its record, fails before anything is created
-    check_collection(input_path, collection_files(input_path))
+    check_collection(input_path)
     index.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(index)
     return input_path, index, outputs.temp_dir(index, "building"), outputs.temp_dir(index, "input")
