@@ -113,3 +113,26 @@ def test_factor_and_bad_input_are_refused(encoded, tmp_path, capsys):
     assert search_main(["--backend", "milvus", "--uri", db, "--collection", "ok", "--factor", "50", "--topics",
                         str(encoded / "queries.tsv"), "--output", str(tmp_path / "y.trec")]) == 2
     assert "quantized with factor 100" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--backend", "milvus", "--uri", "x.db"], "--uri and --collection"),
+    (["--backend", "milvus", "--uri", "x.db", "--collection", "c", "--index", "i"], "not --index"),
+    (["--index", "i", "--uri", "x.db", "--collection", "c"], "--uri and --collection"),
+    (["--backend", "lucene", "--index", "i", "--simulate-storage-precision"], "numba backend"),
+    (["--backend", "milvus", "--uri", "x.db", "--collection", "c", "--encoded-topics", "t.tsv"], "encodes the topics"),
+])
+def test_search_options_are_checked_first(tmp_path, capsys, argv, message):
+    topics = [] if "--encoded-topics" in argv else ["--topics", "t.tsv"]
+    assert search_main([*argv, *topics, "--output", str(tmp_path / "r.trec")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "r.trec").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--to", "milvus", "--input", "v"], "needs --uri and --collection"),
+    (["--to", "ciff", "--input", "v"], "needs --output"),
+    (["--to", "opensearch", "--input", "v", "--output", "o", "--uri", "x.db"], "are for --to milvus"),
+])
+def test_export_options_are_checked_first(capsys, argv, message):
+    assert export_main(argv) == 2
+    assert message in capsys.readouterr().err
