@@ -226,8 +226,10 @@ def build_fixture(folder: Path, data_dir: Path, python: str | None = None) -> No
     import sys
 
     write_slice(folder, data_dir)
-    subprocess.run([python or sys.executable, "-c", FIXTURE_SCRIPT], cwd=folder, check=True, timeout=600,
-                   capture_output=True, text=True)
+    run = subprocess.run([python or sys.executable, "-c", FIXTURE_SCRIPT], cwd=folder, timeout=900,
+                         capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(f"building the examples' folder failed:\n{run.stderr[-3000:]}")
 
 
 if __name__ == "__main__":  # python tests/docs_examples.py DIR DATA_DIR: build the folder (for a fresh install)
