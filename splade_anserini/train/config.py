@@ -363,5 +363,5 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     args = vars(build_parser().parse_args(argv))
     path = args.pop("config", None)
     values = load_config_file(path) if path else {}
-    values.update(args)
+    values.update({k: expand_data(v) for k, v in args.items()})  # {data}/ in a flag too (scripts/frontier.py)
     return config_from_dict(values)
