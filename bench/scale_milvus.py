@@ -9,6 +9,7 @@ Writes ``results/scale-milvus.json``. The Lucene index is built from the same ve
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     write_result("scale-milvus", "SciFact test through Milvus Lite and through the Lucene impact index (splade-tiny)",
                  ["engine", "step", "documents or queries", "seconds", "nDCG@10", "top 10 vs Lucene"], rows,
                  data="BEIR SciFact test (5,183 documents, 300 queries), splade-tiny x100, 100 hits",
-                 notes="search seconds include loading the query encoder and encoding the 300 queries")
+                 notes=["search seconds include loading the query encoder and encoding the 300 queries"],
+                 command=f"python -m bench.scale_milvus {shlex.join(sys.argv[1:] if argv is None else argv)}")
     return 0
 
 

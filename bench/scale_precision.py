@@ -10,6 +10,7 @@ FeatureField stores them (``search --simulate-storage-precision``). Writes ``res
 from __future__ import annotations
 
 import argparse
+import shlex
 import contextlib
 import io
 import sys
@@ -66,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                  ["dataset", "documents", "largest impact", "impacts changed", "nDCG@10 exact",
                   "nDCG@10 9-bit storage", "difference"], rows,
                  data="test topics; splade-tiny x100 vectors, Numba index, 1000 hits",
-                 notes="9-bit storage: each document impact truncated to 9 significant bits (Lucene FeatureField: "
-                       "float bits >> 15), simulated by `search --backend numba --simulate-storage-precision`")
+                 notes=["9-bit storage: each document impact truncated to 9 significant bits (Lucene FeatureField: "
+                        "float bits >> 15), simulated by `search --backend numba --simulate-storage-precision`"],
+                 command=f"python -m bench.scale_precision {shlex.join(sys.argv[1:] if argv is None else argv)}")
     return 0
 
 

@@ -17,6 +17,7 @@ Writes ``results/scale-synthetic.json``.
 from __future__ import annotations
 
 import argparse
+import shlex
 import json
 import resource
 import subprocess
@@ -141,14 +142,26 @@ def mean_nnz(work: Path) -> float:
     return index.n_postings / index.n_docs
 
 
-def projected(measured: list, n_docs: int, nnz: float) -> list:
-    """A row scaled from the largest measured Numba row by the number of postings."""
-    ratio = n_docs * nnz / (measured[2] * 1e6)
-    scale = [2, 3, 4, 5, 6, 7, 8, 9]
-    row = ["numba", n_docs] + [round(v * ratio, 2) if i in scale and v != "" else v for i, v in enumerate(measured)][2:]
-    row[10], row[11] = round(measured[10] / ratio, 1), round(measured[11] / ratio, 1)
-    row[-1] = f"projected from {measured[1]:,} documents (x{ratio:.1f} postings)"
-    return row
+def projected(measured: list[list], n_docs: int, nnz: float) -> list:
+    """A Numba row for ``n_docs`` from the measured ones: each figure (per-query time for the QPS
+    columns) fitted as ``a + b * postings`` through the two largest sizes (through zero with one)."""
+    rows = sorted(measured, key=lambda r: r[2])[-2:]
+    postings = n_docs * nnz / 1e6
+
+    def fit(values: list[float]) -> float:
+        if len(rows) == 1:
+            return values[0] * postings / rows[0][2]
+        (x0, y0), (x1, y1) = zip([r[2] for r in rows], values)
+        slope = (y1 - y0) / (x1 - x0)
+        return max(y1 + slope * (postings - x1), 0.0)
+
+    row = ["numba", n_docs, round(postings, 1)]
+    for col in range(3, 10):
+        row.append(round(fit([r[col] for r in rows]), 2))
+    for col in (10, 11):
+        row.append(round(1.0 / fit([1.0 / r[col] for r in rows]), 1))
+    base = ", ".join(f"{r[1]:,}" for r in rows)
+    return row + [1.0, f"projected from the measured {base} documents, linear in postings"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,28 +178,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(one_size(args.work, args.one, args.queries, args.milvus_max, args.bmp_max)))
         return 0
-    nnz, rows, last = mean_nnz(args.work), [], None
+    nnz, rows, measured = mean_nnz(args.work), [], []
     for n in map(int, args.sizes.split(",")):
         if n * nnz * PEAK_BYTES_PER_POSTING / 1e9 > args.memory_gb:
-            if last is None:
+            if not measured:
                 raise SystemExit(f"{n:,} documents do not fit --memory-gb {args.memory_gb}; measure a smaller size first")
-            rows.append(projected(last, n, nnz))
+            rows.append(projected(measured, n, nnz))
             continue
         out = subprocess.run([sys.executable, "-m", "bench.scale_synthetic", "--one", str(n), *sys.argv[1:]]
                              if argv is None else [sys.executable, "-m", "bench.scale_synthetic", "--one", str(n), *argv],
                              capture_output=True, text=True, check=True).stdout
         size_rows = json.loads(out.strip().splitlines()[-1])
         rows.extend(size_rows)
-        last = size_rows[0]
+        measured.append(size_rows[0])
     from bench.results import RESULTS_DIR, write_result
 
     write_result("scale-synthetic", "Exact retrieval on one node up to MS MARCO passage's 8.8M documents (synthetic)",
                  COLUMNS, rows, data=f"synthetic SPLADE-like collections drawn from SciFact/splade-tiny statistics "
                  f"({nnz:.0f} non-zeros a document), {args.queries} synthetic queries",
                  folder=args.results or RESULTS_DIR,
+                 command=f"python -m bench.scale_synthetic {shlex.join(sys.argv[1:] if argv is None else argv)}",
                  notes=["latency: best of three passes per query, one thread; QPS: a batch of all queries",
-                        "projected rows scale the largest measured Numba row linearly in postings (exact "
-                        "term-at-a-time search reads every posting of the query terms)"])
+                        "projected rows: each figure fitted linearly in postings through the two largest measured "
+                        "sizes (exact term-at-a-time search reads every posting of the query terms)"])
     return 0
 
 
