@@ -128,7 +128,7 @@ def in_process_p50(model: str, backend: str, index: str, texts: list[str], hits:
     from splade_anserini.serve.served import load_encoder
 
     encoder = load_encoder(model, max_length=256, threads=1)
-    served = open_backend(backend, index, 1)
+    served = open_backend(backend, index)
     factor = plan_search(index, factor=None).factor
     try:
         def once(text):
@@ -178,9 +178,12 @@ def ours(args, encoder: str, backend: str, texts: list[str]) -> list[list]:
     index = args.numba_index if backend == "numba" else args.lucene_index
     name = f"{encoder}+{backend}"
     command = [sys.executable, "-m", "splade_anserini", "serve", "--index", f"bench={index}", "--model", model,
-               "--encoder-threads", "1", "--threads", "16"]
+               "--encoder-threads", "1"]
     rows = measure_server(name, command, "/indexes/bench/search?query={query}&hits={hits}", texts, args)
-    p50 = in_process_p50(model, backend, index, texts, args.hits)
+    # in a fresh process, as the server's: torch's and Numba's thread pools in one process slow each other
+    out = subprocess.run([sys.executable, "-m", "bench.serve_load", "--in-process", model, backend, index,
+                          "--topics", args.topics, "--hits", str(args.hits)], capture_output=True, text=True, cwd=ROOT)
+    p50 = float(out.stdout.split()[-1]) if out.returncode == 0 else float("nan")
     for row in rows:
         if row[1] == 1:
             row[7] = f"{p50:.3f}"
@@ -206,10 +209,12 @@ def pyserini(args, texts: list[str]) -> list[list]:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--export", required=True, help="ONNX export (screened query encoder)")
+    p.add_argument("--in-process", nargs=3, metavar=("MODEL", "BACKEND", "INDEX"),
+                   help="only print the in-process end-to-end p50 of one configuration (used by the bench itself)")
+    p.add_argument("--export", help="ONNX export (screened query encoder)")
     p.add_argument("--model", default="splade-tiny", help="the PyTorch checkpoint of the same model")
-    p.add_argument("--numba-index", required=True)
-    p.add_argument("--lucene-index", required=True)
+    p.add_argument("--numba-index")
+    p.add_argument("--lucene-index")
     p.add_argument("--topics", required=True)
     p.add_argument("--clients", default="1,4,16", type=lambda s: [int(x) for x in s.split(",")])
     p.add_argument("--requests", type=int, default=1200, help="most requests per client count")
@@ -229,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     from splade_anserini.data import read_topics
 
     texts = list(read_topics(args.topics).values())
+    if args.in_process:
+        print(f"{in_process_p50(*args.in_process, texts, args.hits):.3f}")
+        return 0
+    if not (args.export and args.numba_index and args.lucene_index):
+        raise SystemExit("error: --export, --numba-index and --lucene-index are required")
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         args.workdir = args.workdir or tmp
         Path(args.workdir).mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,7 @@ def sl(tmp_path_factory, data_dir, encoder):
 @pytest.fixture(scope="module")
 def server(sl):
     proc, port = start_server(["--index", f"num={sl.root / 'numba'}", "--index", f"luc={sl.root / 'lucene'}",
-                               "--model", "splade-tiny", "--corpus", str(sl.root / "corpus.jsonl"), "--threads", "4"],
+                               "--model", "splade-tiny", "--corpus", str(sl.root / "corpus.jsonl")],
                               sl.root / "server.log")
     yield SimpleNamespace(proc=proc, port=port, log=sl.root / "server.log")
     if proc.poll() is None:

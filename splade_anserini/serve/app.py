@@ -48,13 +48,18 @@ class Service:
         served = self.index(name)
         texts = [text for _, text in queries]
 
-        def work():
-            vectors = self.encoder.vectors(texts, served.factor)
+        def lookup(vectors):
             found = served.search(vectors, hits)
-            explained = [served.explain(v, h) for v, h in zip(vectors, found)] if explain else None
-            return vectors, found, explained
+            return vectors, found, [served.explain(v, h) for v, h in zip(vectors, found)] if explain else None
 
-        vectors, found, explained = await _guarded(served.backend.run(work), served.name)
+        if served.backend.serial:  # Lucene: encode on a request thread, search on the JVM's thread
+            from starlette.concurrency import run_in_threadpool
+
+            vectors = await _guarded(run_in_threadpool(self.encoder.vectors, texts, served.factor), name)
+            vectors, found, explained = await _guarded(served.backend.run(lookup, vectors), name)
+        else:  # Numba: one hop to a request thread for both
+            work = lambda: lookup(self.encoder.vectors(texts, served.factor))  # noqa: E731
+            vectors, found, explained = await _guarded(served.backend.run(work), name)
         return [self._result(served, qid, text, vectors[i], found[i], explained[i] if explained else None)
                 for i, (qid, text) in enumerate(queries)]
 
@@ -76,7 +81,9 @@ class Service:
 
     async def encode(self, name: str, text: str) -> dict:
         served = self.index(name)
-        vector = (await _guarded(served.backend.run(self.encoder.vectors, [text], served.factor), name))[0]
+        from starlette.concurrency import run_in_threadpool
+
+        vector = (await _guarded(run_in_threadpool(self.encoder.vectors, [text], served.factor), name))[0]
         return {"query": text, "index": name, "factor": served.factor, "vector": _ranked(vector)}
 
 

@@ -1,6 +1,6 @@
 """What a served index searches with: the Numba index (memory-mapped, shared read-only by every request
-thread) or Anserini's ``SimpleImpactSearcher`` on a Lucene impact index (called from a fixed pool of
-threads attached to the JVM once, and detached before they end, as pyjnius requires).
+thread) or Anserini's ``SimpleImpactSearcher`` on a Lucene impact index (called from one thread
+attached to the JVM once, and detached before it ends, as pyjnius requires).
 
 Both answer ``search(vector, k) -> [(docid, score)]`` ranked as ``splade-anserini search`` ranks (score
 descending, docid ascending), and ``impacts(docids, tokens) -> {docid: {token: impact}}``: the
@@ -43,6 +43,7 @@ class NumbaBackend:
     request threads search it at once without a lock."""
 
     name = "numba"
+    serial = False
 
     def __init__(self, index: str | os.PathLike):
         from splade_anserini.index.numba_index import NumbaIndex
@@ -118,14 +119,20 @@ class JavaThreads:
 
 class LuceneBackend:
     """Anserini's ``SimpleImpactSearcher`` (every query token kept, as ``search`` does) and an
-    ``IndexReader`` for the impacts, both used from :class:`JavaThreads` only."""
+    ``IndexReader`` for the impacts, called from one thread attached to the JVM. One, because pyjnius
+    binds a Java method to its object when the attribute is read, on a method object its class shares:
+    Python threads calling Java at once can call a method on another thread's object (measured: a
+    ``ConcurrentModificationException`` in ``SimpleImpactSearcher.search`` a few times in 3,000
+    searches from 16 threads, each building its own query map). Query encoding, the costly part of a
+    request, stays on the request threads."""
 
     name = "lucene"
+    serial = True
 
-    def __init__(self, index: str | os.PathLike, threads: int):
+    def __init__(self, index: str | os.PathLike):
         from splade_anserini.search.impact_searcher import ImpactSearcher
 
-        self.pool = JavaThreads(threads)
+        self.pool = JavaThreads(1)
         self.searcher = self.pool.submit(ImpactSearcher, index).result()
         self.n_docs = self.pool.submit(self._open_reader, os.fspath(index)).result()
 
@@ -165,7 +172,7 @@ class LuceneBackend:
         return await asyncio.wrap_future(self.pool.submit(fn, *args))
 
     def close(self) -> None:
-        """Close the searcher and stop the threads (once; later calls do nothing)."""
+        """Close the searcher and stop the thread (once; later calls do nothing)."""
         pool, self.pool = self.pool, None
         if pool is None:
             return
@@ -175,6 +182,6 @@ class LuceneBackend:
             pool.close()
 
 
-def open_backend(kind: str, index: str | os.PathLike, threads: int):
+def open_backend(kind: str, index: str | os.PathLike):
     """The backend ``kind`` over ``index``."""
-    return NumbaBackend(index) if kind == "numba" else LuceneBackend(index, threads)
+    return NumbaBackend(index) if kind == "numba" else LuceneBackend(index)

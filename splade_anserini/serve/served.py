@@ -44,20 +44,25 @@ class Encoder:
         return [self.encoder.to_impacts(v, factor) for v in vecs]
 
 
-def load_encoder(model: str, *, max_length: int, threads: int = 0) -> Encoder:
-    """An ONNX export (torch never imported) or a PyTorch checkpoint, with its identity for the checks."""
+def load_encoder(model: str, *, max_length: int, threads: int = 0, screen: bool = True) -> Encoder:
+    """An ONNX export (torch never imported) or a PyTorch checkpoint, with its identity for the checks.
+    ``screen=False``: an export's plain fp32 graph encodes the queries (the lean process)."""
     from splade_anserini import provenance
     from splade_anserini.models import check_max_length, is_onnx_export
     from splade_anserini.search.query_encoder import load_query_encoder
 
     onnx = is_onnx_export(model)
-    if not onnx:
-        check_max_length(model, max_length)
-    encoder = load_query_encoder(model, max_length=max_length, threads=threads)
     if onnx:
+        from splade_anserini.serve.onnx_encoder import OnnxSpladeEncoder
         from splade_anserini.serve.query_graph import old_int8_notice
 
+        encoder = OnnxSpladeEncoder(model, query_max_length=max_length, threads=threads, screen=None if screen else False)
         old_int8_notice(encoder.meta, model)
+    elif not screen:
+        raise UsageError(f"--no-screen: {model} is a checkpoint; the lean process serves an ONNX export")
+    else:
+        check_max_length(model, max_length)
+        encoder = load_query_encoder(model, max_length=max_length, threads=threads)
     kind = ("onnx-screened" if encoder.screened else "onnx") if onnx else "pytorch"
     return Encoder(model, encoder, provenance.model_identity(encoder), kind, None if onnx else threading.Lock())
 
@@ -117,7 +122,7 @@ class ServedIndex:
         return out
 
 
-def load_index(name: str, path: str | os.PathLike, encoder: Encoder, *, backend: str | None, threads: int,
+def load_index(name: str, path: str | os.PathLike, encoder: Encoder, *, backend: str | None,
                allow_other: bool = False, corpus: str | os.PathLike | None = None) -> ServedIndex:
     """Open one index after checking it as ``search`` does: the factor it records, the query model's
     weights against the documents' model (refused unless ``allow_other``), an export's factor."""
@@ -135,6 +140,6 @@ def load_index(name: str, path: str | os.PathLike, encoder: Encoder, *, backend:
         provenance.check_export(plan, path, encoder.model, encoder.encoder.meta)
     provenance.check_query_model(plan, path, encoder.identity, allow_other=allow_other)
     documents = read_documents(corpus) if corpus is not None else None
-    served = ServedIndex(name, path, open_backend(kind, path, threads), plan.factor, plan.provenance, documents,
+    served = ServedIndex(name, path, open_backend(kind, path), plan.factor, plan.provenance, documents,
                          plan.notes)
     return served

@@ -2,7 +2,7 @@
 
     splade-anserini serve --index scifact=work/scifact-splade-tiny/index --model work/exports/splade-tiny
         [--index NAME=I ...] [--backend numba|lucene] [--corpus C | --corpus NAME=C ...]
-        [--host 127.0.0.1] [--port 8081] [--threads N] [--max-length 256] [--allow-other-query-encoder]
+        [--host 127.0.0.1] [--port 8081] [--max-length 256] [--no-screen] [--allow-other-query-encoder]
         [--max-hits 1000] [--max-query-chars 4096] [--max-batch 128] [--max-body-bytes 1048576]
 
 FastAPI on uvicorn (what Pyserini's own REST server runs), with the routes of :mod:`.app`. Each index is
@@ -10,12 +10,11 @@ checked at start as ``search`` checks it (its recorded factor, the query model a
 model, an ONNX export's factor): a mismatch is refused in one line (exit 2) before anything listens.
 ``--model`` is an ONNX export (the screened encoder; torch is never imported) or a checkpoint.
 ``--backend`` defaults to each index's own kind. The server binds 127.0.0.1 unless ``--host`` says
-otherwise; Ctrl-C (or SIGTERM) finishes the requests in flight, detaches the JVM's request threads
+otherwise; Ctrl-C finishes the requests in flight, closes the searchers, detaches the JVM's thread
 and exits 0.
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -85,11 +84,11 @@ def build_parser() -> ArgumentParser:
                    help="documents (corpus.jsonl or pid<TAB>text) for the hits' text and /documents/{docid}")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes the server to the network)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: any free port)")
-    p.add_argument("--threads", type=positive_int, default=min(16, 2 * (os.cpu_count() or 1)),
-                   help="threads that call the JVM (Lucene backend)")
     p.add_argument("--encoder-threads", type=int, default=1,
                    help="ONNX Runtime intra-op threads per query (0: all cores)")
     p.add_argument("--max-length", type=positive_int, default=256, help="query max length in tokens")
+    p.add_argument("--no-screen", action="store_true",
+                   help="encode queries with the export's plain fp32 graph: a leaner process, slower queries")
     p.add_argument("--allow-other-query-encoder", action="store_true",
                    help="serve indexes whose documents another model encoded")
     p.add_argument("--max-hits", type=positive_int, default=d.max_hits, help="largest hits a request may ask")
@@ -111,12 +110,13 @@ def load_service(args):
         raise UsageError(f"--max-hits {args.max_hits}: at most 1000")
     names = index_names(args.index)
     corpora = corpus_for(args.corpus, list(names))
-    encoder = load_encoder(args.model, max_length=args.max_length, threads=args.encoder_threads)
+    encoder = load_encoder(args.model, max_length=args.max_length, threads=args.encoder_threads,
+                           screen=not args.no_screen)
     encoder.vectors(["warm up"], 100.0)  # sessions, tokenizer truncation and kernels compiled before the first request
     indexes = {}
     try:
         for name, path in names.items():
-            indexes[name] = load_index(name, path, encoder, backend=args.backend, threads=args.threads,
+            indexes[name] = load_index(name, path, encoder, backend=args.backend,
                                        allow_other=args.allow_other_query_encoder, corpus=corpora.get(name))
     except BaseException:
         for served in indexes.values():

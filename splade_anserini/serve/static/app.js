@@ -2,12 +2,11 @@
 // show what each matched term contributed (query weight x document impact) to the score.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const PALETTE = ["#2456d6", "#e07a1f", "#2a9d61", "#c23b5a", "#7b4fd1", "#0f8fa8", "#b58a00", "#5d6b82",
-                 "#d4589c", "#4c8c2b", "#a0522d", "#3f7fbf"];
 let colours = new Map();
 
+// One colour per term, the same in the query's list and in every bar: hues a golden angle apart.
 function colour(term) {
-  if (!colours.has(term)) colours.set(term, PALETTE[colours.size % PALETTE.length]);
+  if (!colours.has(term)) colours.set(term, `hsl(${(colours.size * 137.508 + 220) % 360}, 62%, ${colours.size % 2 ? 42 : 52}%)`);
   return colours.get(term);
 }
 
