@@ -100,12 +100,22 @@ def foreign_paths(folder: Path, record: dict, marker_name: str, nested) -> list[
     return found
 
 
+def _inside(folder: Path, rel: str) -> bool:
+    """Whether ``folder/rel`` lies inside ``folder`` with no link on the way."""
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or ".." in parts:
+        return False
+    return not any((folder.joinpath(*parts[:i])).is_symlink() for i in range(1, len(parts)))
+
+
 def remove_recorded(folder: Path, record: dict, marker_name: str, remove_nested) -> list[str]:
     """Remove what ``record`` lists in ``folder`` (``remove_nested`` for a subfolder that is an output of
     ours), the tool's temporaries, the folders left empty, then the marker and ``folder`` itself when
     nothing else is left. Returns what was left (foreign paths, nothing removed of them)."""
     for rel, entry in record.items():
         path = folder / rel
+        if not _inside(folder, rel):
+            continue  # an edited record never reaches outside its folder, nor through a link
         if entry.get("output") and path.is_dir() and not path.is_symlink():
             remove_nested(path)
         elif os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):

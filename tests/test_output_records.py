@@ -349,3 +349,18 @@ def test_a_truncated_numba_array_is_named(index):
     with pytest.raises(IndexFormatError, match=rf"^{index / 'offsets.npy'}: unreadable"):
         NumbaIndex.load(index)
     assert np.load(index / "docs.npy", mmap_mode="r") is not None
+
+
+def test_an_edited_record_never_reaches_outside_its_folder(tmp_path):
+    idx = make_output(tmp_path, "idx", "numba-index")
+    (tmp_path / "mine.txt").write_text("mine\n")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "data.bin").write_text("mine\n")
+    marker = outputs.read_marker(idx)
+    marker["record"].update({"../mine.txt": {"size": 5}, str(tmp_path / "mine.txt"): {"size": 5}})
+    outputs.write_meta(idx / outputs.MARKER, marker)
+    shutil.rmtree(idx / "sub")
+    (idx / "sub").symlink_to(tmp_path / "mine")  # a recorded folder replaced by a link to the user's
+    before = user_files(tmp_path)
+    outputs.remove(idx)
+    assert user_files(tmp_path) == before
