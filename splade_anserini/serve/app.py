@@ -15,6 +15,7 @@ Routes (every one also under ``/v1``, Pyserini 2.0's prefix):
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -98,6 +99,13 @@ async def _guarded(work, name: str):
         raise RequestError(500, f"the search failed ({type(exc).__name__}); see the server's log") from None
 
 
+def json_response(content) -> "Response":
+    """The answer serialized once with :func:`json.dumps` (FastAPI would walk it with its encoder first)."""
+    from fastapi.responses import Response
+
+    return Response(json.dumps(content, ensure_ascii=False), media_type="application/json")
+
+
 def _ranked(vector: Mapping[str, int]) -> list[dict]:
     return [{"term": t, "weight": w} for t, w in sorted(vector.items(), key=lambda x: (-x[1], x[0]))]
 
@@ -135,17 +143,18 @@ def build_router(service: Service, *, schema: bool = True):
 
     @router.get("/{name}/search", summary="Search one query (Pyserini's route); explain=true explains each hit")
     async def search(name: str, query: str | None = Query(None), hits: str | None = Query(None),
-                     qid: str = Query(""), explain: str | None = Query(None)) -> dict:
+                     qid: str = Query(""), explain: str | None = Query(None)):
         text = check_query(query, limits)
-        return (await service.search(name, [(qid, text)], parse_hits(hits, limits), parse_bool(explain, "explain")))[0]
+        found = await service.search(name, [(qid, text)], parse_hits(hits, limits), parse_bool(explain, "explain"))
+        return json_response(found[0])
 
     @router.post("/{name}/search", summary="Search one query (Pyserini's body) or a batch ({\"queries\": [...]})")
-    async def search_post(name: str, body: dict = Body(...)) -> dict:
+    async def search_post(name: str, body: dict = Body(...)):
         hits, explain = parse_hits(body.get("hits"), limits), parse_bool(body.get("explain"), "explain")
         if "queries" in body:
-            return {"results": await service.search(name, _batch(body, limits), hits, explain)}
+            return json_response({"results": await service.search(name, _batch(body, limits), hits, explain)})
         text = check_query(body.get("query"), limits)
-        return (await service.search(name, [(str(body.get("qid", "")), text)], hits, explain))[0]
+        return json_response((await service.search(name, [(str(body.get("qid", "")), text)], hits, explain))[0])
 
     @router.get("/{name}/documents/{docid}", summary="A document of the corpus given with --corpus")
     async def document(name: str, docid: str) -> dict:
@@ -166,12 +175,13 @@ def build_anserini_router(service: Service):
     limits = service.limits
 
     @router.get("/{name}/search", summary="Search (Anserini's and Pyserini 2.1's REST shape)")
-    async def search(name: str, query: str | None = Query(None), hits: str | None = Query(None)) -> dict:
+    async def search(name: str, query: str | None = Query(None), hits: str | None = Query(None)):
         result = (await service.search(name, [("", check_query(query, limits))], parse_hits(hits, limits), False))[0]
         docs = service.index(name).documents
-        return {"api": "v1", "index": name, "query": {"text": query},
-                "candidates": [{"docid": c["docid"], "score": c["score"], "rank": c["rank"],
-                                "doc": docs.get(c["docid"]) if docs else None} for c in result["candidates"]]}
+        return json_response({"api": "v1", "index": name, "query": {"text": query},
+                              "candidates": [{"docid": c["docid"], "score": c["score"], "rank": c["rank"],
+                                              "doc": docs.get(c["docid"]) if docs else None}
+                                             for c in result["candidates"]]})
 
     @router.get("/{name}/doc/{docid}", summary="A document (Anserini's and Pyserini 2.1's REST shape)")
     async def doc(name: str, docid: str) -> dict:
