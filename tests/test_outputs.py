@@ -390,6 +390,11 @@ def test_pipeline_writes_only_under_its_folders(inputs, tmp_path, monkeypatch, c
     assert pipeline_cli.main(argv + ["--force"]) == 0
     capsys.readouterr()
     assert not [p for p in tmp_path.rglob(".*.lock")]  # Lucene's own write.lock inside an index is not ours
+    assert outputs.foreign(work) == []  # everything the stages wrote is in the work folder's record
+    (work / "index" / "notes.txt").write_text("mine\n")
+    assert pipeline_cli.main(argv + ["--force"]) == 2  # a file of the user's inside: refused, kept
+    assert str(work / "index" / "notes.txt") in capsys.readouterr().err
+    assert (work / "index" / "notes.txt").read_text() == "mine\n"
 
 
 def test_java_temporary_files_are_removed_at_exit(tmp_path):
