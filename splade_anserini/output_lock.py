@@ -8,14 +8,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from splade_anserini.outputs import OutputRefused, _named, remove
+from splade_anserini.output_places import OutputRefused
 
 #: The lock files this process holds: inside a container it holds, its own files may be written.
 HELD: set[Path] = set()
 
 def lock_path(target: str | os.PathLike, *, inside: bool = False) -> Path:
     """The lock file of ``target``: inside a container folder, else beside the output."""
-    target = _named(target)
+    target = Path(os.path.abspath(target))
     return target / ".splade-anserini.lock" if inside else target.with_name(f".{target.name}.lock")
 
 
@@ -47,9 +47,9 @@ def lock(path: str | os.PathLike, what: str, *, wait: bool = False) -> Iterator[
         fh.truncate(0)
         fh.write(f"{os.getpid()}\n")
         fh.flush()
-        HELD.add(_named(path))
+        HELD.add(Path(os.path.abspath(path)))
         yield
     finally:
-        HELD.discard(_named(path))
-        remove(path)  # while still held: a waiting process then takes a fresh file
+        HELD.discard(Path(os.path.abspath(path)))
+        path.unlink(missing_ok=True)  # while still held: a waiting process then takes a fresh file
         fh.close()

@@ -1,8 +1,15 @@
-"""The places no output command ever replaces or removes, whatever a marker says (:mod:`splade_anserini.outputs`)."""
+"""The places no output command ever replaces or removes, whatever a marker says, and the refusal
+of an output path (:mod:`splade_anserini.outputs`)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from splade_anserini.conversion.errors import UsageError
+
+
+class OutputRefused(UsageError):
+    """An output path holds something this tool did not write (or must never touch): one line, exit 2."""
 
 
 def _protected() -> list[tuple[Path, str]]:

@@ -42,18 +42,14 @@ from typing import Iterator
 
 from splade_anserini.conversion import atomic as _atomic
 from splade_anserini.conversion.atomic import atomic_open, tmp_name, tmp_pattern
-from splade_anserini.conversion.errors import UsageError
 from splade_anserini import output_record as records
-from splade_anserini.output_places import protected_reason
+from splade_anserini.output_lock import HELD, lock, lock_path
+from splade_anserini.output_places import OutputRefused, protected_reason
 
 MARKER = ".splade-anserini-output.json"
 TOOL = "splade-anserini"
 #: The kind of the marker of a plain folder that only records the files written into it.
 FILES = "files"
-
-
-class OutputRefused(UsageError):
-    """An output path holds something this tool did not write (or must never touch): one line, exit 2."""
 
 
 def _version() -> str:
@@ -358,8 +354,6 @@ def _file_record(path: Path) -> dict:
 def _enclosing_output(path: Path) -> tuple[Path, str] | None:
     """The output folder (of another kind than plain files) that holds ``path``, if any, unless it is a
     container whose lock this process holds (its own files go there)."""
-    from splade_anserini.output_lock import HELD
-
     for parent in _named(path).parents:
         marker = raw_marker(parent)
         if marker is not None and marker.get("kind") != FILES:
@@ -432,8 +426,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         fh.write(text)
 
 
-# -- the lock of an output: :mod:`splade_anserini.output_lock` (imported last: it uses remove) ------------
-from splade_anserini.output_lock import lock, lock_path  # noqa: E402
+# -- the lock of an output: :mod:`splade_anserini.output_lock` ------------------------------------------
 
 __all__ = ["MARKER", "OutputRefused", "check_dir", "check_file", "claim_dir", "foreign", "install_dir", "is_ours",
            "lock", "lock_path", "output_file", "protected_reason", "read_marker", "record_file", "register", "remove",
