@@ -47,16 +47,31 @@ _NEGATIVES = (
     "--output runs/train/hybrid-teacher-scifact-train.trec",
 )
 _PIPELINES = ("splade-anserini pipeline", "splade-anserini pipeline --dataset cacm")
+_VECTORS = "work/scifact-splade-tiny/vectors"  # the pipeline's SciFact vectors
+_SERVING = _PIPELINES + (
+    f"test -f work/scifact-splade-tiny/numba/header.json || splade-anserini index --input {_VECTORS} "
+    "--index work/scifact-splade-tiny/numba --backend numba",
+    "test -d work/exports/splade-tiny || splade-anserini export-onnx --model splade-tiny --output work/exports/splade-tiny",
+    "test -d work/exports/splade-tiny-int8 || splade-anserini export-onnx --model splade-tiny --int8 "
+    "--output work/exports/splade-tiny-int8",
+)
 
 RECIPES: dict[str, Recipe] = {
     "frontier": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec frontier",), 150,
                        "every fine-tuning setting trained (one torch thread), scored exactly on dl19, SciFact, CACM"),
     "lambda-sweep": Recipe((f"{PY} scripts/lambda_sweep.py --config sweep --lambda-d 1e-4 1e-3 1e-2 --dataset scifact "
                             "--dataset cacm",), 15, "three 150-step trainings, scored exactly"),
-    "query-latency": Recipe(_PIPELINES + (f"{PY} -m bench.query_latency",), 25,
+    "query-latency": Recipe(_SERVING + (f"{PY} -m bench.query_latency",), 25,
                             "single-query latency of every serving configuration (also writes query-latency-paired)"),
-    "query-latency-paired": Recipe(_PIPELINES + (f"{PY} -m bench.query_latency",), 25,
+    "query-latency-paired": Recipe(_SERVING + (f"{PY} -m bench.query_latency",), 25,
                                    "written with query-latency by the same run"),
+    "scale-ciff": Recipe(_PIPELINES + (f"{PY} -m bench.scale_ciff --vectors {_VECTORS} --work work/scale-ciff",), 5,
+                         "SciFact through a CIFF export, read back by ciff-toolkit, BMP against exact"),
+    "scale-milvus": Recipe(_PIPELINES + (f"{PY} -m bench.scale_milvus --vectors {_VECTORS} --work work/scale-milvus",), 5,
+                           "SciFact test through Milvus Lite and the Lucene impact index"),
+    "scale-precision": Recipe(_PIPELINES + (f"{PY} -m bench.scale_precision --work work/scale-precision --dataset "
+                                            f"scifact={_VECTORS} --dataset cacm=work/cacm-splade-tiny/vectors",), 4,
+                              "OpenSearch/Elasticsearch storage precision on the Numba index"),
 }
 
 

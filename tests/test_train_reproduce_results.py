@@ -21,7 +21,7 @@ def test_list_names_every_result_file_and_a_total(capsys):
 @pytest.mark.parametrize("name", sorted(reproduce.RECIPES))
 def test_each_recipe_command_exists_and_parses(name):
     for command in reproduce.RECIPES[name].commands:
-        argv = shlex.split(command)
+        argv = shlex.split(command.split("||")[-1])  # "test -d OUT || make it": the making command
         if argv[0] == "splade-anserini":
             assert argv[1] in {sub.name for sub in SUBCOMMANDS}, command
         elif argv[:2] == [reproduce.PY, "-m"]:
