@@ -55,3 +55,20 @@ def test_lwf_starts_from_agreement_and_is_logged(triples, tmp_path):
 def test_lwf_triples_and_weight_go_together(triples, tmp_path, extra):
     with pytest.raises(ConfigError, match="lwf_triples and lwf_weight go together"):
         config_from_dict(dict(triples=triples, output_dir=str(tmp_path), **extra)).validate()
+
+
+def test_every_frontier_setting_is_a_valid_config(tmp_path):
+    # scripts/frontier.py passes each setting's flags on the command line over its base recipe
+    import yaml
+
+    from splade_anserini.train.config import find_config, parse_args
+
+    spec = yaml.safe_load(find_config("frontier").read_text())
+    for setting in spec["settings"]:
+        argv = ["--config", spec["base"], "--output-dir", str(tmp_path / setting["name"])]
+        for key, value in (setting.get("flags") or {}).items():
+            argv += ["--" + key.replace("_", "-"), str(value).lower() if isinstance(value, bool) else str(value)]
+        cfg = parse_args(argv)
+        assert "{data}" not in (cfg.lwf_triples or "")
+        if cfg.lwf_triples:
+            assert cfg.lwf_weight > 0 and cfg.lwf_triples.endswith("msmarco-toy/triples.train.tsv")
