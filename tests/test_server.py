@@ -264,6 +264,25 @@ PAGE_HITS = """hits => hits.map(h => ({docid: h.dataset.docid, score: h.dataset.
     bar: [...h.querySelectorAll('.seg')].map(s => s.dataset.term)}))"""
 
 
+@pytest.mark.slow
+def test_an_onnx_export_serves_without_torch_and_answers_as_the_checkpoint_does(sl, server, tmp_path):
+    from splade_anserini.serve.export_onnx import export
+
+    export("splade-tiny", tmp_path / "export", log=lambda *_: None)
+    proc, port = start_server(["--index", f"num={sl.root / 'numba'}", "--index", f"luc={sl.root / 'lucene'}",
+                               "--model", str(tmp_path / "export"), "--corpus", str(sl.root / "corpus.jsonl")],
+                              tmp_path / "onnx.log")
+    try:
+        health = call(port, "GET", "/health")[1]
+        assert health["torch_imported"] is False and health["query_encoder"] == "onnx-screened"
+        for text in list(sl.topics.values())[:10]:
+            for index in ("num", "luc"):
+                assert search(port, index, text, explain=True) == search(server.port, index, text, explain=True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+
+
 def test_ctrl_c_stops_the_server_cleanly(server):
     server.proc.send_signal(signal.SIGINT)
     assert server.proc.wait(timeout=60) == 0
