@@ -72,6 +72,15 @@ RECIPES: dict[str, Recipe] = {
     "scale-precision": Recipe(_PIPELINES + (f"{PY} -m bench.scale_precision --work work/scale-precision --dataset "
                                             f"scifact={_VECTORS} --dataset cacm=work/cacm-splade-tiny/vectors",), 4,
                               "OpenSearch/Elasticsearch storage precision on the Numba index"),
+    "serve-load": Recipe(_SERVING + (
+        f"{PY} -m bench.serve_load --export work/exports/splade-tiny --numba-index work/scifact-splade-tiny/numba "
+        f"--lucene-index work/scifact-splade-tiny/index --topics {DATA}/scifact/queries.test.tsv "
+        "--pyserini-python .venv312/bin/python --json results/serve-load.json",), 12,
+        "loopback load on splade-anserini serve: 1, 4, 16 clients, both backends, both query encoders"),
+    "scale-synthetic": Recipe((
+        f"{PY} -m bench.scale_synthetic --work work/scale --sizes 50000,1000000,2000000,8841823 --milvus-max 50000 "
+        "--bmp-max 200000 --queries 200",), 35,
+        "synthetic collections up to 2M documents measured, MS MARCO's 8.8M projected; Milvus Lite and BMP beside"),
 }
 
 
