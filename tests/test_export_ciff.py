@@ -82,3 +82,46 @@ def test_bmp_reads_the_ciff_as_its_own_indexer(exported):
         hits = from_ciff.search(query, k=10, alpha=1.0, beta=1.0)
         assert len(hits[0]) == 10
         assert hits == direct.search(query, k=10, alpha=1.0, beta=1.0)
+
+
+@pytest.mark.slow
+def test_bmp_on_a_rescaled_export_is_exact_but_for_one_block(exported, capsys):
+    """``--max-impact`` rescales the impacts (every posting kept). BMP built from that file returns, for every
+    query and BMP's own query weights, the exact top 10 of the rescaled vectors (the Numba index's scores) with
+    at most one 32-document block left out: the file is read exactly, and BMP's search loop never scores the
+    last block of its candidate list (which a collection of 4 blocks makes visible)."""
+    bmp = pytest.importorskip("bmp")
+    import numpy as np
+
+    from splade_anserini.data import read_topics
+    from splade_anserini.export.ciff import bmp_query_weights, explains_bmp, rescaled_docs
+    from splade_anserini.index.numba_index import NumbaIndex
+    from splade_anserini.search.query_encoder import QueryVectorizer
+
+    vectors = read_vectors(exported / "vectors")
+    bound = max(max(v.values()) for v in vectors.values()) // 2
+    assert export_main(["--to", "ciff", "--input", str(exported / "vectors"), "--output", str(exported / "half.ciff"),
+                        "--max-impact", str(bound)]) == 0
+    assert f"the largest is now {bound}" in capsys.readouterr().out
+    docs, scale = rescaled_docs(exported / "vectors", bound)
+    assert 0.4 < scale <= 0.5 and max(max(v.values()) for _, v in docs) == bound
+    assert {d: set(v) for d, v in docs} == {d: set(v) for d, v in vectors.items()}  # no posting lost
+    bmp.ciff2bmp(str(exported / "half.ciff"), str(exported / "half.bmp"), 32, False)
+    searcher, numba = bmp.Searcher(str(exported / "half.bmp")), NumbaIndex.from_vectors(docs)
+    docids = [d for d, _ in docs]
+    topics = read_topics(exported / "queries.tsv")
+    skipped = []
+    for query in QueryVectorizer("splade-tiny").encode_batch(list(topics.values())):
+        got = list(zip(*searcher.search(query, k=10, alpha=1.0, beta=1.0)))
+        exact = dict(numba.search(bmp_query_weights(query), k=len(docids)))
+        scores = np.array([exact.get(d, 0) for d in docids], dtype=np.float64)
+        block = explains_bmp(scores, docids, got)
+        assert block is not None, (got, sorted(exact.items(), key=lambda x: -x[1])[:10])
+        skipped.append(block)
+    assert len(skipped) == len(topics)
+
+
+def test_max_impact_is_for_ciff_only(tmp_path, capsys):
+    assert export_main(["--to", "opensearch", "--input", str(tmp_path), "--output", str(tmp_path / "o"),
+                        "--max-impact", "255"]) == 2
+    assert "--max-impact is for --to ciff" in capsys.readouterr().err

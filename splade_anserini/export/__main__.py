@@ -3,7 +3,7 @@
     splade-anserini export --to milvus --input vectors/ --uri scifact.db --collection scifact
     splade-anserini export --to opensearch --input vectors/ --output os-scifact/ [--chunk-size 5000]
     splade-anserini export --to elasticsearch --input vectors/ --output es-scifact/
-    splade-anserini export --to ciff --input vectors/ --output scifact.ciff
+    splade-anserini export --to ciff --input vectors/ --output scifact.ciff [--max-impact 63]
 
 ``--input`` is a vectors folder (or file) as ``index --input`` takes. Milvus: ``--uri`` is a Milvus
 Lite file (``.db``) or a server address; an interrupted export continues when run again. The others
@@ -31,6 +31,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--index-name", default="splade", help="opensearch/elasticsearch: the index the bulk files fill")
     parser.add_argument("--chunk-size", type=positive_int, default=5000,
                         help="opensearch/elasticsearch: documents per bulk file")
+    parser.add_argument("--max-impact", type=positive_int, default=None,
+                        help="ciff: rescale the impacts so that none exceeds this (63 for BMP, which stores 8-bit impacts "
+                             "and adds scores up in 16 bits; default: unchanged)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier export of this tool (never anything else)")
     return parser
@@ -44,6 +47,8 @@ def check_options(parser: ArgumentParser, args) -> None:
         parser.error(f"--uri, --collection and --model are for --to milvus, not --to {args.to}")
     if not milvus and not args.output:
         parser.error(f"--to {args.to} needs --output")
+    if args.max_impact is not None and args.to != "ciff":
+        parser.error(f"--max-impact is for --to ciff, not --to {args.to}")
     if milvus and args.output:
         parser.error("--to milvus writes into --uri/--collection, not --output")
 
@@ -61,9 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.to == "ciff":
         from splade_anserini.export.ciff import export_ciff
 
-        info = export_ciff(args.input, args.output)
+        from splade_anserini.export.ciff import BMP_SAFE_IMPACT
+
+        info = export_ciff(args.input, args.output, max_impact=args.max_impact)
         print(f"ciff {info['output']}: {info['documents']:,} documents, {info['terms']:,} terms, {info['postings']:,} "
               f"postings in {info['seconds']:.1f} s")
+        if info["scale"] != 1.0:
+            print(f"note: impacts rescaled by {info['scale']:.6g}: the largest is now {info['max_impact']}")
+        elif info["max_impact"] > BMP_SAFE_IMPACT:
+            print(f"note: impacts reach {info['max_impact']}; for BMP (8-bit impacts, 16-bit scores) export with "
+                  f"--max-impact {BMP_SAFE_IMPACT}")
     else:
         from splade_anserini.export.opensearch import export_search_engine
 
