@@ -62,11 +62,19 @@ def dumps(record: dict) -> str:
     return f"{text},\n \"rows\": [\n  {rows}\n ]\n}}\n"
 
 
+def this_command() -> str:
+    """This process's command line as a user types it: ``python -m bench.NAME ...`` for a bench module."""
+    script = Path(sys.argv[0])
+    if script.suffix == ".py" and script.parent.name == "bench":
+        return shlex.join(["python", "-m", f"bench.{script.stem}", *sys.argv[1:]])
+    return shlex.join([script.as_posix(), *sys.argv[1:]])
+
+
 def write_result(name: str, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, data: str,
                  command: str | None = None, folder: str | os.PathLike = RESULTS_DIR, **extra) -> Path:
     """Write ``folder/name.json`` with this run's command line, versions, CPU model and date."""
     record = {"name": name, "title": title,
-              "command": command or shlex.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+              "command": command or this_command(),
               "data": data, "hardware": hardware(), "cpu": cpu_model(),
               "date": datetime.date.today().isoformat(), "versions": versions(),
               "columns": list(columns), "rows": [list(r) for r in rows], **extra}

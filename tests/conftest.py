@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,10 @@ from splade_anserini.data import DATA_ENV, data_root
 ROOT = Path(__file__).resolve().parent.parent
 # Named datasets are found relative to the current directory: pin the root for tests that change it.
 os.environ.setdefault(DATA_ENV, str(data_root()))
+# A shell that starts the suite in the background ignores Ctrl-C in it, and ignoring is inherited by every
+# child process: the tests that press Ctrl-C on a child need the children to start with the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -65,6 +65,7 @@ def _interrupted(argv: list[str], cwd: Path, after: str) -> tuple[int, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.one_leg
 def test_adapt_resumes_and_equals_the_five_commands(data_dir, tmp_path):
     """Interrupted after its BM25 run and resumed, ``adapt`` reuses the finished stages and ends with the
     checkpoint that the five documented commands write (same seed, one thread: byte for byte)."""

@@ -103,6 +103,7 @@ def test_shards_concatenated_equal_unsharded(corpus, reference, tmp_path, capsys
     assert ec.shard_range(10, 2, 3) == (6, 10)
 
 
+@pytest.mark.one_leg
 def test_kill_and_resume_is_byte_identical(corpus, tmp_path, capsys):
     whole = tmp_path / "whole"
     assert ec.main(["--corpus", str(corpus), "--output", str(whole), "--block-size", "5", "--num-files", "2", *FAST]) == 0

@@ -282,6 +282,7 @@ def _python(*args: str, **kwargs) -> subprocess.Popen:
                             env=env, cwd=kwargs.get("cwd", ROOT))
 
 
+@pytest.mark.one_leg
 def test_two_searches_to_one_output_both_succeed_with_one_complete_run(inputs, tmp_path):
     out = tmp_path / "same.trec"
     base = ["-m", "splade_anserini.search", "--index", str(inputs["index"]), "--backend", "numba", "--topics",
@@ -298,6 +299,7 @@ def test_two_searches_to_one_output_both_succeed_with_one_complete_run(inputs, t
     assert sorted(p.name for p in tmp_path.iterdir()) == [outputs.MARKER, "alone.trec", "same.trec"]
 
 
+@pytest.mark.one_leg
 def test_second_train_is_refused_and_ctrl_c_saves_checkpoint_last(inputs, tmp_path, capsys):
     out = tmp_path / "train"
     argv = ["-m", "splade_anserini.train", "--triples", str(inputs["triples"]), "--output-dir", str(out),

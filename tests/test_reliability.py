@@ -213,6 +213,7 @@ def test_msmarco_pid_with_a_space_and_query_id_with_a_space(tmp_path):
 
 
 # case 1: --overwrite while another process encodes the same output
+@pytest.mark.one_leg
 def test_overwrite_while_another_encode_runs_is_refused(data_dir, tmp_path, capsys):
     # 400 documents: the first run must still be encoding when the second has loaded its model
     corpus = tmp_path / "corpus.jsonl"
@@ -472,6 +473,7 @@ def test_folders_of_killed_index_builds_are_removed(vectors, tmp_path, capsys):
 
 
 # case 12: the pipeline resumes an interrupted encoding
+@pytest.mark.one_leg
 def test_pipeline_resumes_an_interrupted_encoding(corpus, encoder, tmp_path, monkeypatch):
     from splade_anserini import pipeline
 
