@@ -1,45 +1,62 @@
-"""Write ``results/adaptation.json`` from ``splade-anserini quick-eval --json`` files (one per model).
+"""Write ``results/adaptation.json``: ``splade-anserini adapt`` on SciFact's and on CACM's corpus (no labels),
+each checkpoint scored exactly on SciFact test and CACM, with its pseudo-queries' leakage.
 
-    python -m bench.adapt_results --eval "untuned=runs/adapt/untuned-eval.json" \\
-        --eval "adapted on SciFact (no labels)=runs/adapt/scifact-eval.json" \\
-        --eval "adapted on CACM (no labels)=runs/adapt/cacm-eval.json"
+    python -m bench.adapt_results --eval "untuned splade-tiny=runs/adapt/untuned-eval.json" \\
+        --eval "adapted on SciFact's corpus=runs/adapt/scifact-eval.json@runs/adapt/scifact" \\
+        --eval "adapted on CACM's corpus=runs/adapt/cacm-eval.json@runs/adapt/cacm"
+
+Each ``LABEL=EVAL[@ADAPT_DIR]``: a ``quick-eval --json`` file, and the ``adapt --output-dir`` whose
+``pq.*`` files the leakage is counted on (queries whose text is still in their positive).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from bench.results import write_result
 
-COMMANDS = [
-    "splade-anserini pseudo-queries --corpus CORPUS --output runs/adapt/NAME-pq",
-    "splade-anserini mine-negatives --corpus runs/adapt/NAME-pq.corpus.jsonl --queries runs/adapt/NAME-pq.queries.tsv "
-    "--qrels runs/adapt/NAME-pq.qrels.txt --output runs/adapt/NAME-pq.bm25.trec",
-    "splade-anserini mine-negatives --model splade-tiny (same files) --output runs/adapt/NAME-pq.splade.trec",
-    "splade-anserini train --config adapt (--corpus/--queries/--qrels/--negatives/--valid-negatives/--output-dir for NAME)",
-    "splade-anserini quick-eval --model runs/adapt/NAME/checkpoint-best --dataset scifact --dataset cacm --json ...",
-]
+COLUMNS = ["model", "SciFact test", "CACM", "SciFact doc non-zeros", "SciFact FLOPS", "pseudo-queries",
+           "documents without one", "leaked queries"]
+
+
+def leakage(adapt_dir: str | Path) -> tuple[int, int, int]:
+    """``(pseudo-queries, documents that gave none, queries whose text is still in their positive)``."""
+    from splade_anserini.data import read_qrels, read_topics
+    from splade_anserini.train.pseudo_queries import leaks
+
+    pq = Path(adapt_dir) / "pq"
+    topics, qrels = read_topics(f"{pq}.queries.tsv"), read_qrels(f"{pq}.qrels.txt")
+    with open(f"{pq}.corpus.jsonl", encoding="utf-8") as fh:
+        texts = {d["_id"]: d["text"] for d in map(json.loads, fh)}
+    positives = {q: next(iter(qrels[q])) for q in topics}
+    leaked = sum(leaks(text, texts[positives[q]]) for q, text in topics.items())
+    return len(topics), len(texts) - len(set(positives.values())), leaked
+
+
+def row(label: str, spec: str) -> list[str]:
+    eval_file, _, adapt_dir = spec.partition("@")
+    ev = json.loads(Path(eval_file).read_text(encoding="utf-8"))
+    sci, cacm = ev["scifact"], ev["cacm"]
+    counts = [f"{n:,}" for n in leakage(adapt_dir)] if adapt_dir else ["-", "-", "-"]
+    return [label, f"{sci['nDCG@10']:.4f}", f"{cacm['nDCG@10']:.4f}", f"{sci['doc_nonzeros']:.0f}",
+            f"{sci['flops']:.2f}", *counts]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--eval", action="append", required=True, metavar="LABEL=FILE")
+    p.add_argument("--eval", action="append", required=True, metavar="LABEL=EVAL[@ADAPT_DIR]")
     args = p.parse_args(argv)
-    rows = []
-    for item in args.eval:
-        label, _, path = item.partition("=")
-        with open(path, encoding="utf-8") as fh:
-            ev = json.load(fh)
-        sci, cacm = ev["scifact"], ev["cacm"]
-        rows.append([label, f"{sci['nDCG@10']:.4f}", f"{cacm['nDCG@10']:.4f}", f"{sci['doc_nonzeros']:.0f}",
-                     f"{sci['flops']:.2f}"])
+    rows = [row(*item.split("=", 1)) for item in args.eval]
     path = write_result("adaptation", "Adapting splade-tiny to a corpus without labels (exact nDCG@10 = Lucene's)",
-                        ["model", "SciFact test", "CACM", "SciFact doc non-zeros", "SciFact FLOPS"], rows,
-                        data="SciFact test (300 queries), CACM (52 judged queries); pseudo-queries = titles "
-                             "cut out of their documents; selection on held-out pseudo-queries with the "
-                             "msmarco-dl19-subset guard, no labelled query used",
-                        command=COMMANDS)
+                        COLUMNS, rows,
+                        data="SciFact test (300 queries), CACM (52 judged queries); pseudo-queries cut out of each "
+                             "corpus's documents (pseudo-queries --source auto), every copy of a query's text removed "
+                             "from its positive; selection on held-out pseudo-queries with the msmarco-dl19-subset "
+                             "guard, no labelled query used",
+                        notes=["the commands are those of bench.reproduce's adaptation entry "
+                               "(python -m bench.reproduce --list)"])
     print(f"wrote {path}")
     return 0
 

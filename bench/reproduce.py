@@ -56,9 +56,24 @@ _SERVING = _PIPELINES + (
     "--output work/exports/splade-tiny-int8",
 )
 
+_ADAPT = tuple(
+    f"splade-anserini adapt --corpus {DATA}/{name}/corpus.jsonl --output-dir runs/adapt/{name}" for name in ("scifact", "cacm")
+) + tuple(
+    f"splade-anserini quick-eval --model {model} --dataset scifact --dataset cacm --json runs/adapt/{name}-eval.json"
+    for name, model in (("untuned", "splade-tiny"), ("scifact", "runs/adapt/scifact/train/checkpoint-best"),
+                        ("cacm", "runs/adapt/cacm/train/checkpoint-best"))
+)
+
 RECIPES: dict[str, Recipe] = {
+    "adaptation": Recipe(_ADAPT + (
+        f"{PY} -m bench.adapt_results --eval \"untuned splade-tiny=runs/adapt/untuned-eval.json\" "
+        "--eval \"adapted on SciFact's corpus=runs/adapt/scifact-eval.json@runs/adapt/scifact\" "
+        "--eval \"adapted on CACM's corpus=runs/adapt/cacm-eval.json@runs/adapt/cacm\"",), 45,
+        "splade-anserini adapt on SciFact's and CACM's corpora (no labels), scored exactly, with the leakage"),
     "frontier": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec frontier",), 150,
                        "every fine-tuning setting trained (one torch thread), scored exactly on dl19, SciFact, CACM"),
+    "recipe-seeds": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec recipe-seeds",), 70,
+                           "the recipe with and without learning without forgetting, two seeds each, scored exactly"),
     "lambda-sweep": Recipe((f"{PY} scripts/lambda_sweep.py --config sweep --lambda-d 1e-4 1e-3 1e-2 --dataset scifact "
                             "--dataset cacm",), 15, "three 150-step trainings, scored exactly"),
     "query-latency": Recipe(_SERVING + (f"{PY} -m bench.query_latency",), 25,
@@ -78,8 +93,8 @@ RECIPES: dict[str, Recipe] = {
         "--pyserini-python .venv312/bin/python --json results/serve-load.json",), 12,
         "loopback load on splade-anserini serve: 1, 4, 16 clients, both backends, both query encoders"),
     "scale-synthetic": Recipe((
-        f"{PY} -m bench.scale_synthetic --work work/scale --sizes 50000,1000000,2000000,8841823 --milvus-max 50000 "
-        "--bmp-max 200000 --queries 200",), 35,
+        f"{PY} -m bench.scale_synthetic --work work/scale --sizes 20000,200000,1000000,2000000,8841823 "
+        "--milvus-max 20000 --bmp-max 200000 --queries 200",), 40,
         "synthetic collections up to 2M documents measured, MS MARCO's 8.8M projected; Milvus Lite and BMP beside"),
 }
 

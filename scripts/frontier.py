@@ -87,26 +87,65 @@ COLUMNS = ("setting", "flags", "train min", "best step", "held-out nDCG@10 (vali
            "SciFact test nDCG@10", "CACM nDCG@10", "SciFact doc nnz", "SciFact FLOPS")
 
 
-def result_rows(rows: list[dict], ood: str) -> list[list[str]]:
-    """One row of ``results/frontier.json`` per setting (the columns of :data:`COLUMNS`)."""
-    out = []
+def _figures(r: dict, ood: str) -> list[float | None]:
+    """The numeric columns of one setting: train min, best step, valid, ood, SciFact, CACM, nnz, FLOPS."""
+    e, run = r["eval"], r.get("run") or {}
+    return [run["wall"] / 60 if run.get("wall") else None, run.get("best_step"), run.get("valid_ndcg"),
+            e[ood]["nDCG@10"], e["scifact"]["nDCG@10"], e["cacm"]["nDCG@10"], e["scifact"]["doc_nonzeros"],
+            e["scifact"]["flops"]]
+
+
+_FORMATS = ("{:.1f}", "{}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.0f}", "{:.2f}")
+
+
+def _cells(values: list[float | None], spreads: list[float] | None = None) -> list[str]:
+    cells = []
+    for i, (fmt, v) in enumerate(zip(_FORMATS, values)):
+        cell = "-" if v is None else fmt.format(v)
+        if spreads is not None and v is not None and fmt == "{:.4f}":
+            cell += f" ({spreads[i]:.4f})"
+        cells.append(cell)
+    return cells
+
+
+def _flags_text(flags: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in flags.items()) or "-"
+
+
+def seed_groups(rows: list[dict]) -> dict[str, list[dict]]:
+    """Settings whose flags differ in the seed only, under the first one's name (two or more seeds)."""
+    groups: dict[str, list[dict]] = {}
+    by_flags: dict[str, str] = {}
     for r in rows:
-        e, run = r["eval"], r.get("run") or {}
-        out.append([r["name"], ", ".join(f"{k}={v}" for k, v in r["flags"].items()) or "-",
-                    f"{run['wall'] / 60:.1f}" if run.get("wall") else "-", str(run.get("best_step", "-")),
-                    f"{run['valid_ndcg']:.4f}" if run.get("valid_ndcg") is not None else "-",
-                    f"{e[ood]['nDCG@10']:.4f}", f"{e['scifact']['nDCG@10']:.4f}", f"{e['cacm']['nDCG@10']:.4f}",
-                    f"{e['scifact']['doc_nonzeros']:.0f}", f"{e['scifact']['flops']:.2f}"])
+        key = _flags_text({k: v for k, v in r["flags"].items() if k != "seed"})
+        if "seed" in r["flags"]:
+            groups.setdefault(by_flags.setdefault(key, r["name"]), []).append(r)
+    return {name: group for name, group in groups.items() if len(group) > 1}
+
+
+def result_rows(rows: list[dict], ood: str) -> list[list[str]]:
+    """One row of the results file per setting (the columns of :data:`COLUMNS`), then one per group of
+    seeds: the mean of each figure, nDCG@10 with its spread (max - min) in brackets."""
+    out = [[r["name"], _flags_text(r["flags"]), *_cells(_figures(r, ood))] for r in rows]
+    for name, group in seed_groups(rows).items():
+        figures = [_figures(r, ood) for r in group]
+        columns = list(zip(*figures))
+        means = [None if None in col else sum(col) / len(col) for col in columns]
+        means[1] = None  # a mean best step says nothing
+        spreads = [0.0 if None in col else max(col) - min(col) for col in columns]
+        seeds = ", ".join(str(r["flags"]["seed"]) for r in group)
+        out.append([f"{name} ({len(group)} seeds)", f"seeds {seeds}: mean (spread)", *_cells(means, spreads)])
     return out
 
 
-def write_results(rows: list[dict], ood: str, folder: Path) -> Path:
-    """``folder/frontier.json``: the table and the plot of docs/training.md (``python -m bench.report``)."""
+def write_results(rows: list[dict], ood: str, folder: Path, name: str = "frontier",
+                  title: str = "The fine-tuning frontier") -> Path:
+    """``folder/NAME.json``: a table (and the plot) of docs/training.md (``python -m bench.report``)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bench.results import write_result
 
     short = ood.removeprefix("msmarco-").removesuffix("-subset")
-    return write_result("frontier", "The fine-tuning frontier", [c.format(ood=short) for c in COLUMNS],
+    return write_result(name, title, [c.format(ood=short) for c in COLUMNS],
                         result_rows(rows, ood), folder=folder,
                         data=f"SciFact train (held-out queries for validation); validation: held-out queries and {ood}; "
                              "test: SciFact test, CACM")
@@ -118,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--spec", required=True)
     parser.add_argument("--only", nargs="*", help="train/evaluate only these settings (the table has all finished ones)")
-    parser.add_argument("--results", default="results", help="folder of frontier.json (render: python -m bench.report)")
+    parser.add_argument("--results", default="results",
+                        help="folder of the results file (frontier.json, or the spec's results: name)")
     parser.add_argument("--no-train", action="store_true", help="evaluate and tabulate what is finished")
     parser.add_argument("--no-eval", action="store_true", help="train only (evaluate in another call)")
     args = parser.parse_args(argv)
@@ -156,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for row in result_rows(rows, ood):
         print(" | ".join(row))
-    print(f"[frontier] wrote {write_results(rows, ood, Path(args.results))}", file=sys.stderr)
+    written = write_results(rows, ood, Path(args.results), spec.get("results", "frontier"),
+                            spec.get("title", "The fine-tuning frontier"))
+    print(f"[frontier] wrote {written}", file=sys.stderr)
     return 0
 
 

@@ -157,8 +157,11 @@ def test_pyserini_shapes_batches_documents_and_encoding(sl, server):
     assert set(one["candidates"][0]) == {"docid", "score", "rank", "document_txt"}
     doc = sl.docs[one["candidates"][0]["docid"]]
     assert one["candidates"][0]["document_txt"] == f"{doc['title']} {doc['text']}".strip()
+    # GET search is answered before FastAPI (app.FastSearch), POST by FastAPI's route: the same answers
     status, posted = call(port, "POST", "/indexes/num/search", {"query": text, "hits": 10, "qid": "q1"})
     assert status == 200 and posted["query"]["qid"] == "q1" and posted["candidates"] == one["candidates"]
+    got = call(port, "GET", "/v1/indexes/num/search?" + urllib.parse.urlencode({"query": text, "qid": "q1"}))
+    assert got == (200, posted)
     batch = [{"qid": q, "query": t} for q, t in list(sl.topics.items())[:5]]
     status, many = call(port, "POST", "/indexes/luc/search", {"queries": batch, "hits": 3})
     assert status == 200 and [r["query"]["qid"] for r in many["results"]] == [b["qid"] for b in batch]

@@ -44,3 +44,30 @@ def test_a_file_without_a_command_is_refused_before_anything_runs(capsys, monkey
         pytest.skip("every result file has a command")
     assert reproduce.main(["--only", "frontier", names[0]]) == 2
     assert ran == [] and "no command makes" in capsys.readouterr().err
+
+
+def _frontier_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("frontier_script", ROOT / "scripts" / "frontier.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_settings_that_differ_in_the_seed_only_get_a_mean_and_spread_row():
+    frontier = _frontier_script()
+
+    def setting(name, seed, scifact, cacm, **flags):
+        ev = {"nDCG@10": 0.8, "doc_nonzeros": 150.0, "flops": 3.0}
+        return {"name": name, "flags": {"l2sp": 1.0, **flags, "seed": seed},
+                "run": {"wall": 600.0, "best_step": 120, "valid_ndcg": 0.78},
+                "eval": {"dl19": ev, "scifact": {**ev, "nDCG@10": scifact}, "cacm": {**ev, "nDCG@10": cacm}}}
+
+    rows = [setting("a", 42, 0.68, 0.42), setting("a-s43", 43, 0.70, 0.43), setting("b", 42, 0.69, 0.44, lwf_weight=1.0)]
+    table = frontier.result_rows(rows, "dl19")
+    assert [r[0] for r in table] == ["a", "a-s43", "b", "a (2 seeds)"]
+    summary = table[-1]
+    assert summary[1] == "seeds 42, 43: mean (spread)"
+    assert summary[6] == "0.6900 (0.0200)" and summary[7] == "0.4250 (0.0100)"
+    assert summary[3] == "-" and summary[2] == "10.0"

@@ -57,13 +57,14 @@ def test_lwf_triples_and_weight_go_together(triples, tmp_path, extra):
         config_from_dict(dict(triples=triples, output_dir=str(tmp_path), **extra)).validate()
 
 
-def test_every_frontier_setting_is_a_valid_config(tmp_path):
+@pytest.mark.parametrize("spec_name", ["frontier", "recipe-seeds"])
+def test_every_frontier_setting_is_a_valid_config(tmp_path, spec_name):
     # scripts/frontier.py passes each setting's flags on the command line over its base recipe
     import yaml
 
     from splade_anserini.train.config import find_config, parse_args
 
-    spec = yaml.safe_load(find_config("frontier").read_text())
+    spec = yaml.safe_load(find_config(spec_name).read_text())
     for setting in spec["settings"]:
         argv = ["--config", spec["base"], "--output-dir", str(tmp_path / setting["name"])]
         for key, value in (setting.get("flags") or {}).items():

@@ -16,9 +16,11 @@ Routes (every one also under ``/v1``, Pyserini 2.0's prefix):
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Mapping, Sequence
+from urllib.parse import parse_qsl
 
 from splade_anserini.serve.limits import (Limits, RequestLimits, check_query, error_body, one_line, parse_bool,
                                           parse_hits)
@@ -37,6 +39,7 @@ class Service:
         self.indexes = dict(indexes)
         self.encoder = encoder
         self.limits = limits
+        self.in_flight = 0  # searches under way (all on the event loop's thread: no lock)
 
     def index(self, name: str) -> ServedIndex:
         served = self.indexes.get(name)
@@ -58,11 +61,23 @@ class Service:
 
             vectors = await _guarded(run_in_threadpool(self.encoder.vectors, texts, served.factor), name)
             vectors, found, explained = await _guarded(served.backend.run(lookup, vectors), name)
-        else:  # Numba: one hop to a request thread for both
+        else:  # Numba: encode and search together, inline when alone, else on a request thread
             work = lambda: lookup(self.encoder.vectors(texts, served.factor))  # noqa: E731
-            vectors, found, explained = await _guarded(served.backend.run(work), name)
+            # a lone request waits for no one: the hop to a thread and back would only add latency
+            call = _now(work) if self.in_flight == 0 else served.backend.run(work)
+            self.in_flight += 1
+            try:
+                vectors, found, explained = await _guarded(call, name)
+            finally:
+                self.in_flight -= 1
         return [self._result(served, qid, text, vectors[i], found[i], explained[i] if explained else None)
                 for i, (qid, text) in enumerate(queries)]
+
+    async def search_one(self, name: str, params: Mapping[str, str | None]) -> dict:
+        """``GET /indexes/{name}/search``: the query string's ``query``, ``hits``, ``qid`` and ``explain``."""
+        text = check_query(params.get("query"), self.limits)
+        hits, explain = parse_hits(params.get("hits"), self.limits), parse_bool(params.get("explain"), "explain")
+        return (await self.search(name, [(params.get("qid") or "", text)], hits, explain))[0]
 
     @staticmethod
     def _result(served: ServedIndex, qid: str, text: str, vector, hits, explained) -> dict:
@@ -86,6 +101,11 @@ class Service:
 
         vector = (await _guarded(run_in_threadpool(self.encoder.vectors, [text], served.factor), name))[0]
         return {"query": text, "index": name, "factor": served.factor, "vector": _ranked(vector)}
+
+
+async def _now(work):
+    """``work()`` on the event loop's own thread."""
+    return work()
 
 
 async def _guarded(work, name: str):
@@ -144,9 +164,9 @@ def build_router(service: Service, *, schema: bool = True):
     @router.get("/{name}/search", summary="Search one query (Pyserini's route); explain=true explains each hit")
     async def search(name: str, query: str | None = Query(None), hits: str | None = Query(None),
                      qid: str = Query(""), explain: str | None = Query(None)):
-        text = check_query(query, limits)
-        found = await service.search(name, [(qid, text)], parse_hits(hits, limits), parse_bool(explain, "explain"))
-        return json_response(found[0])
+        # documents the route: FastSearch answers it first, with the same Service.search_one
+        return json_response(await service.search_one(name, {"query": query, "hits": hits, "qid": qid,
+                                                             "explain": explain}))
 
     @router.post("/{name}/search", summary="Search one query (Pyserini's body) or a batch ({\"queries\": [...]})")
     async def search_post(name: str, body: dict = Body(...)):
@@ -227,8 +247,7 @@ def create_app(service: Service, *, on_close=None):
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception):
-        print(f"error: {request.url.path}: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr, flush=True)
-        return error(500, f"internal error ({type(exc).__name__})")
+        return error(500, internal_error(request.url.path, exc))
 
     @app.get("/health", summary="Liveness: the indexes served")
     async def health() -> dict:
@@ -246,7 +265,44 @@ def create_app(service: Service, *, on_close=None):
     app.include_router(build_router(service))
     app.include_router(build_router(service, schema=False), prefix="/v1")
     app.include_router(build_anserini_router(service))
-    return RequestLimits(app, service.limits)
+    return RequestLimits(FastSearch(app, service), service.limits)
+
+
+def internal_error(path: str, exc: Exception) -> str:
+    """Log an unexpected failure in one line; the 500 answer's message."""
+    print(f"error: {path}: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr, flush=True)
+    return f"internal error ({type(exc).__name__})"
+
+
+#: ``GET /indexes/{name}/search`` and its ``/v1`` copy: the route a search client calls for every query.
+_SEARCH_PATH = re.compile(r"^(?:/v1)?/indexes/([^/]+)/search$")
+
+
+class FastSearch:
+    """ASGI: ``GET /indexes/{name}/search`` answered without FastAPI's routing and parameter validation
+    (about a millisecond a request), by the route's own :meth:`Service.search_one`, with the same JSON and
+    the same errors; every other request goes on to the application."""
+
+    def __init__(self, app, service: Service):
+        self.app, self.service = app, service
+
+    async def __call__(self, scope, receive, send):
+        match = _SEARCH_PATH.match(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "GET" \
+            else None
+        if match is None:
+            return await self.app(scope, receive, send)
+        # as Starlette reads a query string: the last value of a repeated name wins
+        params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        try:
+            status, body = 200, json.dumps(await self.service.search_one(match.group(1), params),
+                                           ensure_ascii=False).encode()
+        except RequestError as exc:
+            status, body = exc.status, error_body(exc)
+        except Exception as exc:  # noqa: BLE001 - a failed request must not take the server down
+            status, body = 500, error_body(internal_error(scope["path"], exc))
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _static(content: bytes, media_type: str):
