@@ -73,7 +73,7 @@ RECIPES: dict[str, Recipe] = {
     "frontier": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec frontier",), 150,
                        "every fine-tuning setting trained (one torch thread), scored exactly on dl19, SciFact, CACM"),
     "recipe-seeds": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec recipe-seeds",), 70,
-                           "the recipe with and without learning without forgetting, two seeds each, scored exactly"),
+                           "the recipe with learning without forgetting, two seeds, scored exactly"),
     "lambda-sweep": Recipe((f"{PY} scripts/lambda_sweep.py --config sweep --lambda-d 1e-4 1e-3 1e-2 --dataset scifact "
                             "--dataset cacm",), 15, "three 150-step trainings, scored exactly"),
     "query-latency": Recipe(_SERVING + (f"{PY} -m bench.query_latency",), 25,

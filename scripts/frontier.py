@@ -168,12 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(spec.get("output_dir", "runs/train/frontier"))
     ood = spec.get("ood", "msmarco-dl19-subset")
     datasets = [ood, "scifact", "cacm"]
-    if not args.no_train and not args.only:
+    untuned = spec.get("untuned", True)  # a spec may leave the starting model's row to the frontier's table
+    if untuned and not args.no_train and not args.only:
         # the starting model on the held-out queries: one step with a validation before it
         train_one(spec["base"], "untuned-valid", {"max_steps": 1, "valid_at_start": True}, out)
-    rows = [] if args.no_eval else [{"name": "untuned", "flags": {}, "run": untuned_summary(out / "untuned-valid"),
-                                     "eval": evaluate(spec.get("model", "splade-tiny"), datasets,
-                                                      out / "untuned" / "eval.json")}]
+    rows = [] if args.no_eval or not untuned else [
+        {"name": "untuned", "flags": {}, "run": untuned_summary(out / "untuned-valid"),
+         "eval": evaluate(spec.get("model", "splade-tiny"), datasets, out / "untuned" / "eval.json")}]
     names = [s["name"] for s in spec["settings"]]
     unknown = sorted(set(args.only or ()) - set(names))
     if unknown:
