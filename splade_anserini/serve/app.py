@@ -39,7 +39,6 @@ class Service:
         self.indexes = dict(indexes)
         self.encoder = encoder
         self.limits = limits
-        self.in_flight = 0  # searches under way (all on the event loop's thread: no lock)
 
     def index(self, name: str) -> ServedIndex:
         served = self.indexes.get(name)
@@ -61,15 +60,9 @@ class Service:
 
             vectors = await _guarded(run_in_threadpool(self.encoder.vectors, texts, served.factor), name)
             vectors, found, explained = await _guarded(served.backend.run(lookup, vectors), name)
-        else:  # Numba: encode and search together, inline when alone, else on a request thread
+        else:  # Numba: one hop to a request thread for both
             work = lambda: lookup(self.encoder.vectors(texts, served.factor))  # noqa: E731
-            # a lone request waits for no one: the hop to a thread and back would only add latency
-            call = _now(work) if self.in_flight == 0 else served.backend.run(work)
-            self.in_flight += 1
-            try:
-                vectors, found, explained = await _guarded(call, name)
-            finally:
-                self.in_flight -= 1
+            vectors, found, explained = await _guarded(served.backend.run(work), name)
         return [self._result(served, qid, text, vectors[i], found[i], explained[i] if explained else None)
                 for i, (qid, text) in enumerate(queries)]
 
@@ -101,11 +94,6 @@ class Service:
 
         vector = (await _guarded(run_in_threadpool(self.encoder.vectors, [text], served.factor), name))[0]
         return {"query": text, "index": name, "factor": served.factor, "vector": _ranked(vector)}
-
-
-async def _now(work):
-    """``work()`` on the event loop's own thread."""
-    return work()
 
 
 async def _guarded(work, name: str):
