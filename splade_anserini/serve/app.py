@@ -23,7 +23,7 @@ from typing import Mapping, Sequence
 from urllib.parse import parse_qsl
 
 from splade_anserini.serve.limits import (Limits, RequestLimits, check_query, error_body, one_line, parse_bool,
-                                          parse_hits)
+                                          parse_hits, send_json)
 from splade_anserini.serve.served import Encoder, RequestError, ServedIndex
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -288,9 +288,7 @@ class FastSearch:
             status, body = exc.status, error_body(exc)
         except Exception as exc:  # noqa: BLE001 - a failed request must not take the server down
             status, body = 500, error_body(internal_error(scope["path"], exc))
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, status, body)
 
 
 def _static(content: bytes, media_type: str):

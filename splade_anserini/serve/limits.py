@@ -122,7 +122,11 @@ class RequestLimits:
 
 
 async def _reply(send, status: int, message: str) -> None:
-    body = error_body(message)
+    await send_json(send, status, error_body(message))
+
+
+async def send_json(send, status: int, body: bytes) -> None:
+    """An ASGI answer: ``body`` (serialized JSON) with ``status``."""
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
