@@ -1,7 +1,8 @@
 """Our corpus encoder vs Pyserini's SPLADE encoder, side by side: docs/s, peak memory, identical weights.
 
-    python bench/encode_vs_pyserini.py [--limit N] [--threads T] [--model splade-tiny] [--max-length 256]
+    python -m bench.encode_vs_pyserini [--limit N] [--threads T] [--model splade-tiny] [--max-length 256]
                                        [--corpus ../shared/data/scifact/corpus.jsonl] [--json out.json]
+    python -m bench.encode_vs_pyserini --table out.json [more.json ...] [--results results]
 
 Each side runs in its own subprocess (so ``ru_maxrss`` is its own peak), one after the other in
 this one run, on the same documents (all 5,183 SciFact documents, or the first ``--limit``), CPU:
@@ -24,6 +25,9 @@ figure. ``--no-screen`` measures our fp32 fallback decoder (CPUs without native 
 
 The agreement is over the union of (document, token) pairs with a non-zero impact on either side
 (Pyserini also writes tokens whose impact rounds to 0; those count as absent, as in an index).
+
+``--table`` writes ``results/encode-vs-pyserini.json`` from the ``--json`` files of such runs, one row each
+(``--results`` chooses the folder).
 """
 from __future__ import annotations
 
@@ -168,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="our fp32 sliced decoder instead of the bf16-screened one (what CPUs without bf16 get)")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--keep", default=None, help="keep both outputs in this directory")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="write results/encode-vs-pyserini.json from these "
+                   "--json files (one row each) and stop")
+    p.add_argument("--results", default="results", help="folder of encode-vs-pyserini.json (with --table)")
     p.add_argument("--worker", choices=("ours", "pyserini"), help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     return p
@@ -200,7 +207,10 @@ def summarize(args, corpus: Path, n_docs: int, started: str, ours: dict, theirs:
     """The result record (what ``--json`` writes)."""
     ours_rate = ours["documents"] / ours["seconds"]
     theirs_rate = theirs["documents"] / theirs["seconds"]
+    from bench.results import this_command
+
     return {
+        "command": this_command(), "no_screen": args.no_screen, "threads_flag": args.threads,
         "started": started, "corpus": str(corpus), "documents": n_docs, "limit": args.limit, "model": args.model,
         "max_length": args.max_length, "quantization": "256/5 (Pyserini)", "device": "cpu",
         "threads": {"ours": ours["threads"], "pyserini": theirs["threads"]},
@@ -230,8 +240,45 @@ def print_summary(result: dict, ours: dict, theirs: dict) -> None:
           f"max |diff| {a['max_abs_difference']}; {a['documents_identical']}/{a['documents_compared']} documents identical)")
 
 
+TITLE = "Corpus encoding: ours against Pyserini's SpladeDocumentEncoder"
+COLUMNS = ["run", "ours", "Pyserini", "speed-up (wall / CPU time)", "identical quantized weights"]
+DISPLAY = {"scifact": "SciFact", "cacm": "CACM"}
+
+
+def table_row(result: dict) -> list[str]:
+    """One row of ``results/encode-vs-pyserini.json``: the documents and flags of a run, rates, memory, agreement."""
+    name = DISPLAY.get(Path(result["corpus"]).parent.name, Path(result["corpus"]).name)
+    label = f"first {result['documents']:,} documents" if result["limit"] else f"all {result['documents']:,} {name} documents"
+    if result["threads_flag"]:
+        label += f", `--threads {result['threads_flag']}`"
+    if result["no_screen"]:
+        label += ", `--no-screen` (CPUs without bf16)"
+    ours, theirs = result["ours"], result["pyserini"]
+    return [label, f"{ours['docs_per_second']:.1f} docs/s, {ours['peak_rss_mb'] / 1024:.1f} GB peak",
+            f"{theirs['docs_per_second']:.1f} docs/s, {theirs['peak_rss_mb'] / 1024:.1f} GB peak",
+            f"{result['speedup']:.1f}x / {result['cpu_time_ratio']:.1f}x",
+            f"{100 * result['agreement']['fraction_identical']:.4f}%"]
+
+
+def write_table(files: list[str], folder: str) -> Path:
+    """``results/encode-vs-pyserini.json`` from the ``--json`` files of runs."""
+    from bench.results import this_command, write_result
+
+    results = [json.loads(Path(f).read_text(encoding="utf-8")) for f in files]
+    first = results[0]
+    return write_result("encode-vs-pyserini", TITLE, COLUMNS, [table_row(r) for r in results], folder=folder,
+                        command=[*(r["command"] for r in results), this_command()],
+                        data=f"{DISPLAY.get(Path(first['corpus']).parent.name, first['corpus'])} corpus, "
+                             f"{first['model']}, CPU, max length {first['max_length']}, factor {first['quantization']}; "
+                             f"batch size {first['batch_size']['ours']} (ours), {first['batch_size']['pyserini']} "
+                             "(Pyserini)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.table:
+        print(f"wrote {write_table(args.table, args.results)}")
+        return 0
 
     if args.worker:
         result = (worker_ours if args.worker == "ours" else worker_pyserini)(args)
@@ -257,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     result = summarize(args, corpus, n_docs, started, ours, theirs, agreement)
     print_summary(result, ours, theirs)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 

@@ -1,15 +1,18 @@
 """Acceptance check: the quantized Lucene run vs the same model scored exactly in float.
 
-    python bench/float_vs_lucene.py [--dataset scifact] [--model splade-tiny] [--run runs/scifact-splade-tiny.trec]
+    python -m bench.float_vs_lucene [--dataset scifact --dataset cacm] [--model splade-tiny] [--results results]
+    python -m bench.float_vs_lucene --dataset scifact --run runs/scifact-splade-tiny.trec --work-dir W
 
 Encodes the corpus and the topics with the model in float32 (no quantization; cached as CSR
 arrays in ``work/<dataset>-<model>/float/``), ranks every document for every query by the exact
 sparse dot product (scipy, brute force, ties by docid), and evaluates both runs with ir-measures.
-Passes (exit 0) when the Lucene run's nDCG@10 is within ``--tolerance`` (0.002) of the float run's.
+Passes (exit 0) when the Lucene run's nDCG@10 is within ``--tolerance`` (0.002) of the float run's, for
+every ``--dataset`` (default SciFact and CACM). The table, one row a dataset, goes to
+``results/quantization.json`` (``--results`` chooses the folder; ``--results ''`` writes none).
 
 It also checks that every Lucene score equals the integer dot product of the quantized vectors
 in ``work/<dataset>-<model>/vectors`` (the index stores what it was given, nothing more).
-Run README command 1 (``python -m splade_anserini.pipeline``) first for the Lucene run.
+Run ``splade-anserini pipeline --dataset D`` first for the Lucene run and the vectors.
 """
 from __future__ import annotations
 
@@ -67,15 +70,17 @@ def brute_force_run(docs, doc_ids, queries, qids, k: int):
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="scifact", choices=sorted(NAMED_DATASETS))
+    parser.add_argument("--dataset", action="append", choices=sorted(NAMED_DATASETS),
+                        help="repeatable (default: scifact and cacm)")
     parser.add_argument("--model", default="splade-tiny")
-    parser.add_argument("--run", help="Lucene run (default runs/<dataset>-<model>.trec)")
-    parser.add_argument("--work-dir", help="default work/<dataset>-<model>")
+    parser.add_argument("--run", help="Lucene run (one --dataset only; default runs/<dataset>-<model>.trec)")
+    parser.add_argument("--work-dir", help="one --dataset only; default work/<dataset>-<model>")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--hits", type=int, default=1000)
     parser.add_argument("--tolerance", type=float, default=0.002)
-    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--json", help="write the figures here (one --dataset only)")
+    parser.add_argument("--results", default="results", help="folder of quantization.json ('' = none)")
     return parser
 
 
@@ -128,22 +133,29 @@ def print_comparison(lucene: dict, exact: dict, diff: float, ok: bool, tolerance
         print(f"integer dot products re-computed for {checked} Lucene hits: {mismatches} mismatches")
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+DISPLAY = {"scifact": "SciFact", "cacm": "CACM", "msmarco-dl19-subset": "MS MARCO DL19 subset"}
+TITLE = "Quantized Lucene scores against exact float scores"
+COLUMNS = ["dataset", "Lucene x100 nDCG@10", "float nDCG@10", "difference", "Lucene hits re-scored (top 100)",
+           "score mismatches"]
 
+
+def compare_dataset(args, dataset: str) -> dict | None:
+    """The two runs' measures and the integer score check of one dataset; None (after one error line) when
+    its Lucene run is missing."""
     import ir_measures
 
     from splade_anserini.conversion.trec import read_run
     from splade_anserini.data import read_corpus, read_qrels, read_topics
     from splade_anserini.evaluate.measures import evaluate_run
 
-    name = f"{args.dataset}-{slug(args.model)}"
+    name = f"{dataset}-{slug(args.model)}"
     work = Path(args.work_dir) if args.work_dir else ROOT / "work" / name
     lucene_run_path = Path(args.run) if args.run else ROOT / "runs" / f"{name}.trec"
     if not lucene_run_path.is_file():
-        print(f"error: {lucene_run_path} not found: run `python -m splade_anserini.pipeline` first", file=sys.stderr)
-        return 2
-    ds = resolve_dataset(args.dataset)
+        print(f"error: {lucene_run_path} not found: run `splade-anserini pipeline --dataset {dataset}` first",
+              file=sys.stderr)
+        return None
+    ds = resolve_dataset(dataset)
     docs = list(read_corpus(ds.corpus))
     qrels = read_qrels(ds.qrels)
     topics = {q: t for q, t in read_topics(ds.topics).items() if q in qrels}  # as the pipeline searches
@@ -154,15 +166,44 @@ def main(argv=None) -> int:
     lucene = evaluate_run(qrels, lucene_run, measures, str(lucene_run_path)).scores
     exact = evaluate_run(qrels, read_run(float_path), measures, str(float_path)).scores
     checked, mismatches = check_integer_scores(work, lucene_run)
-
     diff = lucene["nDCG@10"] - exact["nDCG@10"]
     ok = abs(diff) <= args.tolerance
+    print(f"\n{dataset}")
     print_comparison(lucene, exact, diff, ok, args.tolerance, checked, mismatches)
+    return {"dataset": dataset, "lucene": lucene, "float": exact, "ndcg10_diff": diff, "pass": ok,
+            "score_checks": checked, "score_mismatches": mismatches}
+
+
+def result_row(figures: dict) -> list[str]:
+    """One row of ``results/quantization.json``."""
+    return [DISPLAY.get(figures["dataset"], figures["dataset"]), f"{figures['lucene']['nDCG@10']:.4f}",
+            f"{figures['float']['nDCG@10']:.4f}", f"{figures['ndcg10_diff']:+.5f}", f"{figures['score_checks']:,}",
+            f"{figures['score_mismatches']:,}"]
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    datasets = args.dataset or ["scifact", "cacm"]
+    if len(datasets) > 1 and (args.run or args.work_dir or args.json):
+        parser.error("--run, --work-dir and --json go with one --dataset")
+    report = []
+    for dataset in datasets:
+        figures = compare_dataset(args, dataset)
+        if figures is None:
+            return 2
+        report.append(figures)
     if args.json:
-        Path(args.json).write_text(json.dumps({"lucene": lucene, "float": exact, "ndcg10_diff": diff, "pass": ok,
-                                               "score_checks": checked, "score_mismatches": mismatches},
-                                              indent=2) + "\n")
-    return 0 if ok and not mismatches else 1
+        Path(args.json).write_text(json.dumps({k: v for k, v in report[0].items() if k != "dataset"}, indent=2) + "\n")
+    if args.results:
+        from bench.results import write_result
+
+        names = ", ".join(DISPLAY.get(d, d) + (" test" if d == "scifact" else "") for d in datasets)
+        path = write_result("quantization", TITLE, COLUMNS, [result_row(f) for f in report], folder=args.results,
+                            data=f"{args.model}, max length {args.max_length}; {names}; tolerance {args.tolerance}")
+        print(f"wrote {path}")
+    return 0 if all(f["pass"] and not f["score_mismatches"] for f in report) else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,6 +3,7 @@
     python bench/latency.py                                   # SciFact + synthetic 10k, 100k, 1M; all backends
     python bench/latency.py --sizes 10000 --backends numba,lucene      # quick smoke
     python bench/latency.py --collections scifact --out runs/latency-scifact.md
+    python -m bench.latency --collections scifact,synthetic --sizes 10000,100000 --result latency-small
 
 Collections: ``scifact`` (5,183 docs, ``splade-tiny`` vectors, the 300 test queries) and
 ``synthetic-N`` (SciFact's term, document-length, impact and query statistics scaled to N documents,
@@ -40,7 +41,8 @@ terms, so it reads somewhat less than that: printed as well.)
 
 Code: ``latency_workloads.py`` (bandwidth, collections, queries), ``latency_backends.py`` (ours) and
 ``latency_peers.py`` (the other libraries), ``latency_measure.py`` (timing, agreement, a workload's
-rows), ``latency_report.py`` (the table); this module is the command line.
+rows), ``latency_report.py`` (the table); this module is the command line. ``--result NAME`` also writes
+the table as ``results/NAME.json`` (``--results`` chooses the folder).
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ if not __package__:  # run as ``python bench/latency.py``: bench/ is on sys.path
 
 from bench.latency_backends import ALL_BACKENDS  # noqa: E402
 from bench.latency_measure import run_workload  # noqa: E402
-from bench.latency_report import table  # noqa: E402
+from bench.latency_report import BOUND_NOTE, COLUMNS, cells, collection_notes, table  # noqa: E402
 from bench.latency_workloads import (  # noqa: E402
     Workload, memory_bandwidth, scifact_workload, synthetic_workload, warm_numba)
 
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seismic-max-docs", type=int, default=10_000,
                    help="skip Seismic above this collection size (its index build is slow here)")
     p.add_argument("--out", default=None, help="write the markdown table (and a .json beside it) here")
+    p.add_argument("--result", default=None, metavar="NAME", help="also write the table as RESULTS/NAME.json")
+    p.add_argument("--results", default="results", help="folder of --result (default: results)")
     return p
 
 
@@ -135,6 +139,25 @@ def measure(w: Workload, backends: list[str], args: argparse.Namespace, encoder,
     return rows
 
 
+def write_table(rows: list[dict], args: argparse.Namespace, collections: list[str]) -> None:
+    """``results/NAME.json`` of ``--result``: the table's rows, the bound's note and each collection's figures."""
+    from bench.results import write_result
+
+    described = []
+    if "scifact" in collections:
+        described.append(f"SciFact (splade-tiny vectors, {min(args.queries, 300)} test queries)")
+    if "synthetic" in collections:
+        sizes = " and ".join(f"{int(s):,}" for s in args.sizes.split(",") if s)
+        described.append(f"synthetic SPLADE-like collections of {sizes} documents drawn from SciFact's statistics "
+                         f"({args.queries} queries)")
+    backends = sorted({r["backend"] for r in rows}, key=[r["backend"] for r in rows].index)
+    path = write_result(args.result, f"Exact top-{args.k} retrieval latency, one thread", COLUMNS,
+                        [cells(r) for r in rows], folder=args.results,
+                        data="; ".join(described) + f"; backends {', '.join(backends)}",
+                        notes=[BOUND_NOTE, *collection_notes(rows)])
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
@@ -158,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(md + "\n")
         out.with_suffix(".json").write_text(json.dumps({"argv": sys.argv[1:], "rows": rows}, indent=1))
+    if args.result:
+        write_table(rows, args, collections)
     return 0
 
 

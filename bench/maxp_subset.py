@@ -1,16 +1,22 @@
 """Truncation at 256 / 512 against passages (MaxP), scored exactly (Numba) from vectors already encoded.
 
-    python bench/maxp_subset.py --dataset cacm --base work/cacm-splade-tiny/vectors \\
-        --t512 work/maxp-delta/cacm-long-512 --passages work/maxp-delta/cacm-long-p256s128
+    python -m bench.maxp_subset --dataset cacm --long-corpus work/maxp-delta/cacm-long.jsonl
+    splade-anserini encode --corpus work/maxp-delta/cacm-long.jsonl --output work/maxp-delta/cacm-long-512 \\
+        --max-length 512     # and --passage-length 256 --passage-stride 128 into cacm-long-p256s128
+    python -m bench.maxp_subset --dataset cacm --all --base work/cacm-splade-tiny/vectors \\
+        --t512 work/maxp-delta/cacm-long-512 --passages work/maxp-delta/cacm-long-p256s128 --json runs/maxp/cacm.json
+    python -m bench.maxp_subset --table runs/maxp/scifact.json runs/maxp/cacm.json [--results results]
 
 A cheaper equivalent of ``bench/maxp_table.py`` on a loaded machine. Only documents longer than 256
 WordPiece tokens encode differently in the three settings (a shorter document is one passage
 ``docid#0`` with the same text, and 512 tokens truncate nothing more), so ``--t512`` and
 ``--passages`` need only hold those documents (``encode_corpus`` on a corpus of the long documents,
 or the committed blocks of an unfinished full encoding); every other document takes its vector from
-``--base`` (the 256-token run). Without ``--all`` the collection is the longest prefix of the corpus
-that the sources cover completely, and the qrels are restricted to it (topics with a judged document
-in it). Scores are exact (Numba, the same ranking as Lucene); passages are searched 5000 deep and
+``--base`` (the 256-token run). ``--long-corpus OUT`` writes those documents (the corpus's own lines) for
+``encode``. Without ``--all`` the collection is the longest prefix of the corpus that the sources cover
+completely (``--documents N``: the first N documents, which they must cover), and the qrels are restricted
+to it (topics with a judged document in it). ``--table`` writes ``results/maxp-subset.json`` from the
+``--json`` files of such runs, one group of rows each. Scores are exact (Numba, the same ranking as Lucene); passages are searched 5000 deep and
 folded by :func:`conversion.trec.max_passage` into 1000 documents.
 """
 from __future__ import annotations
@@ -35,19 +41,33 @@ def load(paths: list[str]) -> dict[str, dict[str, int]]:
     return out
 
 
-def parse_args() -> argparse.Namespace:
+TITLE = "Truncation against passages (MaxP), long documents re-encoded"
+COLUMNS = ["collection", "documents as", "nDCG@10", "R@100", "sequences indexed", "postings", "tokens encoded"]
+DISPLAY = {"scifact": "SciFact", "cacm": "CACM", "msmarco-dl19-subset": "MS MARCO DL19 subset"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (``--help`` imports nothing heavy)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset")
     p.add_argument("--split", default=None)
-    p.add_argument("--base", required=True, help="JsonVectorCollection of the 256-token run")
-    p.add_argument("--t512", nargs="+", required=True, help="vectors at max length 512 (at least the long documents)")
-    p.add_argument("--passages", nargs="+", required=True, help="passage vectors docid#k (at least the long documents)")
+    p.add_argument("--base", help="JsonVectorCollection of the 256-token run")
+    p.add_argument("--t512", nargs="+", help="vectors at max length 512 (at least the long documents)")
+    p.add_argument("--passages", nargs="+", help="passage vectors docid#k (at least the long documents)")
     p.add_argument("--all", action="store_true", help="the whole corpus must be covered (no prefix)")
+    p.add_argument("--documents", type=int, default=None, help="the first N documents (covered: no prefix search)")
+    p.add_argument("--long-corpus", help="write the documents longer than 256 tokens (of --documents) here and stop")
     p.add_argument("--model", default="splade-tiny")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", default=None)
-    return p.parse_args()
+    p.add_argument("--table", nargs="+", metavar="JSON", help="write results/maxp-subset.json from these --json files")
+    p.add_argument("--results", default="results", help="folder of maxp-subset.json (with --table)")
+    args = p.parse_args(argv)
+    if not args.table and not args.dataset:
+        p.error("--dataset is required (or --table)")
+    if args.dataset and not args.long_corpus and not (args.base and args.t512 and args.passages):
+        p.error("--base, --t512 and --passages are required (or --long-corpus)")
+    return args
 
 
 def covered_prefix(docs: list, lengths: list[int], t512: dict, by_doc: dict[str, list[str]], whole: bool) -> int:
@@ -157,8 +177,46 @@ def print_table(ds, n: int, docs: list, lengths: list[int], topics: dict, rows: 
               f"{r['tokens'] / 1e6:.2f} M |")
 
 
-def main() -> int:
-    args = parse_args()
+def write_long_corpus(ds, docs: list, lengths: list[int], out: Path) -> int:
+    """The corpus lines of the documents longer than 256 tokens, to ``out`` (complete or absent); their count."""
+    from splade_anserini.conversion.atomic import atomic_open
+
+    long_lines = {d.line for d, length in zip(docs, lengths) if length > 256}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(ds.corpus, encoding="utf-8") as src, atomic_open(out) as dst:
+        for number, line in enumerate(src, 1):
+            if number in long_lines:
+                dst.write(line)
+    print(f"wrote {len(long_lines)} of {len(docs)} documents (longer than 256 tokens) to {out}")
+    return len(long_lines)
+
+
+def write_table(files: list[str], folder: str) -> Path:
+    """``results/maxp-subset.json`` from the ``--json`` files of one run a dataset."""
+    from bench.results import this_command, write_result
+
+    table, described, commands = [], [], []
+    for path in files:
+        run = json.loads(Path(path).read_text(encoding="utf-8"))
+        name, n, every = DISPLAY.get(run["dataset"], run["dataset"]), run["documents"], run["corpus_documents"]
+        whole = n == every
+        described.append(f"{name}: {'all' if whole else 'the first'} {n:,} {'' if whole else 'corpus '}documents "
+                         f"({run['long']:,} longer than 256 tokens), {run['topics']} topics judged on them")
+        label = f"{name}, {'all' if whole else 'first'} {n:,} docs, {run['topics']} topics"
+        for i, r in enumerate(run["rows"]):
+            table.append([label if i == 0 else "", r["config"], f"{r['nDCG@10']:.4f}", f"{r['R@100']:.4f}",
+                          f"{r['sequences']:,}", f"{r['postings']:,}", f"{r['tokens'] / 1e6:.2f} M"])
+        commands.append(run["command"])
+    model = json.loads(Path(files[0]).read_text(encoding="utf-8")).get("model", "splade-tiny")
+    return write_result("maxp-subset", TITLE, COLUMNS, table, folder=folder, command=[*commands, this_command()],
+                        data=f"{'; '.join(described)}; {model}, exact scores")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.table:
+        print(f"wrote {write_table(args.table, args.results)}")
+        return 0
 
     from transformers import AutoTokenizer
 
@@ -168,14 +226,18 @@ def main() -> int:
 
     ds = resolve_dataset(args.dataset, split=args.split)
     tok = AutoTokenizer.from_pretrained(resolve_model(args.model))
-    docs = list(read_corpus(ds.corpus))
+    every = list(read_corpus(ds.corpus))
+    docs = every[:args.documents] if args.documents else every
     lengths = [len(x) for x in tok([d.text for d in docs], verbose=False)["input_ids"]]
+    if args.long_corpus:
+        write_long_corpus(ds, docs, lengths, Path(args.long_corpus))
+        return 0
     base, t512, passages = load([args.base]), load(args.t512), load(args.passages)
     by_doc: dict[str, list[str]] = {}
     for pid in passages:
         by_doc.setdefault(pid.rpartition("#")[0], []).append(pid)
 
-    n = covered_prefix(docs, lengths, t512, by_doc, args.all)
+    n = covered_prefix(docs, lengths, t512, by_doc, args.all or bool(args.documents))
     subset = docs[:n]
     check_short(subset, lengths, base, t512, passages)
     qrels, topics = judged_subset(ds, subset)
@@ -185,9 +247,14 @@ def main() -> int:
     rows = evaluate_configs(configs, qvecs, qrels, n, args.threads)
     print_table(ds, n, docs, lengths, topics, rows)
     if args.json:
-        Path(args.json).write_text(json.dumps({"dataset": ds.name, "documents": n, "topics": len(topics),
-                                               "rows": rows}, indent=2) + "\n")
+        from bench.results import this_command
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({
+            "dataset": ds.name, "documents": n, "corpus_documents": len(every), "long": sum(l > 256 for l in lengths[:n]),
+            "topics": len(topics), "model": args.model, "command": this_command(), "rows": rows}, indent=2) + "\n")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,6 @@
 """Long documents: truncation at 256 and 512 tokens against passages (MaxP), on SciFact and CACM.
 
-    python bench/maxp_table.py [--datasets scifact cacm] [--model splade-tiny] [--parallel]
+    python -m bench.maxp_table [--datasets scifact cacm] [--model splade-tiny] [--parallel] [--results results]
 
 Each configuration is a full pipeline run (encode, index, search, evaluate; no BM25). Truncation at 256
 uses the pipeline's default work folder (``work/<dataset>-<model>``, reused when up to date); the others
@@ -8,7 +8,9 @@ get their own under ``work/maxp/``. The table gives nDCG@10, R@100, the sequence
 size, the WordPiece tokens encoded (the encoding cost, independent of the machine's load) and the
 encode wall time (passages: splitting included). Runs go one after the other under
 ``flock /tmp/bench.lock`` so timed runs never overlap; ``--parallel`` runs the configurations at once
-without the lock (for a loaded machine) and leaves the wall time out.
+without the lock (for a loaded machine) and leaves the wall time out. The table without the wall time goes
+to ``results/maxp-full.json`` (``--results`` chooses the folder, ``--results ''`` writes none);
+``--work-dir``/``--runs-dir`` move the work and run folders (default ``work/``, ``runs/``).
 """
 from __future__ import annotations
 
@@ -27,11 +29,16 @@ CONFIGS = {  # label -> (work folder tag, pipeline flags)
 }
 
 
-def command(dataset: str, tag: str, flags: list[str], model: str, lock: bool) -> tuple[list[str], Path, Path]:
+DISPLAY = {"scifact": "SciFact", "cacm": "CACM", "msmarco-dl19-subset": "MS MARCO DL19 subset"}
+COLUMNS = ["collection", "documents as", "nDCG@10", "R@100", "sequences indexed", "index MiB", "tokens encoded"]
+
+
+def command(dataset: str, tag: str, flags: list[str], model: str, lock: bool, work_root: Path = ROOT / "work",
+            runs_root: Path = ROOT / "runs") -> tuple[list[str], Path, Path]:
     from splade_anserini.pipeline import slug
 
-    work = ROOT / "work" / (f"maxp/{dataset}-{tag}" if tag else f"{dataset}-{slug(model)}")
-    runs = ROOT / "runs" / "maxp" / (tag or "truncate256")
+    work = work_root / (f"maxp/{dataset}-{tag}" if tag else f"{dataset}-{slug(model)}")
+    runs = runs_root / "maxp" / (tag or "truncate256")
     cmd = ([ "flock", "/tmp/bench.lock"] if lock else []) + [
         sys.executable, "-m", "splade_anserini.pipeline", "--dataset", dataset, "--model", model, "--no-bm25",
         "--work-dir", str(work), "--runs-dir", str(runs), *flags]
@@ -62,21 +69,43 @@ def row(dataset: str, label: str, work: Path, runs: Path, model: str, max_length
             "R@100": payload["scores"]["R@100"], "indexed": report["indexed"],
             "index_mib": report["size_bytes"] / 2**20, "tokens": tokens_encoded(corpus, model, max_length),
             "encode_s": stamps["encode"]["seconds"] + stamps.get("passages", {}).get("seconds", 0.0),
-            "run": payload["run"]}
+            "topics": payload["stats"]["queries"], "run": payload["run"]}
 
 
-def main() -> int:
+def write_table(rows: list[dict], datasets: list[str], model: str, folder: str) -> None:
+    """``results/maxp-full.json``: the table without the wall time (the collection named on its first row)."""
+    from bench.results import write_result
+
+    table, described = [], []
+    for dataset in datasets:
+        mine = [r for r in rows if r["dataset"] == dataset]
+        name = DISPLAY.get(dataset, dataset)
+        described.append(f"{name}, all {mine[0]['indexed']:,} documents, {mine[0]['topics']} test topics")
+        for i, r in enumerate(mine):
+            table.append([f"{name}, full, {r['topics']} topics" if i == 0 else "", r["config"], f"{r['nDCG@10']:.4f}",
+                          f"{r['R@100']:.4f}", f"{r['indexed']:,}", f"{r['index_mib']:.1f}", f"{r['tokens'] / 1e6:.2f} M"])
+    title = "Truncation against passages (MaxP) on full " + " and ".join(DISPLAY.get(d, d) for d in datasets)
+    path = write_result("maxp-full", title, COLUMNS, table, folder=folder, data=f"{'; '.join(described)}; {model}")
+    print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="+", default=["scifact", "cacm"])
     p.add_argument("--model", default="splade-tiny")
     p.add_argument("--parallel", action="store_true", help="run the configurations at once, without the bench lock")
-    p.add_argument("--json", default=str(ROOT / "runs" / "maxp" / "table.json"))
-    args = p.parse_args()
+    p.add_argument("--json", default=None, help="every figure (default RUNS_DIR/maxp/table.json)")
+    p.add_argument("--results", default="results", help="folder of maxp-full.json ('' = none)")
+    p.add_argument("--work-dir", type=Path, default=ROOT / "work", help="root of the work folders (default work/)")
+    p.add_argument("--runs-dir", type=Path, default=ROOT / "runs", help="root of the run folders (default runs/)")
+    args = p.parse_args(argv)
+    args.json = args.json or str(args.runs_dir / "maxp" / "table.json")
     rows = []
     for dataset in args.datasets:
         jobs = []
         for label, (tag, flags) in CONFIGS.items():
-            cmd, work, runs = command(dataset, tag, flags, args.model, lock=not args.parallel)
+            cmd, work, runs = command(dataset, tag, flags, args.model, not args.parallel, args.work_dir.resolve(),
+                                      args.runs_dir.resolve())
             print("$", " ".join(cmd), file=sys.stderr, flush=True)
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=sys.stderr)
             if not args.parallel:
@@ -95,6 +124,8 @@ def main() -> int:
     for r in rows:
         print(f"| {r['dataset']} | {r['config']} | {r['nDCG@10']:.4f} | {r['R@100']:.4f} | {r['indexed']:,} | "
               f"{r['index_mib']:.1f} | {r['tokens'] / 1e6:.2f} M |" + (f" {r['encode_s']:.0f} |" if timed else ""))
+    if args.results:
+        write_table(rows, args.datasets, args.model, args.results)
     return 0
 
 
