@@ -96,6 +96,55 @@ RECIPES: dict[str, Recipe] = {
         f"{PY} -m bench.scale_synthetic --work work/scale --sizes 20000,200000,1000000,2000000,8841823 "
         "--milvus-max 20000 --bmp-max 200000 --queries 200",), 40,
         "synthetic collections up to 2M documents measured, MS MARCO's 8.8M projected; Milvus Lite and BMP beside"),
+    "published": Recipe((f"{PY} -m bench.published",), 0.1,
+                        "read from the data folder's README.md (published figures and splade-tiny's reference)"),
+    "quantization": Recipe(_PIPELINES + (f"{PY} -m bench.float_vs_lucene --dataset scifact --dataset cacm",), 5,
+                           "SciFact and CACM encoded in float, ranked exactly, against the pipeline's Lucene runs"),
+    "onnx-fidelity": Recipe(_SERVING + (f"{PY} -m bench.onnx_fidelity",), 4,
+                            "PyTorch, ONNX fp32, the former --int8 graph (derived from the fp32 export) and "
+                            "Anserini's Java-side encoder on SciFact's and CACM's topics"),
+    "fusion-validation": Recipe(_PIPELINES + (
+        f"splade-anserini mine-negatives --corpus {DATA}/scifact/corpus.jsonl --queries {DATA}/scifact/queries.train.tsv "
+        f"--qrels {DATA}/scifact/qrels.train.txt --output runs/scifact-train-bm25.trec --hits 1000 "
+        "--index runs/train/bm25-scifact-index",
+        f"splade-anserini mine-negatives --model splade-tiny --vectors {_VECTORS} --corpus {DATA}/scifact/corpus.jsonl "
+        f"--queries {DATA}/scifact/queries.train.tsv --qrels {DATA}/scifact/qrels.train.txt "
+        "--output runs/scifact-train-splade-tiny.trec --hits 1000 --threads 1",
+        f"{PY} -m bench.fusion_validation --runs runs/scifact-train-splade-tiny.trec runs/scifact-train-bm25.trec "
+        f"--qrels {DATA}/scifact/qrels.train.txt",), 4,
+        "SciFact train (validation) runs of splade-tiny and BM25, 1000 deep, fused"),
+    "maxp-full": Recipe(_PIPELINES + (f"{PY} -m bench.maxp_table --datasets scifact",), 12,
+                        "SciFact through the pipeline truncated at 256 and 512 and as passages (MaxP), no BM25"),
+    "maxp-subset": Recipe(_PIPELINES + tuple(
+        command for name, first, scope in (("scifact", " --documents 1001", " --documents 1001"), ("cacm", "", " --all"))
+        for command in (
+            f"{PY} -m bench.maxp_subset --dataset {name}{first} --long-corpus work/maxp-delta/{name}-long.jsonl",
+            f"splade-anserini encode --corpus work/maxp-delta/{name}-long.jsonl "
+            f"--output work/maxp-delta/{name}-long-512 --max-length 512",
+            f"splade-anserini encode --corpus work/maxp-delta/{name}-long.jsonl "
+            f"--output work/maxp-delta/{name}-long-p256s128 --passage-length 256 --passage-stride 128",
+            f"{PY} -m bench.maxp_subset --dataset {name}{scope} --base work/{name}-splade-tiny/vectors "
+            f"--t512 work/maxp-delta/{name}-long-512 --passages work/maxp-delta/{name}-long-p256s128 "
+            f"--json runs/maxp-subset/{name}.json")) + (
+        f"{PY} -m bench.maxp_subset --table runs/maxp-subset/scifact.json runs/maxp-subset/cacm.json",), 4,
+        "the long documents of SciFact's first 1,001 and of CACM re-encoded at 512 and as passages, scored exactly"),
+    "encode-vs-pyserini": Recipe((
+        f"{PY} -m bench.encode_vs_pyserini --json runs/encode-vs-pyserini/all.json",
+        f"{PY} -m bench.encode_vs_pyserini --limit 1024 --threads 1 --json runs/encode-vs-pyserini/threads1.json",
+        f"{PY} -m bench.encode_vs_pyserini --limit 512 --no-screen --json runs/encode-vs-pyserini/no-screen.json",
+        f"{PY} -m bench.encode_vs_pyserini --table runs/encode-vs-pyserini/all.json "
+        "runs/encode-vs-pyserini/threads1.json runs/encode-vs-pyserini/no-screen.json"), 25,
+        "our corpus encoder against Pyserini's SpladeDocumentEncoder (one process each): all of SciFact, "
+        "1,024 documents on one thread, 512 without the bf16 screen"),
+    # the peers of the bench extra (splade-index, pyterrier-pisa, pyseismic-lsr, bm25s) are left out: not installed
+    "latency-small": Recipe((
+        f"{PY} -m bench.latency --collections scifact,synthetic --sizes 10000,100000 "
+        "--backends numba,numba-batch,numba-ids,lucene --result latency-small",), 15,
+        "single-thread exact top-1000 latency: Numba and Lucene on SciFact and synthetic 10k and 100k"),
+    "latency-1m": Recipe((
+        f"{PY} -m bench.latency --collections synthetic --sizes 1000000 --queries 100 --passes 3 --batch-passes 2 "
+        "--backends numba,numba-batch,numba-ids,lucene --result latency-1m",), 40,
+        "single-thread exact top-1000 latency on a synthetic 1M-document collection (the Lucene index build: ~30 min)"),
 }
 
 
