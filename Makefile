@@ -12,8 +12,10 @@ setup:
 demo: setup
 	$(PY) -m splade_anserini.pipeline
 
+# one pytest worker per core (TEST_WORKERS=0: in this process); a test module stays on one worker, with its fixtures
+TEST_WORKERS ?= auto
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # every results/*.json again (`python -m bench.reproduce --list`: the commands and their expected time)
 reproduce: setup

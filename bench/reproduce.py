@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import heldout_fusion, pipeline_tables
 from bench.results import RESULTS_DIR, ROOT
 
 PY = "python"  # the interpreter running this module replaces it (the project's virtual environment)
@@ -64,7 +65,24 @@ _ADAPT = tuple(
                         ("cacm", "runs/adapt/cacm/train/checkpoint-best"))
 )
 
+# the recipe's checkpoints (recipe-seeds), then the pipeline runs the tables of bench.pipeline_tables are read from
+_PIPELINE_TABLES = _NEGATIVES + (f"{PY} scripts/frontier.py --spec recipe-seeds", *pipeline_tables.PIPELINES,
+                                 pipeline_tables.COMMAND.replace("python", PY, 1))
+_PIPELINE_WHAT = {"effectiveness": "splade-tiny, BM25, the recipe and their hybrids through the full Lucene pipeline",
+                  "recipe-lucene": "written with effectiveness by the same run: the recipe's two seeds through Lucene",
+                  "fusion": "written with effectiveness by the same run: interpolation and RRF",
+                  "sparsity": "written with effectiveness by the same run", "stage-times": "written with effectiveness "
+                  "by the same run (the splade-tiny pipelines are forced, so every stage is timed)"}
+
+_HELDOUT_FIGURES = "runs/heldout/scifact-hybrid-lwf-checkpoint-best"
+
 RECIPES: dict[str, Recipe] = {
+    "heldout-fusion": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec recipe-seeds", *heldout_fusion.COMMANDS,
+                                           f"{PY} -m bench.heldout_fusion --row \"the recipe, truncated at 256="
+                                           f"{_HELDOUT_FIGURES}.json\" --row \"the recipe as passages 256 / stride 128 "
+                                           f"(MaxP)={_HELDOUT_FIGURES}-p256s128.json\""), 8,
+                             "the recipe's hybrid settings on its held-out training queries (validation, not test)"),
+    **{name: Recipe(_PIPELINE_TABLES, 20, what) for name, what in _PIPELINE_WHAT.items()},
     "adaptation": Recipe(_ADAPT + (
         f"{PY} -m bench.adapt_results --eval \"untuned splade-tiny=runs/adapt/untuned-eval.json\" "
         "--eval \"adapted on SciFact's corpus=runs/adapt/scifact-eval.json@runs/adapt/scifact\" "

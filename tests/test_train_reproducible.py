@@ -73,3 +73,22 @@ def test_every_frontier_setting_is_a_valid_config(tmp_path, spec_name):
         assert "{data}" not in (cfg.lwf_triples or "")
         if cfg.lwf_triples:
             assert cfg.lwf_weight > 0 and cfg.lwf_triples.endswith("msmarco-toy/triples.train.tsv")
+
+
+def test_the_recipe_is_the_recipe_seeds_first_setting(tmp_path):
+    # `train --config scifact` must train what results/recipe-seeds.json reports (hybrid-lwf, seed 42)
+    import dataclasses
+
+    import yaml
+
+    from splade_anserini.train.config import find_config, parse_args
+
+    spec = yaml.safe_load(find_config("recipe-seeds").read_text())
+    setting = spec["settings"][0]
+    argv = ["--config", spec["base"], "--output-dir", str(tmp_path)]
+    for key, value in setting["flags"].items():
+        argv += ["--" + key.replace("_", "-"), str(value)]
+    seeds, recipe = parse_args(argv), parse_args(["--config", "scifact", "--output-dir", str(tmp_path)])
+    differ = {f.name for f in dataclasses.fields(recipe) if getattr(recipe, f.name) != getattr(seeds, f.name)}
+    assert differ == set(), {name: (getattr(recipe, name), getattr(seeds, name)) for name in differ}
+    assert recipe.lwf_weight == 1.0 and recipe.seed == 42
