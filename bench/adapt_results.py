@@ -1,11 +1,13 @@
 """Write ``results/adaptation.json``: ``splade-anserini adapt`` on SciFact's and on CACM's corpus (no labels),
-each checkpoint scored exactly on SciFact test and CACM, with its pseudo-queries' leakage.
+each checkpoint through the Lucene pipeline (and its BM25 hybrid) on SciFact test and CACM, with its
+pseudo-queries' leakage.
 
-    python -m bench.adapt_results --eval "untuned splade-tiny=runs/adapt/untuned-eval.json" \\
-        --eval "adapted on SciFact's corpus=runs/adapt/scifact-eval.json@runs/adapt/scifact" \\
-        --eval "adapted on CACM's corpus=runs/adapt/cacm-eval.json@runs/adapt/cacm"
+    python -m bench.adapt_results --eval "untuned splade-tiny=runs/splade-tiny" \\
+        --eval "adapted on SciFact's corpus=runs/adapt/scifact/eval/train-checkpoint-best@runs/adapt/scifact" \\
+        --eval "adapted on CACM's corpus=runs/adapt/cacm/eval/train-checkpoint-best@runs/adapt/cacm"
 
-Each ``LABEL=EVAL[@ADAPT_DIR]``: a ``quick-eval --json`` file, and the ``adapt --output-dir`` whose
+Each ``LABEL=RUNS_DIR/NAME[@ADAPT_DIR]``: the pipeline's figures ``RUNS_DIR/scifact-NAME.json`` and
+``RUNS_DIR/cacm-NAME.json`` (``pipeline --fusion --runs-dir RUNS_DIR``), and the ``adapt --output-dir`` whose
 ``pq.*`` files the leakage is counted on (queries whose text is still in their positive).
 """
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pathlib import Path
 
 from bench.results import write_result
 
-COLUMNS = ["model", "SciFact test", "CACM", "SciFact doc non-zeros", "SciFact FLOPS", "pseudo-queries",
-           "documents without one", "leaked queries"]
+COLUMNS = ["model", "SciFact test", "CACM", "hybrid SciFact", "hybrid CACM", "SciFact doc non-zeros", "SciFact FLOPS",
+           "pseudo-queries", "documents without one", "leaked queries"]
 
 
 def leakage(adapt_dir: str | Path) -> tuple[int, int, int]:
@@ -36,22 +38,25 @@ def leakage(adapt_dir: str | Path) -> tuple[int, int, int]:
 
 
 def row(label: str, spec: str) -> list[str]:
-    eval_file, _, adapt_dir = spec.partition("@")
-    ev = json.loads(Path(eval_file).read_text(encoding="utf-8"))
-    sci, cacm = ev["scifact"], ev["cacm"]
+    stem, _, adapt_dir = spec.partition("@")
+    stem = Path(stem)
+    sci, cacm = (json.loads((stem.parent / f"{d}-{stem.name}.json").read_text(encoding="utf-8"))
+                 for d in ("scifact", "cacm"))
     counts = [f"{n:,}" for n in leakage(adapt_dir)] if adapt_dir else ["-", "-", "-"]
-    return [label, f"{sci['nDCG@10']:.4f}", f"{cacm['nDCG@10']:.4f}", f"{sci['doc_nonzeros']:.0f}",
-            f"{sci['flops']:.2f}", *counts]
+    return [label, *(f"{r['scores']['nDCG@10']:.4f}" for r in (sci, cacm)),
+            *(f"{r['hybrid']['scores']['nDCG@10']:.4f}" for r in (sci, cacm)),
+            f"{sci['stats']['avg_doc_nonzeros']:.0f}", f"{sci['stats']['flops']:.2f}", *counts]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--eval", action="append", required=True, metavar="LABEL=EVAL[@ADAPT_DIR]")
+    p.add_argument("--eval", action="append", required=True, metavar="LABEL=RUNS_DIR/NAME[@ADAPT_DIR]")
     args = p.parse_args(argv)
     rows = [row(*item.split("=", 1)) for item in args.eval]
-    path = write_result("adaptation", "Adapting splade-tiny to a corpus without labels (exact nDCG@10 = Lucene's)",
+    path = write_result("adaptation", "Adapting splade-tiny to a corpus without labels (nDCG@10 through Lucene)",
                         COLUMNS, rows,
-                        data="SciFact test (300 queries), CACM (52 judged queries); pseudo-queries cut out of each "
+                        data="SciFact test (300 queries), CACM (52 judged queries), the Lucene pipeline and its BM25 "
+                             "hybrid (interpolation, alpha 0.5); pseudo-queries cut out of each "
                              "corpus's documents (pseudo-queries --source auto), every copy of a query's text removed "
                              "from its positive; selection on held-out pseudo-queries with the msmarco-dl19-subset "
                              "guard, no labelled query used",

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import heldout_fusion, pipeline_tables
+from bench import heldout_fusion, inference_free, pipeline_tables
 from bench.results import RESULTS_DIR, ROOT
 
 PY = "python"  # the interpreter running this module replaces it (the project's virtual environment)
@@ -57,37 +57,40 @@ _SERVING = _PIPELINES + (
     "--output work/exports/splade-tiny-int8",
 )
 
+_ADAPTED = {"scifact": "SciFact's corpus", "cacm": "CACM's corpus"}
+# adapt on each corpus, then every checkpoint through the pipeline on both test sets (each its own work folder)
 _ADAPT = tuple(
-    f"splade-anserini adapt --corpus {DATA}/{name}/corpus.jsonl --output-dir runs/adapt/{name}" for name in ("scifact", "cacm")
-) + tuple(
-    f"splade-anserini quick-eval --model {model} --dataset scifact --dataset cacm --json runs/adapt/{name}-eval.json"
-    for name, model in (("untuned", "splade-tiny"), ("scifact", "runs/adapt/scifact/train/checkpoint-best"),
-                        ("cacm", "runs/adapt/cacm/train/checkpoint-best"))
+    f"splade-anserini adapt --corpus {DATA}/{name}/corpus.jsonl --output-dir runs/adapt/{name}" for name in _ADAPTED
+) + ("splade-anserini pipeline --fusion", "splade-anserini pipeline --fusion --dataset cacm") + tuple(
+    f"splade-anserini pipeline --model runs/adapt/{name}/train/checkpoint-best --fusion --dataset {d} "
+    f"--work-dir work/adapt/{name}-{d} --runs-dir runs/adapt/{name}/eval" for name in _ADAPTED for d in _ADAPTED
 )
 
-# the recipe's checkpoints (recipe-seeds), then the pipeline runs the tables of bench.pipeline_tables are read from
-_PIPELINE_TABLES = _NEGATIVES + (f"{PY} scripts/frontier.py --spec recipe-seeds", *pipeline_tables.PIPELINES,
-                                 pipeline_tables.COMMAND.replace("python", PY, 1))
+_HELDOUT_FIGURES = "runs/heldout/scifact-hybrid-lwf-checkpoint-best"
+# the recipe's checkpoints (recipe-seeds), its hybrid settings on the held-out queries (the alpha validation
+# chooses), then the pipeline runs the tables of bench.pipeline_tables are read from
+_PIPELINE_TABLES = _NEGATIVES + (
+    f"{PY} scripts/frontier.py --spec recipe-seeds", *heldout_fusion.COMMANDS,
+    f"{PY} -m bench.heldout_fusion --row \"the recipe, truncated at 256={_HELDOUT_FIGURES}.json\" "
+    f"--row \"the recipe as passages 256 / stride 128 (MaxP)={_HELDOUT_FIGURES}-p256s128.json\"",
+    *pipeline_tables.PIPELINES, pipeline_tables.COMMAND.replace("python", PY, 1))
 _PIPELINE_WHAT = {"effectiveness": "splade-tiny, BM25, the recipe and their hybrids through the full Lucene pipeline",
-                  "recipe-lucene": "written with effectiveness by the same run: the recipe's two seeds through Lucene",
                   "fusion": "written with effectiveness by the same run: interpolation and RRF",
+                  "heldout-fusion": "written with effectiveness by the same run: the recipe's hybrid settings on its "
+                                    "held-out training queries (validation, not test)",
+                  "recipe-lucene": "written with effectiveness by the same run: the recipe's two seeds through Lucene",
                   "sparsity": "written with effectiveness by the same run", "stage-times": "written with effectiveness "
                   "by the same run (the splade-tiny pipelines are forced, so every stage is timed)"}
 
-_HELDOUT_FIGURES = "runs/heldout/scifact-hybrid-lwf-checkpoint-best"
-
 RECIPES: dict[str, Recipe] = {
-    "heldout-fusion": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec recipe-seeds", *heldout_fusion.COMMANDS,
-                                           f"{PY} -m bench.heldout_fusion --row \"the recipe, truncated at 256="
-                                           f"{_HELDOUT_FIGURES}.json\" --row \"the recipe as passages 256 / stride 128 "
-                                           f"(MaxP)={_HELDOUT_FIGURES}-p256s128.json\""), 8,
-                             "the recipe's hybrid settings on its held-out training queries (validation, not test)"),
-    **{name: Recipe(_PIPELINE_TABLES, 20, what) for name, what in _PIPELINE_WHAT.items()},
+    "inference-free": Recipe(_PIPELINES + inference_free.COMMANDS + (f"{PY} -m bench.inference_free",), 3,
+                             "splade-tiny's documents with neural, weight-1 and IDF (inference-free) queries"),
+    **{name: Recipe(_PIPELINE_TABLES, 28, what) for name, what in _PIPELINE_WHAT.items()},
     "adaptation": Recipe(_ADAPT + (
-        f"{PY} -m bench.adapt_results --eval \"untuned splade-tiny=runs/adapt/untuned-eval.json\" "
-        "--eval \"adapted on SciFact's corpus=runs/adapt/scifact-eval.json@runs/adapt/scifact\" "
-        "--eval \"adapted on CACM's corpus=runs/adapt/cacm-eval.json@runs/adapt/cacm\"",), 45,
-        "splade-anserini adapt on SciFact's and CACM's corpora (no labels), scored exactly, with the leakage"),
+        f"{PY} -m bench.adapt_results --eval \"untuned splade-tiny=runs/splade-tiny\" " + " ".join(
+            f"--eval \"adapted on {what}=runs/adapt/{name}/eval/train-checkpoint-best@runs/adapt/{name}\""
+            for name, what in _ADAPTED.items()),), 60,
+        "splade-anserini adapt on SciFact's and CACM's corpora (no labels), each checkpoint through the pipeline on both, with the leakage"),
     "frontier": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec frontier",), 150,
                        "every fine-tuning setting trained (one torch thread), scored exactly on dl19, SciFact, CACM"),
     "recipe-seeds": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec recipe-seeds",), 70,
@@ -154,15 +157,10 @@ RECIPES: dict[str, Recipe] = {
         "runs/encode-vs-pyserini/threads1.json runs/encode-vs-pyserini/no-screen.json"), 25,
         "our corpus encoder against Pyserini's SpladeDocumentEncoder (one process each): all of SciFact, "
         "1,024 documents on one thread, 512 without the bf16 screen"),
-    # the peers of the bench extra (splade-index, pyterrier-pisa, pyseismic-lsr, bm25s) are left out: not installed
     "latency-small": Recipe((
-        f"{PY} -m bench.latency --collections scifact,synthetic --sizes 10000,100000 "
-        "--backends numba,numba-batch,numba-ids,lucene --result latency-small",), 15,
-        "single-thread exact top-1000 latency: Numba and Lucene on SciFact and synthetic 10k and 100k"),
-    "latency-1m": Recipe((
-        f"{PY} -m bench.latency --collections synthetic --sizes 1000000 --queries 100 --passes 3 --batch-passes 2 "
-        "--backends numba,numba-batch,numba-ids,lucene --result latency-1m",), 40,
-        "single-thread exact top-1000 latency on a synthetic 1M-document collection (the Lucene index build: ~30 min)"),
+        f"{PY} -m bench.latency --collections scifact,synthetic --sizes 10000,100000 --result latency-small",), 25,
+        "single-thread exact top-1000 latency on SciFact and synthetic 10k and 100k: Numba, Lucene and the peers of "
+        "the bench extra (pip install -e '.[bench]')"),
 }
 
 
