@@ -27,6 +27,7 @@ import json
 import os
 import signal
 import socket
+import shlex
 import statistics
 import subprocess
 import sys
@@ -178,7 +179,7 @@ def ours(args, encoder: str, backend: str, texts: list[str]) -> list[list]:
     index = args.numba_index if backend == "numba" else args.lucene_index
     name = f"{encoder}+{backend}"
     command = [sys.executable, "-m", "splade_anserini", "serve", "--index", f"bench={index}", "--model", model,
-               "--encoder-threads", "1"]
+               "--encoder-threads", "1", *shlex.split(args.serve_args)]
     rows = measure_server(name, command, "/indexes/bench/search?query={query}&hits={hits}", texts, args)
     # in a fresh process, as the server's: torch's and Numba's thread pools in one process slow each other
     out = subprocess.run([sys.executable, "-m", "bench.serve_load", "--in-process", model, backend, index,
@@ -225,6 +226,7 @@ def parse_args(argv):
     p.add_argument("--backends", default="numba,lucene")
     p.add_argument("--pyserini-python", default=None, help="a Python with pyserini 2.x for its REST server")
     p.add_argument("--json", default=None, help="write the result file here (results/serve-load.json)")
+    p.add_argument("--serve-args", default="", help="more `splade-anserini serve` flags (e.g. \"--loop asyncio\")")
     p.add_argument("--workdir", default=None, help="logs and Pyserini's config (default: a temporary folder)")
     return p.parse_args(argv)
 

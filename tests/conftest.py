@@ -20,11 +20,12 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Modules whose subject is the package's own logic (file formats, outputs and their records, locks, resumption,
-# readers, fusion, the docs' tables): nothing in them changes with the Pyserini, transformers or torch
+# readers, fusion, the Numba kernels, the docs' tables): nothing in them changes with the Pyserini, transformers or torch
 # generation, so CI's second leg (Python 3.12, pyserini 2.x) leaves them out, as it does single tests marked one_leg.
 ONE_LEG_MODULES = frozenset({
-    "test_adapt", "test_docs_render", "test_evaluate", "test_export_ciff", "test_export_milvus",
-    "test_export_opensearch", "test_fusion", "test_hybrid_teacher", "test_index_faults", "test_output_records",
+    "test_adapt", "test_adapt_results", "test_docs_render", "test_evaluate", "test_export_ciff", "test_export_milvus",
+    "test_export_opensearch", "test_fusion", "test_hybrid_teacher", "test_index_faults", "test_numba_index",
+    "test_output_records",
     "test_outputs", "test_pipeline_data", "test_pseudo_queries", "test_reader_properties", "test_readers",
     "test_reliability", "test_train_data", "test_train_reproduce_results", "test_trec",
 })

@@ -212,6 +212,7 @@ def test_lora_trains_adapters_only_and_merges_into_a_plain_checkpoint(encoder, t
 
 
 # -- second-stage negatives: mine_negatives --model ------------------------------------------------------
+@pytest.mark.one_leg  # the model's vectors and the Numba index it searches are checked in both legs elsewhere
 def test_mine_negatives_with_a_splade_model(scifact_train_slice, tmp_path):
     from splade_anserini.conversion.trec import read_ranked
     from splade_anserini.data import read_topics

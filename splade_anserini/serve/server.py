@@ -29,6 +29,20 @@ _NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,63})=(.+)$")
 #: uvicorn's h11 parser rejects longer request heads with a plain-text 400 before the application sees
 #: them: room for a 1 MB query string, so that the application refuses it in JSON (414).
 H11_MAX_HEAD = 4 << 20
+#: uvicorn's ``--http`` and ``--loop`` choices. The HTTP parser stays h11 by default: httptools answers a request
+#: head over its limit (a 1 MB query string) in plain text, not in the application's JSON; ``auto`` takes the
+#: faster loop when it is installed (the serve extra installs uvloop), as uvicorn does
+HTTP_PARSERS = ("h11", "httptools")
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+
+
+def event_loop(choice: str) -> str:
+    """``--loop``: ``auto`` -> uvloop when it is installed, else asyncio; any other choice as given."""
+    import importlib.util
+
+    if choice != "auto":
+        return choice
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
 def split_named(value: str) -> tuple[str | None, str]:
@@ -95,6 +109,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--max-query-chars", type=positive_int, default=d.max_query_chars, help="longest query text")
     p.add_argument("--max-batch", type=positive_int, default=d.max_batch, help="most queries in one POST")
     p.add_argument("--max-body-bytes", type=positive_int, default=d.max_body_bytes, help="largest request body")
+    p.add_argument("--http", choices=HTTP_PARSERS, default="h11",
+                   help="uvicorn's HTTP parser (httptools: faster, but a request head over its limit, such as a "
+                        "1 MB query string, gets a plain-text 400 instead of a JSON error)")
+    p.add_argument("--loop", choices=EVENT_LOOPS, default="auto",
+                   help="the event loop (auto: uvloop when installed, else asyncio)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (info: one access line a request)")
     return p
@@ -131,15 +150,17 @@ def close_service(service) -> None:
         served.backend.close()
 
 
-def serve(service, host: str, port: int, log_level: str = "warning") -> None:
+def serve(service, host: str, port: int, log_level: str = "warning", http: str = "h11", loop: str = "auto") -> None:
     """Run uvicorn until Ctrl-C or SIGTERM; the indexes are closed on the way out."""
     import uvicorn
 
     from splade_anserini.serve.app import create_app
 
+    loop = event_loop(loop)
+    parser = {"h11_max_incomplete_event_size": H11_MAX_HEAD} if http == "h11" else {}
     config = uvicorn.Config(create_app(service, on_close=lambda: close_service(service)), host=host, port=port,
-                            http="h11", h11_max_incomplete_event_size=H11_MAX_HEAD, log_level=log_level,
-                            access_log=log_level in ("info", "debug"), timeout_graceful_shutdown=10)
+                            http=http, log_level=log_level, access_log=log_level in ("info", "debug"),
+                            timeout_graceful_shutdown=10, **parser)
     server = uvicorn.Server(config)
 
     async def announce():
@@ -161,8 +182,14 @@ def serve(service, host: str, port: int, log_level: str = "warning") -> None:
 
     import asyncio
 
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main())
     except KeyboardInterrupt:  # uvicorn raises the Ctrl-C it caught again once it has shut down
         pass
 
@@ -176,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for served in service.indexes.values():
         for note in served.notes:
             print(f"notice: {note}", file=sys.stderr, flush=True)
-    serve(service, args.host, args.port, args.log_level)
+    serve(service, args.host, args.port, args.log_level, http=args.http, loop=args.loop)
     print("server stopped", flush=True)
     return 0
 
