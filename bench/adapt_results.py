@@ -3,8 +3,8 @@ each checkpoint through the Lucene pipeline (and its BM25 hybrid) on SciFact tes
 pseudo-queries' leakage.
 
     python -m bench.adapt_results --eval "untuned splade-tiny=runs/splade-tiny" \\
-        --eval "adapted on SciFact's corpus=runs/adapt/scifact/eval/train-checkpoint-best@runs/adapt/scifact" \\
-        --eval "adapted on CACM's corpus=runs/adapt/cacm/eval/train-checkpoint-best@runs/adapt/cacm"
+        --eval "adapted on SciFact's corpus=runs/adapt-eval/scifact/train-checkpoint-best@runs/adapt/scifact" \\
+        --eval "adapted on CACM's corpus=runs/adapt-eval/cacm/train-checkpoint-best@runs/adapt/cacm"
 
 Each ``LABEL=RUNS_DIR/NAME[@ADAPT_DIR]``: the pipeline's figures ``RUNS_DIR/scifact-NAME.json`` and
 ``RUNS_DIR/cacm-NAME.json`` (``pipeline --fusion --runs-dir RUNS_DIR``), and the ``adapt --output-dir`` whose
@@ -51,6 +51,7 @@ def row(label: str, spec: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--eval", action="append", required=True, metavar="LABEL=RUNS_DIR/NAME[@ADAPT_DIR]")
+    p.add_argument("--note", action="append", default=[], help="a note for the table (repeatable)")
     args = p.parse_args(argv)
     rows = [row(*item.split("=", 1)) for item in args.eval]
     path = write_result("adaptation", "Adapting splade-tiny to a corpus without labels (nDCG@10 through Lucene)",
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                              "from its positive; selection on held-out pseudo-queries with the msmarco-dl19-subset "
                              "guard, no labelled query used",
                         notes=["the commands are those of bench.reproduce's adaptation entry "
-                               "(python -m bench.reproduce --list)"])
+                               "(python -m bench.reproduce --list)", *args.note])
     print(f"wrote {path}")
     return 0
 

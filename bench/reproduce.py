@@ -47,7 +47,8 @@ _NEGATIVES = (
     f"--bm25-run runs/train/bm25-scifact-train.trec --qrels {DATA}/scifact/qrels.train.txt "
     "--output runs/train/hybrid-teacher-scifact-train.trec",
 )
-_PIPELINES = ("splade-anserini pipeline", "splade-anserini pipeline --dataset cacm")
+# with their BM25 hybrids: the figures files bench.pipeline_tables and bench.adapt_results read hold them
+_PIPELINES = ("splade-anserini pipeline --fusion", "splade-anserini pipeline --fusion --dataset cacm")
 _VECTORS = "work/scifact-splade-tiny/vectors"  # the pipeline's SciFact vectors
 _SERVING = _PIPELINES + (
     f"test -f work/scifact-splade-tiny/numba/header.json || splade-anserini index --input {_VECTORS} "
@@ -61,9 +62,9 @@ _ADAPTED = {"scifact": "SciFact's corpus", "cacm": "CACM's corpus"}
 # adapt on each corpus, then every checkpoint through the pipeline on both test sets (each its own work folder)
 _ADAPT = tuple(
     f"splade-anserini adapt --corpus {DATA}/{name}/corpus.jsonl --output-dir runs/adapt/{name}" for name in _ADAPTED
-) + ("splade-anserini pipeline --fusion", "splade-anserini pipeline --fusion --dataset cacm") + tuple(
+) + _PIPELINES + tuple(
     f"splade-anserini pipeline --model runs/adapt/{name}/train/checkpoint-best --fusion --dataset {d} "
-    f"--work-dir work/adapt/{name}-{d} --runs-dir runs/adapt/{name}/eval" for name in _ADAPTED for d in _ADAPTED
+    f"--work-dir work/adapt/{name}-{d} --runs-dir runs/adapt-eval/{name}" for name in _ADAPTED for d in _ADAPTED
 )
 
 _HELDOUT_FIGURES = "runs/heldout/scifact-hybrid-lwf-checkpoint-best"
@@ -88,7 +89,7 @@ RECIPES: dict[str, Recipe] = {
     **{name: Recipe(_PIPELINE_TABLES, 28, what) for name, what in _PIPELINE_WHAT.items()},
     "adaptation": Recipe(_ADAPT + (
         f"{PY} -m bench.adapt_results --eval \"untuned splade-tiny=runs/splade-tiny\" " + " ".join(
-            f"--eval \"adapted on {what}=runs/adapt/{name}/eval/train-checkpoint-best@runs/adapt/{name}\""
+            f"--eval \"adapted on {what}=runs/adapt-eval/{name}/train-checkpoint-best@runs/adapt/{name}\""
             for name, what in _ADAPTED.items()),), 60,
         "splade-anserini adapt on SciFact's and CACM's corpora (no labels), each checkpoint through the pipeline on both, with the leakage"),
     "frontier": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec frontier",), 150,
