@@ -31,7 +31,7 @@ _NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,63})=(.+)$")
 H11_MAX_HEAD = 4 << 20
 #: uvicorn's ``--http`` and ``--loop`` choices. The HTTP parser stays h11 by default: httptools answers a request
 #: head over its limit (a 1 MB query string) in plain text, not in the application's JSON; ``auto`` takes the
-#: faster loop when it is installed (the serve extra installs uvloop), as uvicorn does
+#: faster loop when it is installed (the server extra installs uvloop), as uvicorn does
 HTTP_PARSERS = ("h11", "httptools")
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
