@@ -4,7 +4,8 @@
     python -m bench.float_vs_lucene --dataset scifact --run runs/scifact-splade-tiny.trec --work-dir W
 
 Encodes the corpus and the topics with the model in float32 (no quantization; cached as CSR
-arrays in ``work/<dataset>-<model>/float/``), ranks every document for every query by the exact
+arrays in ``work/float/<dataset>-<model>/``, beside the pipeline's work folder: never inside it, which holds
+only what the pipeline wrote), ranks every document for every query by the exact
 sparse dot product (scipy, brute force, ties by docid), and evaluates both runs with ir-measures.
 Passes (exit 0) when the Lucene run's nDCG@10 is within ``--tolerance`` (0.002) of the float run's, for
 every ``--dataset`` (default SciFact and CACM). The table, one row a dataset, goes to
@@ -90,10 +91,9 @@ def write_float_run(args, name: str, work: Path, docs: list, topics: dict[str, s
     from splade_anserini.encode.splade import SpladeEncoder
 
     encoder = SpladeEncoder(args.model, max_length=args.max_length, query_max_length=args.max_length)
-    tag = f"len{args.max_length}"
-    doc_m = encode_float(encoder, [d.text for d in docs], args.batch_size, work / "float" / f"docs-{tag}.npz",
-                         "documents")
-    q_m = encode_float(encoder, list(topics.values()), args.batch_size, work / "float" / f"queries-{tag}.npz",
+    tag, cache = f"len{args.max_length}", work.parent / "float" / work.name
+    doc_m = encode_float(encoder, [d.text for d in docs], args.batch_size, cache / f"docs-{tag}.npz", "documents")
+    q_m = encode_float(encoder, list(topics.values()), args.batch_size, cache / f"queries-{tag}.npz",
                        "queries", queries=True)
     t = time.perf_counter()
     float_run = brute_force_run(doc_m, [d.docid for d in docs], q_m, list(topics), args.hits)
