@@ -11,8 +11,9 @@ backend: Numba or Lucene) a server is started on 127.0.0.1 with one index, warme
 &hits=10`` for the topics in turn: every level stops after ``--requests`` requests or ``--seconds``
 seconds, whichever comes first, then the server is stopped (Ctrl-C). A row reports p50/p99 latency,
 QPS, errors (any answer but 200) and the server's RSS before and after. The single-client row also
-has the in-process end-to-end p50 of the same configuration, measured in this process in the same
-run (encode + search, one query at a time, the same queries): the cost of HTTP is the difference.
+has the in-process end-to-end p50 of the same configuration, measured in a fresh process in the same
+run (encode + search, one query at a time, the same queries; the mean of one measurement before the
+server starts and one after it stops): the cost of HTTP is the difference.
 
 ``--pyserini-python`` (a Python with pyserini 2.x): the same load on Pyserini's own REST server
 (``python -m pyserini.server.rest``) over the same Lucene index, configured as a local impact index
@@ -180,15 +181,22 @@ def ours(args, encoder: str, backend: str, texts: list[str]) -> list[list]:
     name = f"{encoder}+{backend}"
     command = [sys.executable, "-m", "splade_anserini", "serve", "--index", f"bench={index}", "--model", model,
                "--encoder-threads", "1", *shlex.split(args.serve_args)]
+    # in a fresh process, as the server's: torch's and Numba's thread pools in one process slow each other;
+    # once before the server and once after, so that a drift of the machine over the run falls on both sides
+    before = in_process_run(model, backend, index, args)
     rows = measure_server(name, command, "/indexes/bench/search?query={query}&hits={hits}", texts, args)
-    # in a fresh process, as the server's: torch's and Numba's thread pools in one process slow each other
-    out = subprocess.run([sys.executable, "-m", "bench.serve_load", "--in-process", model, backend, index,
-                          "--topics", args.topics, "--hits", str(args.hits)], capture_output=True, text=True, cwd=ROOT)
-    p50 = float(out.stdout.split()[-1]) if out.returncode == 0 else float("nan")
+    p50 = (before + in_process_run(model, backend, index, args)) / 2
     for row in rows:
         if row[1] == 1:
             row[7] = f"{p50:.3f}"
     return rows
+
+
+def in_process_run(model: str, backend: str, index: str, args) -> float:
+    """:func:`in_process_p50` in a fresh process (NaN when it fails)."""
+    out = subprocess.run([sys.executable, "-m", "bench.serve_load", "--in-process", model, backend, index,
+                          "--topics", args.topics, "--hits", str(args.hits)], capture_output=True, text=True, cwd=ROOT)
+    return float(out.stdout.split()[-1]) if out.returncode == 0 else float("nan")
 
 
 def pyserini(args, texts: list[str]) -> list[list]:

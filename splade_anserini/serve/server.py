@@ -22,6 +22,7 @@ from typing import Sequence
 
 from splade_anserini.cli import ArgumentParser, command, positive_int
 from splade_anserini.conversion.errors import UsageError
+from splade_anserini.serve.protocols import HTTP_PARSERS, http_parser, protocol_class
 
 DEFAULT_PORT = 8081
 #: ``NAME=PATH``: a name of letters, digits, ``.``, ``_`` and ``-``.
@@ -29,10 +30,8 @@ _NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,63})=(.+)$")
 #: uvicorn's h11 parser rejects longer request heads with a plain-text 400 before the application sees
 #: them: room for a 1 MB query string, so that the application refuses it in JSON (414).
 H11_MAX_HEAD = 4 << 20
-#: uvicorn's ``--http`` and ``--loop`` choices. The HTTP parser stays h11 by default: httptools answers a request
-#: head over its limit (a 1 MB query string) in plain text, not in the application's JSON; ``auto`` takes the
-#: faster loop when it is installed (the server extra installs uvloop), as uvicorn does
-HTTP_PARSERS = ("h11", "httptools")
+#: uvicorn's ``--loop`` choices: ``auto`` takes the faster loop when it is installed (the server extra installs
+#: uvloop), as uvicorn does
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
 
@@ -109,9 +108,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--max-query-chars", type=positive_int, default=d.max_query_chars, help="longest query text")
     p.add_argument("--max-batch", type=positive_int, default=d.max_batch, help="most queries in one POST")
     p.add_argument("--max-body-bytes", type=positive_int, default=d.max_body_bytes, help="largest request body")
-    p.add_argument("--http", choices=HTTP_PARSERS, default="h11",
-                   help="uvicorn's HTTP parser (httptools: faster, but a request head over its limit, such as a "
-                        "1 MB query string, gets a plain-text 400 instead of a JSON error)")
+    p.add_argument("--http", choices=HTTP_PARSERS, default="auto",
+                   help="uvicorn's HTTP parser (auto: httptools, the faster, when installed, else h11); what "
+                        "either parser refuses is answered in JSON as every other error")
     p.add_argument("--loop", choices=EVENT_LOOPS, default="auto",
                    help="the event loop (auto: uvloop when installed, else asyncio)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
@@ -150,18 +149,20 @@ def close_service(service) -> None:
         served.backend.close()
 
 
-def serve(service, host: str, port: int, log_level: str = "warning", http: str = "h11", loop: str = "auto") -> None:
+def serve(service, host: str, port: int, log_level: str = "warning", http: str = "auto", loop: str = "auto") -> None:
     """Run uvicorn until Ctrl-C or SIGTERM; the indexes are closed on the way out."""
     import uvicorn
 
     from splade_anserini.serve.app import create_app
 
-    loop = event_loop(loop)
+    loop, http = event_loop(loop), http_parser(http)
     parser = {"h11_max_incomplete_event_size": H11_MAX_HEAD} if http == "h11" else {}
     config = uvicorn.Config(create_app(service, on_close=lambda: close_service(service)), host=host, port=port,
-                            http=http, log_level=log_level, access_log=log_level in ("info", "debug"),
+                            http=protocol_class(http, H11_MAX_HEAD), log_level=log_level,
+                            access_log=log_level in ("info", "debug"),
                             timeout_graceful_shutdown=10, **parser)
     server = uvicorn.Server(config)
+    service.in_flight = lambda: len(server.server_state.tasks)
 
     async def announce():
         import asyncio
