@@ -69,7 +69,7 @@ def _adaptation(results: Path, ax_pair) -> str:
 def _flops_vs_ndcg(results: Path, ax) -> str:
     rows = _columns(read_result(results / "lambda-sweep.json"))
     key = next(c for c in rows[0] if c.startswith("λd"))
-    for r in rows:
+    for r in (r for r in rows if "seed" not in r[key]):  # one point a value: its mean over the seeds
         base = r[key].startswith("splade-tiny")
         flops, ndcg = _number(r["FLOPS"]), _number(r["SciFact nDCG@10"])
         label = f"start ({_number(r['doc nnz']):.0f} nnz/doc)" if base else f"λd={r[key]} ({_number(r['doc nnz']):.0f} nnz/doc)"

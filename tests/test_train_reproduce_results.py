@@ -1,6 +1,7 @@
 """``python -m bench.reproduce``: every result file it names is made by real commands, listed with their time."""
 from __future__ import annotations
 
+import importlib.util
 import shlex
 
 import pytest
@@ -46,17 +47,16 @@ def test_a_file_without_a_command_is_refused_before_anything_runs(capsys, monkey
     assert ran == [] and "no command makes" in capsys.readouterr().err
 
 
-def _frontier_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("frontier_script", ROOT / "scripts" / "frontier.py")
+def _script(name: str):
+    """``scripts/NAME.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_settings_that_differ_in_the_seed_only_get_a_mean_and_spread_row():
-    frontier = _frontier_script()
+    frontier = _script("frontier")
 
     def setting(name, seed, scifact, cacm, **flags):
         ev = {"nDCG@10": 0.8, "doc_nonzeros": 150.0, "flops": 3.0}
@@ -71,3 +71,19 @@ def test_settings_that_differ_in_the_seed_only_get_a_mean_and_spread_row():
     assert summary[1] == "seeds 42, 43: mean (spread)"
     assert summary[6] == "0.6900 (0.0200)" and summary[7] == "0.4250 (0.0100)"
     assert summary[3] == "-" and summary[2] == "10.0"
+
+
+def test_the_lambda_sweep_gives_each_seed_a_row_and_each_value_its_mean_and_spread():
+    sweep = _script("lambda_sweep")
+
+    def point(lam, seed, scifact, cacm, minutes):
+        ev = {"doc_nonzeros": 150.0, "query_nonzeros": 40.0, "flops": 3.0}
+        return {"lambda_d": lam, "seed": seed, "train_seconds": 60 * minutes,
+                "scifact": {**ev, "nDCG@10": scifact}, "cacm": {**ev, "nDCG@10": cacm}}
+
+    points = [point(1e-3, 42, 0.66, 0.43, 2.0), point(1e-3, 43, 0.68, 0.44, 4.0), point(1e-2, 42, 0.65, 0.42, 2.0)]
+    columns, rows = sweep.result_rows(points, None, ["scifact", "cacm"], "nDCG@10")
+    assert [r[0] for r in rows] == ["0.001 (seed 42)", "0.001 (seed 43)", "0.001", "0.01 (seed 42)"]
+    mean = dict(zip(columns, rows[2]))
+    assert mean["SciFact nDCG@10"] == "0.6700 (0.0200)" and mean["CACM nDCG@10"] == "0.4350 (0.0100)"
+    assert mean["train time"] == "3.0 min (mean)"
