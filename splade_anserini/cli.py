@@ -19,7 +19,9 @@ import contextlib
 import functools
 import os
 import re
+import signal
 import sys
+import threading
 from typing import Callable, Iterator
 
 EXIT_FAILURE = 1
@@ -55,20 +57,43 @@ def describe(exc: BaseException) -> tuple[int, str]:
     return (EXIT_USAGE if usage else EXIT_FAILURE), message or type(exc).__name__
 
 
+_sigint_seen = threading.Event()
+
+
+def _note_sigint(signum, frame) -> None:
+    _sigint_seen.set()
+    signal.default_int_handler(signum, frame)
+
+
+def _watch_sigint() -> None:
+    """Remember a Ctrl-C: native code that checks for signals (torch's argument parsing) can turn the
+    ``KeyboardInterrupt`` into an error of its own, which must still read as an interruption."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _note_sigint)
+
+
+def _interrupted(message: str) -> int:
+    print(f"interrupted: {message or 'rerun the same command to resume'}", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
 def command(main: Callable[..., int]) -> Callable[..., int]:
     """Wrap a CLI ``main(argv) -> int`` so that every error ends as one line and the right status."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
+        _watch_sigint()
+        _sigint_seen.clear()
         try:
             return main(*args, **kwargs)
         except SystemExit as exc:  # argparse: --help, or its one-line refusal already printed
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILURE)
         except KeyboardInterrupt as exc:  # a command may say what it kept (``KeyboardInterrupt(message)``)
-            print(f"interrupted: {_first_line(str(exc)) or 'rerun the same command to resume'}", file=sys.stderr,
-                  flush=True)
-            return EXIT_INTERRUPTED
+            return _interrupted(_first_line(str(exc)))
         except Exception as exc:  # noqa: BLE001 - the one place where errors become exit statuses
+            if _sigint_seen.is_set():  # a Ctrl-C that native code reported as an error of its own
+                return _interrupted("")
             if os.environ.get(TRACEBACK_ENV):
                 raise
             status, message = describe(exc)

@@ -502,3 +502,26 @@ def test_pipeline_resumes_an_interrupted_encoding(corpus, encoder, tmp_path, mon
         logs.clear()
         pipeline.encode_corpus_stage(corpus, tmp_path / "v", encoder, **common, log=logs.append, **kwargs)
         assert not any("already encoded" in m or "resuming" in m for m in logs), logs
+
+
+def test_a_ctrl_c_that_native_code_reports_as_an_error_still_reads_as_an_interruption():
+    # torch's argument parsing checks for signals and turns a pending Ctrl-C into an error of its own
+    code = """
+import os, signal, sys
+from splade_anserini.cli import command
+
+@command
+def main():
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10 ** 7):
+            pass
+    except KeyboardInterrupt:
+        raise TypeError("unknown parameter type") from None
+    return 0
+
+sys.exit(main())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "interrupted: rerun the same command to resume"
