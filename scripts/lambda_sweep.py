@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", default="nDCG@10")
     parser.add_argument("--results", default="results", help="folder of lambda-sweep.json (render: python -m bench.report)")
     parser.add_argument("--no-base", action="store_true", help="do not measure the starting model")
+    parser.add_argument("--conditions", help="what else ran while the trainings were timed (shown with the table)")
     parser.add_argument("--seed", type=int, action="append",
                         help="train each value with this seed (give it once per seed; default: the config's)")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: more training flags")
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
 
     columns, rows = result_rows(points, base, datasets, args.metric)
     path = write_result("lambda-sweep", "Document regularization weight: effectiveness against FLOPS", columns, rows,
-                        folder=args.results, data=f"evaluated on {', '.join(datasets)}; checkpoint-last of each run")
+                        folder=args.results, data=f"evaluated on {', '.join(datasets)}; checkpoint-last of each run",
+                        **({"conditions": args.conditions} if args.conditions else {}))
     print(f"[sweep] wrote {path}", file=sys.stderr)
     return 0
 
