@@ -96,9 +96,9 @@ RECIPES: dict[str, Recipe] = {
                        "every fine-tuning setting trained (one torch thread), scored exactly on dl19, SciFact, CACM"),
     "recipe-seeds": Recipe(_NEGATIVES + (f"{PY} scripts/frontier.py --spec recipe-seeds",), 70,
                            "the recipe with learning without forgetting, two seeds, scored exactly"),
-    "lambda-sweep": Recipe((f"{PY} scripts/lambda_sweep.py --config sweep --lambda-d 1e-4 1e-3 1e-2 --seed 42 --seed 43 "
-                            "--dataset scifact --dataset cacm",), 30,
-                           "three 150-step trainings, two seeds each (one at a time), scored exactly"),
+    "lambda-sweep": Recipe((f"{PY} scripts/lambda_sweep.py --config sweep --lambda-d 1e-4 1e-3 --seed 42 --seed 43 "
+                            "--dataset scifact --dataset cacm",), 40,
+                           "two values of λd, 150-step trainings with two seeds each (one at a time), scored exactly"),
     "query-latency": Recipe(_SERVING + (f"{PY} -m bench.query_latency",), 25,
                             "single-query latency of every serving configuration (also writes query-latency-paired)"),
     "query-latency-paired": Recipe(_SERVING + (f"{PY} -m bench.query_latency",), 25,
