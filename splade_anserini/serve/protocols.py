@@ -1,9 +1,9 @@
 """uvicorn's HTTP protocols answering what their own parser refuses in the service's error shape.
 
 A request the HTTP parser cannot take (httptools: a URL over its 64 KiB limit; h11: a request head over
-the limit ``serve`` sets, 4 MiB; either: a malformed request) never reaches the application, and uvicorn answers it with a
-plain-text 400. Here it is one line of JSON, ``{"error": "..."}``, as every other refusal is: 414 for a URL
-over httptools' limit, 400 otherwise.
+the limit ``serve`` sets, 4 MiB; either: a malformed request) never reaches the application, and uvicorn
+answers it with a plain-text 400. Here it is one line of JSON, ``{"error": "..."}``, as every other refusal
+is: 414 for a URL over httptools' limit, 400 otherwise.
 """
 from __future__ import annotations
 
