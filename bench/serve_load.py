@@ -7,13 +7,16 @@
 
 For each configuration (query encoder: the ONNX export's screened graph or the PyTorch checkpoint;
 backend: Numba or Lucene) a server is started on 127.0.0.1 with one index, warmed up, and loaded by
-1, 4 and 16 clients, each on its own keep-alive connection sending ``GET /indexes/NAME/search?query=
-&hits=10`` for the topics in turn: every level stops after ``--requests`` requests or ``--seconds``
-seconds, whichever comes first, then the server is stopped (Ctrl-C). A row reports p50/p99 latency,
+1, 4 and 16 clients, each on its own keep-alive connection (a minimal HTTP/1.1 client,
+:class:`Client`) sending ``GET /indexes/NAME/search?query=&hits=10`` for the topics in turn: every
+level stops after ``--requests`` requests or ``--seconds`` seconds, whichever comes first, then the
+server is stopped (Ctrl-C). A row reports p50/p99 latency,
 QPS, errors (any answer but 200) and the server's RSS before and after. The single-client row also
-has the in-process end-to-end p50 of the same configuration, measured in a fresh process in the same
-run (encode + search, one query at a time, the same queries; the mean of one measurement before the
-server starts and one after it stops): the cost of HTTP is the difference.
+has the in-process end-to-end p50 of the same configuration (encode + search, one query at a time,
+back to back, the server's code path), measured in a process of its own beside the server: its
+blocks of ``--block`` queries alternate with the client's blocks of the same queries, so that the two
+p50s come from the same minutes and the machine's drift falls on both: the cost of HTTP is the
+difference.
 
 ``--pyserini-python`` (a Python with pyserini 2.x): the same load on Pyserini's own REST server
 (``python -m pyserini.server.rest``) over the same Lucene index, configured as a local impact index
@@ -25,7 +28,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import signal
 import socket
 import shlex
@@ -83,9 +85,61 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def client(port: int, paths: list[str], start: int, budget: dict, lock: threading.Lock, out: list) -> None:
-    """One keep-alive connection sending ``paths`` in turn from ``start`` while the budget lasts."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+class Client:
+    """A minimal HTTP/1.1 client on one keep-alive connection: a request written whole, its answer read
+    by its Content-Length. What a load generator does (wrk's parser is C): ``http.client`` parses each
+    answer's head with the email package, about 0.3 ms a request here, which is the client's time and
+    would be counted as the server's."""
+
+    def __init__(self, port: int, timeout: float = 60.0):
+        self.port, self.timeout, self.sock, self.buf = port, timeout, None, b""
+
+    def get(self, request: bytes) -> tuple[int, bytes]:
+        """Send ``request`` (a whole GET), read its answer: its status and body."""
+        if self.sock is None:
+            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.sendall(request)
+        head = self._read_until(b"\r\n\r\n").lower()
+        length = next((int(line[15:]) for line in head.split(b"\r\n") if line.startswith(b"content-length:")), None)
+        if length is None:
+            raise http.client.HTTPException("an answer without Content-Length")
+        body = self._read(length)
+        if b"\r\nconnection: close" in head:
+            self.close()
+        return int(head.split(b" ", 2)[1]), body
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self.buf += chunk
+
+    def _read_until(self, end: bytes) -> bytes:
+        while (at := self.buf.find(end)) < 0:
+            self._fill()
+        out, self.buf = self.buf[:at], self.buf[at + len(end):]
+        return out
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock, self.buf = None, b""
+
+
+def request_bytes(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode("latin-1")
+
+
+def client(port: int, requests: list[bytes], start: int, budget: dict, lock: threading.Lock, out: list) -> None:
+    """One keep-alive connection sending ``requests`` in turn from ``start`` while the budget lasts."""
+    conn = Client(port)
     i = start
     while True:
         with lock:
@@ -94,20 +148,16 @@ def client(port: int, paths: list[str], start: int, budget: dict, lock: threadin
             budget["left"] -= 1
         t0 = time.perf_counter()
         try:
-            conn.request("GET", paths[i % len(paths)])
-            resp = conn.getresponse()
-            resp.read()
-            ok = resp.status == 200
-        except (OSError, http.client.HTTPException):
+            ok = conn.get(requests[i % len(requests)])[0] == 200
+        except (OSError, ValueError, http.client.HTTPException):
             ok = False
             conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         out.append((time.perf_counter() - t0, ok))
         i += 1
     conn.close()
 
 
-def load(port: int, paths: list[str], clients: int, requests: int, seconds: float) -> dict:
+def load(port: int, paths: list[bytes], clients: int, requests: int, seconds: float) -> dict:
     """``clients`` threads sharing a budget of ``requests`` requests and ``seconds`` seconds."""
     budget, lock, out = {"left": requests, "deadline": time.monotonic() + seconds}, threading.Lock(), []
     threads = [threading.Thread(target=client, args=(port, paths, k * len(paths) // clients, budget, lock, out))
@@ -117,14 +167,19 @@ def load(port: int, paths: list[str], clients: int, requests: int, seconds: floa
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
+    return {**summarize(out, time.perf_counter() - t0), "raw": out}
+
+
+def summarize(out: list[tuple[float, bool]], wall: float) -> dict:
+    """Requests, errors, p50/p99 (ms) and QPS of ``(seconds, ok)`` answers over ``wall`` seconds."""
     lat = sorted(d for d, _ in out)
     return {"requests": len(out), "errors": sum(1 for _, ok in out if not ok), "p50": 1e3 * statistics.median(lat),
             "p99": 1e3 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], "qps": len(out) / wall}
 
 
-def in_process_p50(model: str, backend: str, index: str, texts: list[str], hits: int) -> float:
-    """End-to-end p50 (encode + search) in this process, one query at a time, the server's code path."""
+def in_process_worker(model: str, backend: str, index: str, texts: list[str], hits: int) -> None:
+    """Time blocks of queries end to end (encode + search, one at a time, the server's code path) on
+    request: a line ``START N`` on stdin -> the seconds of queries ``START .. START+N`` (in turn), one line."""
     from splade_anserini.provenance import plan_search
     from splade_anserini.serve.backends import open_backend
     from splade_anserini.serve.served import load_encoder
@@ -139,31 +194,73 @@ def in_process_p50(model: str, backend: str, index: str, texts: list[str], hits:
         run = (lambda fn, *a: served.pool.submit(fn, *a).result()) if backend == "lucene" else (lambda fn, *a: fn(*a))
         for text in texts[:WARMUP]:
             run(once, text)
-        times = []
-        for text in texts:
-            t0 = time.perf_counter()
-            run(once, text)
-            times.append(time.perf_counter() - t0)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            start, n = map(int, line.split())
+            times = []
+            for i in range(start, start + n):
+                t0 = time.perf_counter()
+                run(once, texts[i % len(texts)])
+                times.append(time.perf_counter() - t0)
+            print(" ".join(f"{t:.7f}" for t in times), flush=True)
     finally:
         served.close()
-    return 1e3 * statistics.median(times)
 
 
-def measure_server(name: str, command: list[str], route: str, texts: list[str], args) -> list[list]:
-    """Start a server, warm it up, load it at each client count, stop it: one row per count."""
+class InProcess:
+    """:func:`in_process_worker` in a process of its own (torch's and Numba's thread pools in one process
+    slow each other, and the client's threads must not share a GIL with the measured work)."""
+
+    def __init__(self, model: str, backend: str, index: str, args):
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.serve_load", "--in-process", model, backend, index,
+                                      "--topics", args.topics, "--hits", str(args.hits)], cwd=ROOT, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the in-process measurement exited with status {self.proc.wait()}")
+
+    def block(self, start: int, n: int) -> list[float]:
+        self.proc.stdin.write(f"{start} {n}\n")
+        self.proc.stdin.flush()
+        return [float(x) for x in self.proc.stdout.readline().split()]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def paired_load(port: int, paths: list[bytes], worker: InProcess, requests: int, seconds: float, block: int) -> dict:
+    """One client, its blocks of ``block`` requests alternating with in-process blocks of the same queries."""
+    deadline, http, local, wall, start = time.monotonic() + seconds, [], [], 0.0, 0
+    while start < requests and time.monotonic() < deadline:
+        n = min(block, requests - start)
+        local += worker.block(start, n)
+        t0 = time.perf_counter()
+        http += load(port, paths[start % len(paths):] + paths[:start % len(paths)], 1, n, seconds)["raw"]
+        wall += time.perf_counter() - t0
+        start += n
+    return {**summarize(http, wall), "in_process": 1e3 * statistics.median(local)}
+
+
+def measure_server(name: str, command: list[str], route: str, texts: list[str], args,
+                   paired: InProcess | None = None) -> list[list]:
+    """Start a server, warm it up, load it at each client count, stop it: one row per count; with
+    ``paired``, the single client alternates with it (:func:`paired_load`)."""
     port = free_port()
-    paths = [route.format(query=urllib.parse.quote(t), hits=args.hits) for t in texts]
+    routes = [route.format(query=urllib.parse.quote(t), hits=args.hits) for t in texts]
+    paths = [request_bytes(r) for r in routes]
     log = open(Path(args.workdir) / f"{name}.log", "w")
     proc = subprocess.Popen([*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     rows = []
     try:
-        wait_ready(proc, port, paths[0], args.start_timeout)
+        wait_ready(proc, port, routes[0], args.start_timeout)
         load(port, paths, 1, WARMUP, args.seconds)
         start_rss = rss_mib(proc.pid)
         for clients in args.clients:
-            got = load(port, paths, clients, args.requests, args.seconds)
+            got = paired_load(port, paths, paired, args.requests, args.seconds, args.block) \
+                if paired is not None and clients == 1 else load(port, paths, clients, args.requests, args.seconds)
             rows.append([name, clients, got["requests"], got["errors"], f"{got['p50']:.3f}", f"{got['p99']:.3f}",
-                         f"{got['qps']:.1f}", "", f"{start_rss:.0f}", f"{rss_mib(proc.pid):.0f}"])
+                         f"{got['qps']:.1f}", f"{got['in_process']:.3f}" if "in_process" in got else "",
+                         f"{start_rss:.0f}", f"{rss_mib(proc.pid):.0f}"])
     except RuntimeError as exc:
         log.flush()
         lines = [x for x in (Path(args.workdir) / f"{name}.log").read_text().splitlines() if x.strip()]
@@ -181,22 +278,14 @@ def ours(args, encoder: str, backend: str, texts: list[str]) -> list[list]:
     name = f"{encoder}+{backend}"
     command = [sys.executable, "-m", "splade_anserini", "serve", "--index", f"bench={index}", "--model", model,
                "--encoder-threads", "1", *shlex.split(args.serve_args)]
-    # in a fresh process, as the server's: torch's and Numba's thread pools in one process slow each other;
-    # once before the server and once after, so that a drift of the machine over the run falls on both sides
-    before = in_process_run(model, backend, index, args)
-    rows = measure_server(name, command, "/indexes/bench/search?query={query}&hits={hits}", texts, args)
-    p50 = (before + in_process_run(model, backend, index, args)) / 2
-    for row in rows:
-        if row[1] == 1:
-            row[7] = f"{p50:.3f}"
-    return rows
-
-
-def in_process_run(model: str, backend: str, index: str, args) -> float:
-    """:func:`in_process_p50` in a fresh process (NaN when it fails)."""
-    out = subprocess.run([sys.executable, "-m", "bench.serve_load", "--in-process", model, backend, index,
-                          "--topics", args.topics, "--hits", str(args.hits)], capture_output=True, text=True, cwd=ROOT)
-    return float(out.stdout.split()[-1]) if out.returncode == 0 else float("nan")
+    try:
+        worker = InProcess(model, backend, index, args)
+    except RuntimeError as exc:
+        return [[name, "", 0, "", "", "", "", "", "", f"not measured: {exc}"]]
+    try:
+        return measure_server(name, command, "/indexes/bench/search?query={query}&hits={hits}", texts, args, worker)
+    finally:
+        worker.close()
 
 
 def pyserini(args, texts: list[str]) -> list[list]:
@@ -219,7 +308,7 @@ def pyserini(args, texts: list[str]) -> list[list]:
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--in-process", nargs=3, metavar=("MODEL", "BACKEND", "INDEX"),
-                   help="only print the in-process end-to-end p50 of one configuration (used by the bench itself)")
+                   help="time blocks of queries end to end in this process, as stdin asks (used by the bench itself)")
     p.add_argument("--export", help="ONNX export (screened query encoder)")
     p.add_argument("--model", default="splade-tiny", help="the PyTorch checkpoint of the same model")
     p.add_argument("--numba-index")
@@ -229,6 +318,8 @@ def parse_args(argv):
     p.add_argument("--requests", type=int, default=1200, help="most requests per client count")
     p.add_argument("--seconds", type=float, default=30.0, help="most seconds per client count")
     p.add_argument("--hits", type=int, default=10)
+    p.add_argument("--block", type=int, default=100,
+                   help="single client: requests a block, alternating with in-process blocks of the same queries")
     p.add_argument("--start-timeout", type=float, default=300.0)
     p.add_argument("--encoders", default="onnx-screened,pytorch")
     p.add_argument("--backends", default="numba,lucene")
@@ -245,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
     texts = list(read_topics(args.topics).values())
     if args.in_process:
-        print(f"{in_process_p50(*args.in_process, texts, args.hits):.3f}")
+        in_process_worker(*args.in_process, texts, args.hits)
         return 0
     if not (args.export and args.numba_index and args.lucene_index):
         raise SystemExit("error: --export, --numba-index and --lucene-index are required")

@@ -217,6 +217,24 @@ def test_concurrent_clients_get_the_answers_of_one_client(sl, server):
     assert all(got == alone[key] for key, got in zip(jobs, together))
 
 
+def test_the_load_benchs_client_reads_what_http_client_reads_on_one_connection(sl, server):
+    from bench.serve_load import Client, request_bytes
+
+    text = urllib.parse.quote(next(iter(sl.topics.values())))
+    paths = [f"/indexes/num/search?query={text}&hits=5", f"/indexes/num/search?query={text}&hits=100000",
+             "/indexes/nope/search?query=x", "/health", f"/indexes/luc/search?query={text}&hits=3"]
+    client = Client(server.port)
+    try:
+        got = [client.get(request_bytes(path)) for path in paths]
+        sock = client.sock
+        assert sock is not None and client.get(request_bytes(paths[0]))[1] == got[0][1]  # kept alive
+        assert client.sock is sock
+    finally:
+        client.close()
+    assert [(status, json.loads(body)) for status, body in got] == [call(server.port, "GET", p) for p in paths]
+    assert [status for status, _ in got] == [200, 400, 404, 200, 200]
+
+
 def test_an_index_of_another_model_is_refused_in_one_line(sl, tmp_path):
     other = tmp_path / "numba"
     shutil.copytree(sl.root / "numba", other)

@@ -44,9 +44,10 @@ class Service:
         self.in_flight: Callable[[], int] | None = None
 
     def alone(self) -> bool:
-        """Whether the request calling is the only one in flight: then it is answered on the event loop
-        itself, which saves the hop to a worker thread and back (about half a millisecond a query here); with
-        others in flight the work goes to threads, which search at once."""
+        """Whether the request calling is the only one in flight: then a Numba search is answered on the event
+        loop itself and a Lucene one encodes and searches on the JVM's thread, which saves a hop to a thread
+        and back (about half a millisecond a query here); with others in flight, queries are encoded on
+        request threads at once."""
         return self.in_flight is not None and self.in_flight() <= 1
 
     def index(self, name: str) -> ServedIndex:
@@ -64,14 +65,17 @@ class Service:
             found = served.search(vectors, hits)
             return vectors, found, [served.explain(v, h) for v, h in zip(vectors, found)] if explain else None
 
-        if served.backend.serial:  # Lucene: encode on a request thread, search on the JVM's thread
+        work = lambda: lookup(self.encoder.vectors(texts, served.factor))  # noqa: E731
+        alone = self.alone()
+        if served.backend.serial and not alone:  # Lucene, others in flight: the JVM's one thread only searches
             from starlette.concurrency import run_in_threadpool
 
             vectors = await _guarded(run_in_threadpool(self.encoder.vectors, texts, served.factor), name)
             vectors, found, explained = await _guarded(served.backend.run(lookup, vectors), name)
-        else:  # Numba: both on the event loop when the request is alone, else one hop to a request thread
-            work = lambda: lookup(self.encoder.vectors(texts, served.factor))  # noqa: E731
-            vectors, found, explained = await _guarded(_now(work) if self.alone() else served.backend.run(work), name)
+        elif alone and not served.backend.serial:  # Numba, alone: on the event loop
+            vectors, found, explained = await _guarded(_now(work), name)
+        else:  # one hop: Numba's request thread, or Lucene's JVM thread encoding too when the request is alone
+            vectors, found, explained = await _guarded(served.backend.run(work), name)
         return [self._result(served, qid, text, vectors[i], found[i], explained[i] if explained else None)
                 for i, (qid, text) in enumerate(queries)]
 
