@@ -10,8 +10,8 @@ backend: Numba or Lucene) a server is started on 127.0.0.1 with one index, warme
 1, 4 and 16 clients, each on its own keep-alive connection (a minimal HTTP/1.1 client,
 :class:`Client`) sending ``GET /indexes/NAME/search?query=&hits=10`` for the topics in turn: every
 level stops after ``--requests`` requests or ``--seconds`` seconds, whichever comes first, then the
-server is stopped (Ctrl-C). A row reports p50/p99 latency,
-QPS, errors (any answer but 200) and the server's RSS before and after. The single-client row also
+server is stopped (Ctrl-C). A row reports p50/p99 latency, QPS, errors (any answer but 200) and the
+server's RSS before and after. The single-client row also
 has the in-process end-to-end p50 of the same configuration (encode + search, one query at a time,
 back to back, the server's code path), measured in a process of its own beside the server: its
 blocks of ``--block`` queries alternate with the client's blocks of the same queries, so that the two
@@ -230,15 +230,15 @@ class InProcess:
 
 def paired_load(port: int, paths: list[bytes], worker: InProcess, requests: int, seconds: float, block: int) -> dict:
     """One client, its blocks of ``block`` requests alternating with in-process blocks of the same queries."""
-    deadline, http, local, wall, start = time.monotonic() + seconds, [], [], 0.0, 0
+    deadline, remote, local, wall, start = time.monotonic() + seconds, [], [], 0.0, 0
     while start < requests and time.monotonic() < deadline:
         n = min(block, requests - start)
         local += worker.block(start, n)
         t0 = time.perf_counter()
-        http += load(port, paths[start % len(paths):] + paths[:start % len(paths)], 1, n, seconds)["raw"]
+        remote += load(port, paths[start % len(paths):] + paths[:start % len(paths)], 1, n, seconds)["raw"]
         wall += time.perf_counter() - t0
         start += n
-    return {**summarize(http, wall), "in_process": 1e3 * statistics.median(local)}
+    return {**summarize(remote, wall), "in_process": 1e3 * statistics.median(local)}
 
 
 def measure_server(name: str, command: list[str], route: str, texts: list[str], args,
